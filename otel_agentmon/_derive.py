@@ -1,0 +1,304 @@
+"""Derive agent metrics and per-agent summaries from spans, off the agent's thread.
+
+The span processor only appends the span to a bounded deque (tens of nanoseconds); this
+module's daemon thread turns starts and ends into in-flight tracking, the GenAI and agentmon
+metrics, and the per-agent summary behind ``Monitor.snapshot()``. Because it works from spans,
+it serves spans made by any instrumentation that uses the GenAI conventions, not just ours.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Final, TypeAlias
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import NonRecordingSpan, StatusCode
+
+from . import _semconv as sc
+from ._batch import _count_value
+from ._guard import report_internal_error
+from ._metrics import Instruments
+
+_MAX_QUEUE: Final = 65536
+_MAX_PENDING: Final = 100_000
+_TICK_S: Final = 0.05  # worker latency bound: metrics and summaries lag spans by at most this
+_RESERVOIR: Final = 512
+_AttrMap: TypeAlias = Mapping[str, object]
+
+
+@dataclasses.dataclass
+class _ChildCounts:
+    tool_calls: int = 0
+    inference_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclasses.dataclass
+class AgentSummary:
+    """What one agent (by ``gen_ai.agent.name``) did, as seen in this process."""
+
+    name: str
+    tasks_ok: int = 0
+    tasks_failed: int = 0
+    tasks_cancelled: int = 0
+    invocations: int = 0
+    tool_calls: int = 0
+    inference_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    busy_seconds: float = 0.0
+    in_flight: int = 0
+    last_seen: float = 0.0  # time.time() of the last span start or end
+    errors: dict[str, int] = dataclasses.field(default_factory=dict[str, int])
+    recent_durations: collections.deque[float] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=_RESERVOIR))
+
+    def percentile(self, q: float) -> float | None:
+        """Task-duration percentile (0 < q < 1) over the most recent tasks, in seconds."""
+        values = sorted(self.recent_durations)
+        if not values:
+            return None
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _error_ctx(span: ReadableSpan) -> Context:
+    # Recording on this thread loses the span's context; pass it so exemplars still link.
+    return trace.set_span_in_context(NonRecordingSpan(span.context))
+
+
+class Deriver:
+    def __init__(self) -> None:
+        self.instruments: Instruments | None = None
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._init_state)
+
+            def _after_fork() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork)
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque[tuple[bool, ReadableSpan]] = collections.deque()
+        self._dropped = itertools.count()
+        self._pending: dict[int, _ChildCounts] = {}
+        self._in_flight: dict[int, tuple[str, str]] = {}
+        self._in_flight_counts: dict[tuple[str, str], int] = {}
+        self._agents: dict[str, AgentSummary] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentmon-derive", daemon=True)
+        self._thread.start()
+
+    # --- hot path (span processor) ------------------------------------------------------------
+    def offer(self, started: bool, span: ReadableSpan) -> None:
+        if len(self._queue) < _MAX_QUEUE:
+            self._queue.append((started, span))
+        else:
+            next(self._dropped)
+
+    # --- worker -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(_TICK_S):
+            self.process_pending()
+
+    def process_pending(self) -> None:
+        """Consume everything queued so far (also called by flush and by tests)."""
+        queue = self._queue
+        with self._lock:
+            while queue:
+                started, span = queue.popleft()
+                try:
+                    if started:
+                        self._on_start(span)
+                    else:
+                        self._on_end(span)
+                except Exception:  # noqa: BLE001
+                    report_internal_error("metric derivation")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process_pending()
+
+    @property
+    def dropped(self) -> int:
+        return _count_value(self._dropped)
+
+    def _agent(self, name: str) -> AgentSummary:
+        summary = self._agents.get(name)
+        if summary is None:
+            if len(self._agents) >= 10_000:
+                self._agents.clear()
+            summary = self._agents[name] = AgentSummary(name)
+        return summary
+
+    def _on_start(self, span: ReadableSpan) -> None:
+        attrs = span.attributes or {}
+        agent = attrs.get(sc.GEN_AI_AGENT_NAME)
+        if isinstance(agent, str):
+            self._agent(agent).last_seen = time.time()
+        task_type = attrs.get(sc.AGENTMON_TASK_TYPE)
+        if task_type is None or not isinstance(agent, str):
+            return
+        key = (agent, str(task_type))
+        self._in_flight[span.context.span_id] = key
+        self._in_flight_counts[key] = self._in_flight_counts.get(key, 0) + 1
+        self._agent(agent).in_flight += 1
+
+    def _on_end(self, span: ReadableSpan) -> None:
+        attrs = span.attributes or {}
+        sid = span.context.span_id
+        own = self._pending.pop(sid, None) or _ChildCounts()
+        start, end = span.start_time or 0, span.end_time or 0
+        duration = max(0, end - start) / 1e9
+        error = attrs.get(sc.ERROR_TYPE)
+        if error is None and span.status.status_code is StatusCode.ERROR:
+            error = "_OTHER"
+        op = attrs.get(sc.GEN_AI_OPERATION_NAME)
+        agent = attrs.get(sc.GEN_AI_AGENT_NAME)
+        inst = self.instruments
+        up = _ChildCounts(input_tokens=own.input_tokens, output_tokens=own.output_tokens)
+        if op == sc.OP_INVOKE_AGENT:
+            labels = _pick(attrs, (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_REQUEST_MODEL), error)
+            if inst is not None:
+                ctx = _error_ctx(span)
+                inst.agent_duration.record(duration, labels, ctx)
+                calls = _pick(attrs, (sc.GEN_AI_AGENT_NAME,), None)
+                inst.tool_calls.record(own.tool_calls, calls, ctx)
+                inst.inference_calls.record(own.inference_calls, calls, ctx)
+            if isinstance(agent, str):
+                summary = self._agent(agent)
+                summary.invocations += 1
+                summary.tool_calls += own.tool_calls
+                summary.inference_calls += own.inference_calls
+        else:
+            # Calls belong to the nearest enclosing agent invocation: pass them up.
+            up.tool_calls, up.inference_calls = own.tool_calls, own.inference_calls
+            if op == sc.OP_EXECUTE_TOOL:
+                up.tool_calls += 1
+                if inst is not None:
+                    labels = _pick(attrs, (sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE, sc.GEN_AI_AGENT_NAME), error)
+                    inst.tool_duration.record(duration, labels, _error_ctx(span))
+            elif op in sc.INFERENCE_OPERATIONS:
+                self._on_inference(span, attrs, duration, error, up)
+            elif op == sc.OP_INVOKE_WORKFLOW and inst is not None:
+                labels = _pick(attrs, (sc.GEN_AI_WORKFLOW_NAME,), error)
+                inst.workflow_duration.record(duration, labels, _error_ctx(span))
+        if sc.AGENTMON_TASK_TYPE in attrs:
+            self._on_task_end(span, attrs, duration, error, own)
+        elif isinstance(agent, str):
+            self._agent(agent).last_seen = time.time()
+        parent = span.parent
+        if parent is not None and (up.tool_calls or up.inference_calls or up.input_tokens or up.output_tokens):
+            acc = self._pending.get(parent.span_id)
+            if acc is None:
+                if len(self._pending) >= _MAX_PENDING:
+                    # Parents that never end (unsampled, lost) must not grow this forever.
+                    for key in list(itertools.islice(self._pending, _MAX_PENDING // 10)):
+                        del self._pending[key]
+                acc = self._pending[parent.span_id] = _ChildCounts()
+            acc.tool_calls += up.tool_calls
+            acc.inference_calls += up.inference_calls
+            acc.input_tokens += up.input_tokens
+            acc.output_tokens += up.output_tokens
+
+    def _on_inference(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
+                      up: _ChildCounts) -> None:
+        up.inference_calls += 1
+        inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(inp, int):
+            up.input_tokens += inp
+        if isinstance(out, int):
+            up.output_tokens += out
+        inst = self.instruments
+        if inst is None:
+            return
+        keys = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL,
+                sc.GEN_AI_RESPONSE_MODEL, sc.SERVER_ADDRESS, sc.SERVER_PORT)
+        ctx = _error_ctx(span)
+        inst.client_duration.record(duration, _pick(attrs, keys, error), ctx)
+        base = _pick(attrs, keys, None)
+        if isinstance(inp, int):
+            inst.token_usage.record(inp, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}, ctx)
+        if isinstance(out, int):
+            inst.token_usage.record(out, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}, ctx)
+
+    def _on_task_end(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
+                     own: _ChildCounts) -> None:
+        key = self._in_flight.pop(span.context.span_id, None)
+        if key is not None:
+            self._in_flight_counts[key] = max(0, self._in_flight_counts.get(key, 0) - 1)
+        agent = attrs.get(sc.GEN_AI_AGENT_NAME)
+        agent_name = agent if isinstance(agent, str) else "unknown"
+        outcome = attrs.get(sc.AGENTMON_TASK_OUTCOME)
+        if not isinstance(outcome, str):
+            outcome = sc.OUTCOME_SUCCESS if error is None else sc.OUTCOME_ERROR
+        summary = self._agent(agent_name)
+        if key is not None:
+            summary.in_flight = max(0, summary.in_flight - 1)
+        summary.last_seen = time.time()
+        summary.busy_seconds += duration
+        summary.recent_durations.append(duration)
+        summary.input_tokens += own.input_tokens
+        summary.output_tokens += own.output_tokens
+        if outcome == sc.OUTCOME_SUCCESS:
+            summary.tasks_ok += 1
+        elif outcome == sc.OUTCOME_CANCELLED:
+            summary.tasks_cancelled += 1
+        else:
+            summary.tasks_failed += 1
+            summary.errors[str(error)] = summary.errors.get(str(error), 0) + 1
+        inst = self.instruments
+        if inst is None:
+            return
+        ctx = _error_ctx(span)
+        labels = _pick(attrs, (sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE), error)
+        labels[sc.AGENTMON_TASK_OUTCOME] = outcome
+        inst.tasks_completed.add(1, labels, ctx)
+        inst.task_duration.record(duration, labels, ctx)
+        inst.busy_time.add(duration, {sc.GEN_AI_AGENT_NAME: agent_name}, ctx)
+        tokens = {sc.GEN_AI_AGENT_NAME: agent_name, sc.AGENTMON_TASK_TYPE: str(attrs.get(sc.AGENTMON_TASK_TYPE))}
+        if own.input_tokens or own.output_tokens:
+            inst.task_tokens.record(own.input_tokens, {**tokens, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}, ctx)
+            inst.task_tokens.record(own.output_tokens, {**tokens, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}, ctx)
+
+    # --- readers (other threads) ----------------------------------------------------------------
+    def in_flight(self) -> Iterable[tuple[tuple[str, str], int]]:
+        return list(self._in_flight_counts.items())
+
+    def oldest_in_flight(self) -> dict[int, tuple[str, str]]:
+        return dict(self._in_flight)
+
+    def agents(self) -> dict[str, AgentSummary]:
+        with self._lock:
+            return {name: dataclasses.replace(s, errors=dict(s.errors),
+                                              recent_durations=collections.deque(s.recent_durations,
+                                                                                 maxlen=_RESERVOIR))
+                    for name, s in self._agents.items()}
+
+
+
+def _pick(attrs: _AttrMap, keys: tuple[str, ...], error: object) -> dict[str, str | int | float | bool]:
+    out: dict[str, str | int | float | bool] = {}
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, (str, int, float, bool)):
+            out[key] = value
+    if error is not None:
+        out[sc.ERROR_TYPE] = str(error)
+    return out
+

@@ -1,0 +1,100 @@
+"""The agent metrics: instruments with the conventions' names, units and bucket advice, and the
+Views that keep their cardinality bounded.
+
+Buckets are given as ``explicit_bucket_boundaries_advisory`` on the instruments, so they apply
+even on a MeterProvider the application built (where we cannot add Views).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.view import View
+
+from . import _semconv as sc
+
+# Metric attributes allowed per instrument: low-cardinality names only; never ids or free text.
+_AGENT = frozenset({sc.GEN_AI_AGENT_NAME, sc.ERROR_TYPE, sc.GEN_AI_REQUEST_MODEL})
+_TOOL = frozenset({sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE, sc.GEN_AI_AGENT_NAME, sc.ERROR_TYPE})
+_WORKFLOW = frozenset({sc.GEN_AI_WORKFLOW_NAME, sc.ERROR_TYPE})
+_CLIENT = frozenset({
+    sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL,
+    sc.SERVER_ADDRESS, sc.SERVER_PORT, sc.ERROR_TYPE,
+})  # fmt: skip
+_CALLS = frozenset({sc.GEN_AI_AGENT_NAME})
+_TASK = frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE, sc.AGENTMON_TASK_OUTCOME, sc.ERROR_TYPE})
+
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    sc.M_INVOKE_AGENT_DURATION: _AGENT,
+    sc.M_EXECUTE_TOOL_DURATION: _TOOL,
+    sc.M_INVOKE_WORKFLOW_DURATION: _WORKFLOW,
+    sc.M_CLIENT_OPERATION_DURATION: _CLIENT,
+    sc.M_CLIENT_TOKEN_USAGE: (_CLIENT - {sc.ERROR_TYPE}) | {sc.GEN_AI_TOKEN_TYPE},
+    sc.M_INVOKE_AGENT_TOOL_CALLS: _CALLS,
+    sc.M_INVOKE_AGENT_INFERENCE_CALLS: _CALLS,
+    sc.M_TASKS_COMPLETED: _TASK,
+    sc.M_TASK_DURATION: _TASK,
+    sc.M_TASK_TOKEN_USAGE: frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE, sc.GEN_AI_TOKEN_TYPE}),
+    sc.M_TASKS_IN_FLIGHT: frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE}),
+    sc.M_AGENT_BUSY_TIME: frozenset({sc.GEN_AI_AGENT_NAME}),
+}
+
+
+def views(cardinality_limit: int) -> list[View]:
+    """Attribute allow-lists plus a per-stream cardinality limit for every agent metric."""
+    return [
+        View(instrument_name=name, attribute_keys=set(keys), aggregation_cardinality_limit=cardinality_limit)
+        for name, keys in ALLOWED_ATTRIBUTES.items()
+    ]
+
+
+InFlightSource = Callable[[], Iterable[tuple[tuple[str, str], int]]]
+
+
+class Instruments:
+    """All synchronous instruments, created once per MeterProvider."""
+
+    def __init__(self, meter: Meter, in_flight: InFlightSource) -> None:
+        h = meter.create_histogram
+        self.agent_duration = h(sc.M_INVOKE_AGENT_DURATION, unit=sc.UNIT_SECONDS,
+                                description="Duration of GenAI agent invocations.",
+                                explicit_bucket_boundaries_advisory=sc.BUCKETS_AGENT_DURATION)
+        self.tool_duration = h(sc.M_EXECUTE_TOOL_DURATION, unit=sc.UNIT_SECONDS,
+                               description="Duration of tool executions.",
+                               explicit_bucket_boundaries_advisory=sc.BUCKETS_TOOL_DURATION)
+        self.workflow_duration = h(sc.M_INVOKE_WORKFLOW_DURATION, unit=sc.UNIT_SECONDS,
+                                   description="Duration of GenAI workflow invocations.",
+                                   explicit_bucket_boundaries_advisory=sc.BUCKETS_WORKFLOW_DURATION)
+        self.client_duration = h(sc.M_CLIENT_OPERATION_DURATION, unit=sc.UNIT_SECONDS,
+                                 description="GenAI operation duration.",
+                                 explicit_bucket_boundaries_advisory=sc.BUCKETS_CLIENT_DURATION)
+        self.token_usage = h(sc.M_CLIENT_TOKEN_USAGE, unit=sc.UNIT_TOKEN,
+                             description="Number of input and output tokens used.",
+                             explicit_bucket_boundaries_advisory=sc.BUCKETS_TOKEN_USAGE)
+        self.tool_calls = h(sc.M_INVOKE_AGENT_TOOL_CALLS, unit=sc.UNIT_TOOL_CALL,
+                            description="Number of tool calls made during one agent invocation.",
+                            explicit_bucket_boundaries_advisory=sc.BUCKETS_CALLS)
+        self.inference_calls = h(sc.M_INVOKE_AGENT_INFERENCE_CALLS, unit=sc.UNIT_INFERENCE_CALL,
+                                 description="Number of inference calls made during one agent invocation.",
+                                 explicit_bucket_boundaries_advisory=sc.BUCKETS_CALLS)
+        self.tasks_completed = meter.create_counter(sc.M_TASKS_COMPLETED, unit=sc.UNIT_TASK,
+                                                    description="Tasks finished, by outcome.")
+        self.task_duration = h(sc.M_TASK_DURATION, unit=sc.UNIT_SECONDS,
+                               description="Duration of swarm tasks by agent and task type.",
+                               explicit_bucket_boundaries_advisory=sc.BUCKETS_TASK_DURATION)
+        self.task_tokens = h(sc.M_TASK_TOKEN_USAGE, unit=sc.UNIT_TOKEN,
+                             description="Tokens used per task (all inference calls beneath it).",
+                             explicit_bucket_boundaries_advisory=sc.BUCKETS_TOKEN_USAGE)
+        self.busy_time = meter.create_counter(sc.M_AGENT_BUSY_TIME, unit=sc.UNIT_SECONDS,
+                                              description="Time agents spent running tasks; "
+                                              "utilisation = rate(busy_time) / instances.")
+
+        def observe_in_flight(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(n, {sc.GEN_AI_AGENT_NAME: agent, sc.AGENTMON_TASK_TYPE: task_type})
+                for (agent, task_type), n in in_flight()
+            ]
+
+        meter.create_observable_up_down_counter(sc.M_TASKS_IN_FLIGHT, callbacks=[observe_in_flight],
+                                                unit=sc.UNIT_TASK, description="Tasks currently running.")

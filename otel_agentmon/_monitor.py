@@ -1,0 +1,215 @@
+"""``configure()`` and the ``Monitor`` handle it returns."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace import TracerProvider
+
+from . import _sanitize, _state
+from . import _semconv as sc
+from ._derive import AgentSummary, Deriver
+from ._exporters import quiet_exporter_logs
+from ._guard import log_once, report_internal_error
+from ._metrics import Instruments
+from ._processor import AgentmonSpanProcessor
+from ._providers import (
+    VERSION,
+    Pipelines,
+    build_resource,
+    logger_provider,
+    meter_provider,
+    start_system_metrics,
+    tracer_provider,
+)
+from ._settings import Settings, resolve
+from ._stats import Stats
+
+_lock = threading.Lock()
+_current: Monitor | None = None
+
+
+class Monitor:
+    """The running telemetry of this process: flush it, shut it down, and ask what it did.
+
+    Returned by :func:`configure`. All methods are thread-safe and never raise.
+    """
+
+    def __init__(self, settings: Settings, *, extra_readers: list[MetricReader] | None = None) -> None:
+        self.settings = settings
+        self._pipes = Pipelines()
+        self._shutdown_done = False
+        self._shutdown_lock = threading.Lock()
+        self._deriver = Deriver()
+        self._system: Any = None
+        resource = build_resource(settings)
+        _sanitize.set_max_length(settings.attribute_value_length_limit)
+        quiet_exporter_logs()
+        tp = tracer_provider(settings, resource, self._pipes)
+        self._processor = AgentmonSpanProcessor(self._deriver, self._pipes.span_worker, settings.shutdown_timeout)
+        if tp is not None:
+            tp.add_span_processor(self._processor)
+        mp = meter_provider(settings, resource, self._pipes, extra_readers or [])
+        meter = mp.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
+        self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+        lp = logger_provider(settings, resource, self._pipes)
+        self.tracer: trace.Tracer = (tp or trace.get_tracer_provider()).get_tracer(
+            "otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
+        self.event_logger: _logs.Logger = lp.get_logger("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
+        try:
+            self._system = start_system_metrics(settings, mp)
+        except Exception:  # noqa: BLE001 - missing psutil permissions must not stop the agent
+            report_internal_error("system metrics")
+
+    # --- providers ---------------------------------------------------------------------------
+    @property
+    def tracer_provider(self) -> trace.TracerProvider | None:
+        return self._pipes.tracer_provider
+
+    @property
+    def meter_provider(self) -> metrics.MeterProvider | None:
+        return self._pipes.meter_provider
+
+    @property
+    def logger_provider(self) -> _logs.LoggerProvider | None:
+        return self._pipes.logger_provider
+
+    # --- introspection -----------------------------------------------------------------------
+    def stats(self) -> Stats:
+        """Where every span went so far (see :class:`Stats`)."""
+        started, ended, not_exported = self._processor.counts()
+        exported, queued, inflight = 0, 0, 0
+        dropped: dict[str, int] = {}
+        if self._pipes.span_worker is not None:
+            _, exported, dropped, queued, inflight = self._pipes.span_worker.counts()
+        log_counts: tuple[int, int, dict[str, int], int, int] = (0, 0, {}, 0, 0)
+        if self._pipes.log_worker is not None:
+            log_counts = self._pipes.log_worker.counts()
+        me = self._pipes.metric_exporter
+        return Stats(
+            spans_started=started, spans_ended=ended, spans_exported=exported, spans_dropped=dropped,
+            spans_queued=queued, spans_in_flight=inflight, spans_not_exported=not_exported,
+            logs_emitted=log_counts[0], logs_exported=log_counts[1], logs_dropped=log_counts[2],
+            metric_exports_ok=me.exported if me else 0, metric_exports_failed=me.failed if me else 0,
+            metric_exports_skipped=me.skipped if me else 0, derivation_dropped=self._deriver.dropped,
+        )
+
+    def snapshot(self) -> dict[str, AgentSummary]:
+        """Per-agent summary of what this process saw (tasks, tools, tokens, latency)."""
+        try:
+            self._deriver.process_pending()
+            return self._deriver.agents()
+        except Exception:  # noqa: BLE001
+            report_internal_error("snapshot")
+            return {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export everything pending; returns ``True`` only if it all got out within ``timeout`` s."""
+        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        ok = True
+        try:
+            self._deriver.process_pending()
+            if self._pipes.span_worker is not None:
+                ok &= self._pipes.span_worker.force_flush(budget * 0.6)
+            if self._pipes.log_worker is not None:
+                ok &= self._pipes.log_worker.force_flush(max(0.0, (deadline - time.monotonic()) * 0.3))
+            mp = self._pipes.meter_provider
+            if self._pipes.owns_meter_provider and mp is not None:
+                remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
+                ok &= bool(mp.force_flush(timeout_millis=remaining_ms))  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            report_internal_error("force_flush")
+            return False
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop, within ``timeout`` seconds (default ``shutdown_timeout``) whatever the
+        Collector does; what could not be exported is counted as dropped. Idempotent."""
+        with self._shutdown_lock:
+            if self._shutdown_done:
+                return True
+            self._shutdown_done = True
+        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        ok = True
+        try:
+            self._deriver.stop()
+            if self._pipes.span_worker is not None:
+                ok &= self._pipes.span_worker.shutdown(budget * 0.5)
+            if self._pipes.log_worker is not None:
+                ok &= self._pipes.log_worker.shutdown(max(0.0, (deadline - time.monotonic()) * 0.3))
+            if self._system is not None:
+                self._system.uninstrument()
+            tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider
+            if self._pipes.owns_tracer_provider and isinstance(tp, TracerProvider):
+                tp.shutdown()  # our processor's worker is already stopped: returns at once
+            if self._pipes.owns_meter_provider and mp is not None:
+                remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
+                mp.shutdown(timeout_millis=remaining_ms)  # type: ignore[attr-defined]
+            if self._pipes.owns_logger_provider and lp is not None:
+                lp.shutdown()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            report_internal_error("shutdown")
+            return False
+        finally:
+            if _state.tracer is self.tracer:
+                _state.tracer = trace.get_tracer("otel_agentmon")
+        return ok and time.monotonic() <= deadline
+
+
+def _install(monitor: Monitor) -> None:
+    _state.tracer = monitor.tracer
+    _state.event_logger = monitor.event_logger
+    _state.enabled = not monitor.settings.disabled
+    _state.capture_content = monitor.settings.capture_content
+
+
+def configure(**options: Any) -> Monitor:
+    """Set up traces, metrics and logs for agents in one call; returns the :class:`Monitor`.
+
+    Every option is keyword-only and has an environment variable (see the README's table);
+    precedence is argument > environment > default. Idempotent and thread-safe: a second call
+    returns the running monitor (new arguments are ignored with a warning). If the application
+    already installed SDK providers, they are reused and our processor is added to them.
+    Only invalid *arguments* raise (``TypeError``); bad environment values log and fall back.
+    """
+    global _current
+    with _lock:
+        if _current is not None and not _current._shutdown_done:  # noqa: SLF001
+            if options:
+                log_once(logging.WARNING, "configure:again",
+                         "configure() already ran; ignoring the new arguments (call shutdown() first)")
+            return _current
+        settings = resolve(options)
+        monitor = Monitor(settings)
+        _install(monitor)
+        if monitor.settings.disabled:
+            _state.enabled = False
+        _current = monitor
+        atexit.register(_shutdown_at_exit, monitor)
+        return monitor
+
+
+def _shutdown_at_exit(monitor: Monitor) -> None:
+    monitor.shutdown()
+
+
+def get_monitor() -> Monitor | None:
+    """The monitor :func:`configure` installed, if any."""
+    return _current
+
+
+def _configure_for_testing(options: Mapping[str, Any], extra_readers: list[MetricReader]) -> Monitor:
+    settings = resolve({**options, "set_global": False})
+    monitor = Monitor(settings, extra_readers=extra_readers)
+    _install(monitor)
+    return monitor

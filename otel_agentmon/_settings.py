@@ -1,0 +1,219 @@
+"""Every option of ``configure()`` as data: name, environment variable, type, default, doc.
+
+Precedence is argument > environment variable > default. A bad environment value logs one
+warning and falls back to the default. The README's configuration table is checked against
+``OPTIONS`` by a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Final, Literal, TypeAlias
+
+from ._guard import log_once
+
+Protocol: TypeAlias = Literal["http/protobuf", "grpc"]
+ExporterName: TypeAlias = Literal["otlp", "console", "none"]
+SystemMetricsSet: TypeAlias = Literal["default", "all", "off"]
+ContentMode: TypeAlias = Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"]
+
+# The realtime profile: what sub-second monitoring needs (see perf-anchors: a 200 ms batch
+# delay gives p99 ~0.2 s end to end; the SDK default of 5 s gives p50 2.5 s).
+REALTIME_SPAN_DELAY_MS: Final = 200
+REALTIME_METRIC_INTERVAL_MS: Final = 500
+PRODUCTION_SPAN_DELAY_MS: Final = 5000
+PRODUCTION_METRIC_INTERVAL_MS: Final = 60000
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _parse_choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _parse_str(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_headers(raw: str) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    out: dict[str, str] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("malformed header")  # no value in the message: headers hold secrets
+        out[unquote(key.strip())] = unquote(value.strip())
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    name: str
+    env: str | None
+    parse: Callable[[str], object]
+    default: object
+    doc: str
+    secret: bool = False
+
+
+def _default_service_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else ""
+    stem = Path(argv0).stem if argv0 else ""
+    return stem or "unknown_service:python"
+
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option("service_name", "OTEL_SERVICE_NAME", _parse_str, None,
+           "`service.name`; default: the script's file name"),
+    Option("service_namespace", "AGENTMON_SERVICE_NAMESPACE", _parse_str, None, "`service.namespace`"),
+    Option("service_version", "AGENTMON_SERVICE_VERSION", _parse_str, None, "`service.version`"),
+    Option("swarm", "AGENTMON_SWARM", _parse_str, None, "swarm name, resource `agentmon.swarm.name`"),
+    Option("agent_role", "AGENTMON_AGENT_ROLE", _parse_str, None,
+           "this process's role in the swarm, resource `agentmon.agent.role`"),
+    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, None,
+           "OTLP base URL; default `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)"),
+    Option("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_choice("http/protobuf", "grpc"), "http/protobuf",
+           "`http/protobuf` or `grpc`"),
+    Option("headers", "OTEL_EXPORTER_OTLP_HEADERS", _parse_headers, None,
+           "export headers `k=v,k2=v2` (never logged)", secret=True),
+    Option("export_timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", _parse_positive_float, 10.0,
+           "deadline of one export including retries, in **seconds** (as the Python SDK reads it)"),
+    Option("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+           "`otlp`, `console` or `none`"),
+    Option("metrics_exporter", "OTEL_METRICS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+           "`otlp`, `console` or `none`"),
+    Option("logs_exporter", "OTEL_LOGS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+           "`otlp`, `console` or `none`"),
+    Option("realtime", "AGENTMON_REALTIME", _parse_bool, True,
+           "realtime profile: 200 ms span batches, 500 ms metric interval; `false` for production defaults"),
+    Option("span_schedule_delay_ms", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, None,
+           "span batch delay in ms; default from the profile (200 / 5000)"),
+    Option("span_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2048,
+           "spans held for export before new ones are dropped (and counted)"),
+    Option("span_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 512,
+           "spans per export request"),
+    Option("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL", _parse_positive_int, None,
+           "metric export interval in ms; default from the profile (500 / 60000)"),
+    Option("metric_export_timeout_ms", "OTEL_METRIC_EXPORT_TIMEOUT", _parse_positive_int, 10000,
+           "deadline of one metric export in ms"),
+    Option("shutdown_timeout", "AGENTMON_SHUTDOWN_TIMEOUT", _parse_positive_float, 3.0,
+           "seconds `shutdown()` and interpreter exit may take at most, all signals together"),
+    Option("system_metrics", "AGENTMON_SYSTEM_METRICS", _parse_choice("default", "all", "off"), "default",
+           "`default` (curated CPU, memory, network, threads, fds), `all`, or `off`"),
+    Option("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+           _parse_choice("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT", upper=True), "NO_CONTENT",
+           "message content capture; off by default"),
+    Option("attribute_value_length_limit", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", _parse_positive_int, 8192,
+           "longest attribute string kept (longer ones are truncated)"),
+    Option("metric_cardinality_limit", "AGENTMON_METRIC_CARDINALITY_LIMIT", _parse_positive_int, 2000,
+           "series per metric before the SDK folds the rest into `otel.metric.overflow=true`"),
+    Option("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"),
+    Option("set_global", None, _parse_bool, True,
+           "install our providers as the global ones when the application has none"),
+    Option("resource_attributes", None, _parse_str, None,
+           "extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` is also honoured)"),
+)
+
+OPTION_NAMES: Final = frozenset(o.name for o in OPTIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    service_name: str
+    service_namespace: str | None
+    service_version: str | None
+    swarm: str | None
+    agent_role: str | None
+    endpoint: str | None
+    protocol: Protocol
+    headers: Mapping[str, str] | None
+    export_timeout: float
+    traces_exporter: ExporterName
+    metrics_exporter: ExporterName
+    logs_exporter: ExporterName
+    realtime: bool
+    span_schedule_delay_ms: int
+    span_max_queue_size: int
+    span_max_export_batch_size: int
+    metric_export_interval_ms: int
+    metric_export_timeout_ms: int
+    shutdown_timeout: float
+    system_metrics: SystemMetricsSet
+    capture_content: ContentMode
+    attribute_value_length_limit: int
+    metric_cardinality_limit: int
+    disabled: bool
+    set_global: bool
+    resource_attributes: Mapping[str, object] | None
+    #: options the caller passed as arguments (the exporters read their own env vars otherwise,
+    #: which keeps per-signal variables such as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT working).
+    explicit: frozenset[str] = frozenset()
+
+
+def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
+    """Apply argument > environment > default for every option; never raises on env input."""
+    env = os.environ if environ is None else environ
+    unknown = set(args) - OPTION_NAMES
+    if unknown:
+        raise TypeError(f"configure() got unexpected options: {sorted(unknown)}")
+    values: dict[str, object] = {}
+    for opt in OPTIONS:
+        value = args.get(opt.name)
+        if value is None and opt.env is not None and env.get(opt.env, "").strip():
+            raw = env[opt.env]
+            try:
+                value = opt.parse(raw)
+            except (ValueError, TypeError):
+                shown = "<redacted>" if opt.secret else repr(raw)
+                log_once(logging.WARNING, f"env:{opt.env}", "ignoring %s=%s: not a valid value; using the default",
+                         opt.env, shown)
+        values[opt.name] = value if value is not None else opt.default
+    realtime = bool(values["realtime"])
+    if values["span_schedule_delay_ms"] is None:
+        values["span_schedule_delay_ms"] = REALTIME_SPAN_DELAY_MS if realtime else PRODUCTION_SPAN_DELAY_MS
+    if values["metric_export_interval_ms"] is None:
+        values["metric_export_interval_ms"] = (
+            REALTIME_METRIC_INTERVAL_MS if realtime else PRODUCTION_METRIC_INTERVAL_MS
+        )
+    if values["service_name"] is None:
+        values["service_name"] = _default_service_name()
+    explicit = frozenset(k for k, v in args.items() if v is not None)
+    return Settings(**values, explicit=explicit)  # type: ignore[arg-type]

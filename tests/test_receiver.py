@@ -1,0 +1,461 @@
+"""Prove tests.support.receiver against the real OpenTelemetry OTLP/HTTP exporters."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tests.support.receiver import (
+    OTLPReceiver,
+    blackhole,
+    close_mid_body,
+    closed_port,
+    free_port,
+    ok,
+    partial_success,
+    reset,
+    slow,
+    status,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESOURCE = Resource.create({"service.name": "receiver-test", "deployment.environment": "ci"})
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+@pytest.fixture
+def rx() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+def _span_exporter(rx: OTLPReceiver, timeout: float = 5.0, compression: Compression | None = None) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=rx.endpoint + "/v1/traces", timeout=timeout, compression=compression)
+
+
+def _make_spans(n: int = 1, name: str = "span") -> list[ReadableSpan]:
+    """Finished SDK spans, captured in memory, to feed exporter.export() directly."""
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("test.scope")
+    for i in range(n):
+        with tracer.start_as_current_span(f"{name}-{i}"):
+            pass
+    provider.shutdown()
+    return list(mem.get_finished_spans())
+
+
+def _traces_body(n: int = 1) -> bytes:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return bytes(encode_spans(_make_spans(n)).SerializeToString())
+
+
+def _raw_post(port: int, body: bytes) -> socket.socket:
+    """Send one complete OTLP traces request on a raw socket and return the open socket."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    head = (
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+@pytest.mark.timeout(30)
+def test_spans_attributes_parents_resource_round_trip(rx: OTLPReceiver) -> None:
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(_span_exporter(rx)))
+    tracer = provider.get_tracer("agent.scope", "1.2.3")
+    with tracer.start_as_current_span("root", attributes={"s": "x", "i": 7, "f": 1.5, "b": True}) as root:
+        with tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child:
+            child.set_attribute("tags", ["a", "b"])
+            child.set_attribute("nums", [1, 2])
+            child.add_event("tool.call", {"tool": "search", "n": 2})
+            child.set_status(StatusCode.ERROR, "boom")
+    provider.shutdown()
+
+    assert rx.wait_for_spans(2, timeout=5)
+    by_name = {s.name: s for s in rx.spans()}
+    r, c = by_name["root"], by_name["child"]
+    assert r.trace_id == format(root.get_span_context().trace_id, "032x")
+    assert r.span_id == format(root.get_span_context().span_id, "016x")
+    assert c.span_id == format(child.get_span_context().span_id, "016x")
+    assert r.parent_span_id == "" and c.parent_span_id == r.span_id and c.trace_id == r.trace_id
+    assert r.attributes == {"s": "x", "i": 7, "f": 1.5, "b": True}
+    assert c.attributes == {"tags": ["a", "b"], "nums": [1, 2]}
+    assert c.events == [("tool.call", {"tool": "search", "n": 2})]
+    assert c.kind == 3 and r.kind == 1  # CLIENT, INTERNAL
+    assert c.status_code == 2 and c.status_message == "boom" and r.status_code == 0
+    assert r.resource["service.name"] == "receiver-test" and r.resource["deployment.environment"] == "ci"
+    assert r.scope_name == "agent.scope" and r.scope_version == "1.2.3"
+    assert c.end_ns >= c.start_ns > 0 and c.arrival <= time.monotonic()
+    assert rx.unique_span_ids() == {(r.trace_id, r.span_id), (c.trace_id, c.span_id)}
+    reqs = rx.requests()
+    assert [q.status for q in reqs] == [200, 200] and all(q.path == "/v1/traces" for q in reqs)
+    assert [q.items for q in reqs] == [1, 1]
+    rx.clear()
+    assert rx.spans() == [] and rx.requests() == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("compression", [Compression.Gzip, Compression.Deflate])
+def test_compressed_exports_are_decoded(rx: OTLPReceiver, compression: Compression) -> None:
+    exporter = _span_exporter(rx, compression=compression)
+    assert exporter.export(_make_spans(3)) == SpanExportResult.SUCCESS
+    assert len(rx.spans()) == 3
+    assert rx.requests()[0].content_encoding == compression.value
+    exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.timeout(30)
+def test_metrics_histogram_and_counter_round_trip(rx: OTLPReceiver) -> None:
+    exporter = OTLPMetricExporter(endpoint=rx.endpoint + "/v1/metrics", timeout=5)
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    meter = provider.get_meter("agent.meter")
+    hist = meter.create_histogram(
+        "agent.latency", unit="s", description="step latency", explicit_bucket_boundaries_advisory=[0.1, 1.0, 10.0]
+    )
+    for v in (0.05, 0.5, 5.0, 50.0):
+        hist.record(v, {"step": "plan"})
+    counter = meter.create_counter("agent.tokens", unit="{token}")
+    counter.add(3, {"model": "m1"})
+    counter.add(4, {"model": "m1"})
+    assert provider.force_flush()
+
+    assert rx.wait_for(lambda: {"agent.latency", "agent.tokens"} <= rx.metric_names(), timeout=5)
+    h = rx.latest_metric("agent.latency")
+    assert h is not None and h.kind == "histogram" and h.unit == "s" and h.description == "step latency"
+    (p,) = h.points
+    assert p.explicit_bounds == [0.1, 1.0, 10.0] and p.bucket_counts == [1, 1, 1, 1]
+    assert p.count == 4 and p.sum == pytest.approx(55.55) and p.attributes == {"step": "plan"}
+    assert p.min == pytest.approx(0.05) and p.max == pytest.approx(50.0)
+    assert h.temporality == 2 and h.resource["service.name"] == "receiver-test" and h.scope_name == "agent.meter"
+    c = rx.latest_metric("agent.tokens")
+    assert c is not None and c.kind == "sum" and c.is_monotonic and c.unit == "{token}"
+    assert [(pt.value, pt.attributes) for pt in c.points] == [(7, {"model": "m1"})]
+    assert rx.latest_metric("nope") is None
+    assert rx.requests()[0].items == 2  # one histogram point + one sum point
+    provider.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_logs_with_event_name_round_trip(rx: OTLPReceiver) -> None:
+    provider = LoggerProvider(resource=RESOURCE)
+    exporter = OTLPLogExporter(endpoint=rx.endpoint + "/v1/logs", timeout=5)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("agent.logs")
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("ctx") as span:
+        logger.emit(
+            event_name="agent.step",
+            body={"msg": "hello", "n": [1, 2]},
+            attributes={"k": "v"},
+            severity_number=SeverityNumber.INFO,
+        )
+    provider.shutdown()
+    assert rx.wait_for(lambda: len(rx.logs()) == 1, timeout=5)
+    (lg,) = rx.logs()
+    assert lg.event_name == "agent.step" and lg.body == {"msg": "hello", "n": [1, 2]}
+    assert lg.attributes == {"k": "v"} and lg.severity_number == SeverityNumber.INFO.value
+    assert lg.trace_id == format(span.get_span_context().trace_id, "032x")
+    assert lg.span_id == format(span.get_span_context().span_id, "016x")
+    assert lg.resource["service.name"] == "receiver-test" and lg.scope_name == "agent.logs"
+
+
+@pytest.mark.timeout(30)
+def test_503_then_ok_script_is_retried_and_delivered(rx: OTLPReceiver) -> None:
+    rx.script([status(503, retry_after="0"), status(503, retry_after="0"), ok()])
+    exporter = _span_exporter(rx, timeout=10)
+    assert exporter.export(_make_spans(2)) == SpanExportResult.SUCCESS
+    assert [q.status for q in rx.requests()] == [503, 503, 200]
+    assert len(rx.spans()) == 2 and len(rx.unique_span_ids()) == 2  # failed attempts not recorded
+    assert rx.mode.kind == "ok"  # script stays on its last mode
+    assert exporter.export(_make_spans(1)) == SpanExportResult.SUCCESS
+    assert len(rx.spans()) == 3
+
+
+@pytest.mark.timeout(30)
+def test_retry_after_header_is_sent_and_honoured(rx: OTLPReceiver) -> None:
+    rx.script([status(429, retry_after="1"), ok()])
+    r = requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    rx.clear()
+    rx.script([status(429, retry_after="1"), ok()])
+    assert _span_exporter(rx, timeout=10).export(_make_spans()) == SpanExportResult.SUCCESS
+    first, second = rx.requests()
+    assert second.arrival - first.arrival >= 0.9
+
+
+@pytest.mark.timeout(30)
+def test_400_is_recorded_not_delivered_and_not_retried(rx: OTLPReceiver) -> None:
+    rx.mode = status(400)
+    t0 = time.monotonic()
+    assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - t0 < 2
+    (q,) = rx.requests()
+    assert q.status == 400 and q.items == 1 and q.fault == "status"
+    assert rx.spans() == []
+
+
+@pytest.mark.timeout(30)
+def test_paths_filter_only_affects_matching_signal(rx: OTLPReceiver) -> None:
+    rx.mode = status(503, paths=["metrics"])
+    assert requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5).status_code == 200
+    metrics_body = ExportMetricsServiceRequest().SerializeToString()
+    assert requests.post(rx.endpoint + "/v1/metrics", data=metrics_body, headers=PB, timeout=5).status_code == 503
+    assert len(rx.spans()) == 1
+
+
+@pytest.mark.timeout(30)
+def test_bad_payloads_unknown_paths_and_methods(rx: OTLPReceiver) -> None:
+    post = requests.post
+    assert post(rx.endpoint + "/v1/traces", data=b"\xff\xff\xff", headers=PB, timeout=5).status_code == 400
+    assert post(rx.endpoint + "/v1/nope", data=b"", headers=PB, timeout=5).status_code == 404
+    assert post(rx.endpoint + "/v1/traces", data=b"{}", headers={"Content-Type": "application/json"}).status_code == 415
+    assert requests.get(rx.endpoint + "/v1/traces", timeout=5).status_code == 405
+    assert [q.status for q in rx.requests()] == [400, 404, 415]
+    assert rx.requests()[0].headers["content-type"] == "application/x-protobuf"
+    deflated = zlib.compress(_traces_body(2))
+    r = post(rx.endpoint + "/v1/traces", data=deflated, headers={**PB, "Content-Encoding": "deflate"}, timeout=5)
+    assert r.status_code == 200 and len(rx.spans()) == 2
+
+
+@pytest.mark.timeout(30)
+def test_blackhole_times_out_exporter_and_stop_is_prompt() -> None:
+    rx = OTLPReceiver().start()
+    rx.mode = blackhole()
+    t0 = time.monotonic()
+    assert _span_exporter(rx, timeout=1).export(_make_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - t0 < 2.5
+    assert rx.requests()[0].fault == "blackhole" and rx.requests()[0].status is None and rx.spans() == []
+    # Hold a few raw blackholed connections open, then stop(): it must close them promptly.
+    socks = [_raw_post(rx.port, _traces_body()) for _ in range(3)]
+    assert rx.wait_for(lambda: len(rx.requests()) >= 4, timeout=5)
+    t0 = time.monotonic()
+    rx.stop()
+    assert time.monotonic() - t0 < 1.0
+    for s in socks:
+        assert s.recv(1024) == b""  # closed by the receiver, no reply ever sent
+        s.close()
+
+
+@pytest.mark.timeout(30)
+def test_down_refuses_and_up_restores_same_port(rx: OTLPReceiver) -> None:
+    endpoint, port = rx.endpoint, rx.port
+    exporter = _span_exporter(rx, timeout=1)
+    assert exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    rx.down()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    t0 = time.monotonic()
+    assert exporter.export(_make_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - t0 < 2.0
+    rx.up()
+    assert rx.endpoint == endpoint
+    assert exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    assert len(rx.spans()) == 2  # state survives down/up
+    rx.restart(delay=0.1)
+    assert rx.port == port and exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    assert len(rx.spans()) == 3
+
+
+@pytest.mark.timeout(30)
+def test_fixed_port_and_port_helpers() -> None:
+    port = free_port()
+    with OTLPReceiver(port=port) as rx:
+        assert rx.endpoint == f"http://127.0.0.1:{port}"
+        assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.SUCCESS
+    dead = closed_port()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", dead), timeout=2).close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("path", "request_cls", "response_cls", "field"),
+    [
+        ("/v1/traces", ExportTraceServiceRequest, ExportTraceServiceResponse, "rejected_spans"),
+        ("/v1/metrics", ExportMetricsServiceRequest, ExportMetricsServiceResponse, "rejected_data_points"),
+        ("/v1/logs", ExportLogsServiceRequest, ExportLogsServiceResponse, "rejected_log_records"),
+    ],
+)
+def test_partial_success_response(rx: OTLPReceiver, path: str, request_cls: Any, response_cls: Any, field: str) -> None:
+    rx.mode = partial_success(2, "two dropped")
+    body = _traces_body(3) if path == "/v1/traces" else request_cls().SerializeToString()
+    headers = {**PB, "Content-Encoding": "gzip"}
+    r = requests.post(rx.endpoint + path, data=gzip.compress(body), headers=headers, timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-protobuf"
+    resp = response_cls.FromString(r.content)
+    assert resp.HasField("partial_success")
+    assert getattr(resp.partial_success, field) == 2 and resp.partial_success.error_message == "two dropped"
+    if path == "/v1/traces":
+        assert len(rx.spans()) == 3  # partial success still delivers
+
+
+@pytest.mark.timeout(30)
+def test_partial_success_with_real_exporter_is_delivered(rx: OTLPReceiver) -> None:
+    rx.mode = partial_success(1, "meh")
+    assert _span_exporter(rx).export(_make_spans(2)) == SpanExportResult.SUCCESS
+    assert len(rx.spans()) == 2 and rx.requests()[0].fault == "partial_success"
+
+
+@pytest.mark.timeout(30)
+def test_reset_fails_export_without_hanging(rx: OTLPReceiver) -> None:
+    rx.mode = reset()
+    t0 = time.monotonic()
+    assert _span_exporter(rx, timeout=2).export(_make_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - t0 < 4
+    assert rx.spans() == [] and rx.requests() and all(q.fault == "reset" for q in rx.requests())
+    with _raw_post(rx.port, _traces_body()) as s:
+        with pytest.raises(ConnectionResetError):
+            s.recv(1024)
+
+
+@pytest.mark.timeout(30)
+def test_close_mid_body_fails_export_without_hanging(rx: OTLPReceiver) -> None:
+    rx.mode = close_mid_body()
+    t0 = time.monotonic()
+    assert _span_exporter(rx, timeout=5).export(_make_spans()) == SpanExportResult.FAILURE
+    assert time.monotonic() - t0 < 3
+    assert rx.spans() == [] and rx.requests()[0].fault == "close_mid_body"
+    with pytest.raises(requests.RequestException):
+        requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5)
+
+
+@pytest.mark.timeout(30)
+def test_slow_mode_delays_then_succeeds_and_stop_releases_it(rx: OTLPReceiver) -> None:
+    rx.mode = slow(0.5)
+    t0 = time.monotonic()
+    assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.SUCCESS
+    assert time.monotonic() - t0 >= 0.5 and len(rx.spans()) == 1
+    rx.mode = slow(30)
+    worker = threading.Thread(target=lambda: _span_exporter(rx, timeout=3).export(_make_spans()))
+    worker.start()
+    assert rx.wait_for(lambda: len(rx.requests()) == 2, timeout=0.5) is False  # recorded only after the delay
+    t0 = time.monotonic()
+    rx.stop()
+    assert time.monotonic() - t0 < 1.0
+    assert rx.requests()[-1].fault == "dropped"
+    worker.join(10)
+    assert not worker.is_alive()
+
+
+@pytest.mark.timeout(30)
+def test_cli_writes_json_summary(tmp_path: Path) -> None:
+    port, out, ready = free_port(), tmp_path / "summary.json", tmp_path / "ready"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.receiver",
+            "--port",
+            str(port),
+            "--duration",
+            "25",
+            "--out",
+            str(out),
+            "--ready-file",
+            str(ready),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.read_text() == f"http://127.0.0.1:{port}"
+        provider = TracerProvider(resource=RESOURCE)
+        provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"))
+        )
+        with provider.get_tracer("cli").start_as_current_span("outer", attributes={"a": 1}):
+            with provider.get_tracer("cli").start_as_current_span("inner"):
+                pass
+        provider.shutdown()
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=f"http://127.0.0.1:{port}/v1/metrics"), export_interval_millis=3_600_000
+        )
+        meters = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+        meters.get_meter("cli").create_histogram("h", unit="ms", explicit_bucket_boundaries_advisory=[1, 2]).record(1.5)
+        meters.shutdown()
+        logs = LoggerProvider(resource=RESOURCE)
+        logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(f"http://127.0.0.1:{port}/v1/logs")))
+        logs.get_logger("cli").emit(event_name="cli.event", body="hi")
+        logs.shutdown()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    summary = json.loads(out.read_text())
+    spans = {s["name"]: s for s in summary["spans"]}
+    assert spans["outer"]["attributes"] == {"a": 1} and spans["outer"]["parent_span_id"] == ""
+    assert spans["inner"]["parent_span_id"] == spans["outer"]["span_id"]
+    assert spans["inner"]["resource"]["service.name"] == "receiver-test" and spans["inner"]["kind"] == 1
+    (metric,) = summary["metrics"]
+    assert (metric["name"], metric["unit"], metric["kind"], metric["explicit_bounds"]) == (
+        "h",
+        "ms",
+        "histogram",
+        [1, 2],
+    )
+    assert summary["metric_names"] == ["h"] and metric["points"][0]["bucket_counts"] == [0, 1, 0]
+    assert [(lg["event_name"], lg["body"]) for lg in summary["logs"]] == [("cli.event", "hi")]
+    assert summary["requests"] == 4 and [r["status"] for r in summary["request_log"]] == [200] * 4
+
+
+@pytest.mark.timeout(30)
+def test_cli_duration_exits_by_itself(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.support.receiver", "--duration", "0.3", "--out", str(out)],
+        cwd=REPO_ROOT,
+        timeout=20,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert proc.returncode == 0 and json.loads(out.read_text())["spans"] == []
