@@ -12,6 +12,7 @@ from typing import Any
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from . import _sanitize, _state
 from . import _semconv as sc
@@ -42,7 +43,8 @@ class Monitor:
     Returned by :func:`configure`. All methods are thread-safe and never raise.
     """
 
-    def __init__(self, settings: Settings, *, extra_readers: list[MetricReader] | None = None) -> None:
+    def __init__(self, settings: Settings, *, extra_readers: list[MetricReader] | None = None,
+                 id_generator: IdGenerator | None = None) -> None:
         self.settings = settings
         self._pipes = Pipelines()
         self._shutdown_done = False
@@ -52,7 +54,7 @@ class Monitor:
         resource = build_resource(settings)
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
-        tp = tracer_provider(settings, resource, self._pipes)
+        tp = tracer_provider(settings, resource, self._pipes, id_generator)
         self._processor = AgentmonSpanProcessor(self._deriver, self._pipes.span_worker, settings.shutdown_timeout)
         if tp is not None:
             tp.add_span_processor(self._processor)
@@ -100,6 +102,10 @@ class Monitor:
             metric_exports_ok=me.exported if me else 0, metric_exports_failed=me.failed if me else 0,
             metric_exports_skipped=me.skipped if me else 0, derivation_dropped=self._deriver.dropped,
         )
+
+    def _sync(self) -> None:
+        """Derive metrics from every span ended so far, now (tests and flush use it)."""
+        self._deriver.process_pending()
 
     def snapshot(self) -> dict[str, AgentSummary]:
         """Per-agent summary of what this process saw (tasks, tools, tokens, latency)."""
@@ -208,8 +214,9 @@ def get_monitor() -> Monitor | None:
     return _current
 
 
-def _configure_for_testing(options: Mapping[str, Any], extra_readers: list[MetricReader]) -> Monitor:
+def _configure_for_testing(options: Mapping[str, Any], extra_readers: list[MetricReader],
+                           id_generator: IdGenerator | None) -> Monitor:
     settings = resolve({**options, "set_global": False})
-    monitor = Monitor(settings, extra_readers=extra_readers)
+    monitor = Monitor(settings, extra_readers=extra_readers, id_generator=id_generator)
     _install(monitor)
     return monitor

@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from . import _semconv as sc
 from ._batch import BatchWorker
@@ -76,15 +77,16 @@ class Pipelines:
         self.metric_exporter: DeadlineMetricExporter | None = None
 
 
-def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines) -> TracerProvider | None:
+def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines,
+                    id_generator: IdGenerator | None = None) -> TracerProvider | None:
     """The SDK TracerProvider to use: the application's, or a new one of ours."""
     existing = trace.get_tracer_provider()
-    if isinstance(existing, TracerProvider):
+    if isinstance(existing, TracerProvider) and settings.set_global:
         log_once(logging.INFO, "reuse:tracer", "using the application's TracerProvider; "
                  "spans are exported by its pipeline, not a second one")
         pipes.tracer_provider = existing
         return existing
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=id_generator)
     pipes.tracer_provider = provider
     pipes.owns_tracer_provider = True
     export = build_span_export(settings)
@@ -101,7 +103,7 @@ def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines) ->
 def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
                    extra_readers: list[MetricReader]) -> metrics.MeterProvider:
     existing = metrics.get_meter_provider()
-    if isinstance(existing, MeterProvider) and not extra_readers:
+    if isinstance(existing, MeterProvider) and settings.set_global:
         log_once(logging.INFO, "reuse:meter", "using the application's MeterProvider; bucket advice applies, "
                  "our attribute allow-list Views cannot be added to it")
         pipes.meter_provider = existing
@@ -117,14 +119,14 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
                              views=views(settings.metric_cardinality_limit))
     pipes.meter_provider = provider
     pipes.owns_meter_provider = True
-    if settings.set_global and not isinstance(existing, MeterProvider) and not extra_readers:
+    if settings.set_global and not isinstance(existing, MeterProvider):
         metrics.set_meter_provider(provider)
     return provider
 
 
 def logger_provider(settings: Settings, resource: Resource, pipes: Pipelines) -> _logs.LoggerProvider:
     existing = _logs.get_logger_provider()
-    if isinstance(existing, LoggerProvider):
+    if isinstance(existing, LoggerProvider) and settings.set_global:
         pipes.logger_provider = existing
         return existing
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)

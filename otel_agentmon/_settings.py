@@ -147,7 +147,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "series per metric before the SDK folds the rest into `otel.metric.overflow=true`"),
     Option("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"),
     Option("set_global", None, _parse_bool, True,
-           "install our providers as the global ones when the application has none"),
+           "install our providers as the global ones when the application has none; `False` builds "
+           "private providers and touches no global state"),
     Option("resource_attributes", None, _parse_str, None,
            "extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` is also honoured)"),
 )

@@ -108,12 +108,15 @@ def test_spans_attributes_parents_resource_round_trip(rx: OTLPReceiver) -> None:
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(_span_exporter(rx)))
     tracer = provider.get_tracer("agent.scope", "1.2.3")
-    with tracer.start_as_current_span("root", attributes={"s": "x", "i": 7, "f": 1.5, "b": True}) as root:
-        with tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child:
-            child.set_attribute("tags", ["a", "b"])
-            child.set_attribute("nums", [1, 2])
-            child.add_event("tool.call", {"tool": "search", "n": 2})
-            child.set_status(StatusCode.ERROR, "boom")
+    root_attrs: dict[str, str | int | float | bool] = {"s": "x", "i": 7, "f": 1.5, "b": True}
+    with (
+        tracer.start_as_current_span("root", attributes=root_attrs) as root,
+        tracer.start_as_current_span("child", kind=SpanKind.CLIENT) as child,
+    ):
+        child.set_attribute("tags", ["a", "b"])
+        child.set_attribute("nums", [1, 2])
+        child.add_event("tool.call", {"tool": "search", "n": 2})
+        child.set_status(StatusCode.ERROR, "boom")
     provider.shutdown()
 
     assert rx.wait_for_spans(2, timeout=5)
@@ -349,9 +352,8 @@ def test_reset_fails_export_without_hanging(rx: OTLPReceiver) -> None:
     assert _span_exporter(rx, timeout=2).export(_make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 4
     assert rx.spans() == [] and rx.requests() and all(q.fault == "reset" for q in rx.requests())
-    with _raw_post(rx.port, _traces_body()) as s:
-        with pytest.raises(ConnectionResetError):
-            s.recv(1024)
+    with _raw_post(rx.port, _traces_body()) as s, pytest.raises(ConnectionResetError):
+        s.recv(1024)
 
 
 @pytest.mark.timeout(30)
@@ -412,9 +414,9 @@ def test_cli_writes_json_summary(tmp_path: Path) -> None:
         provider.add_span_processor(
             SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"))
         )
-        with provider.get_tracer("cli").start_as_current_span("outer", attributes={"a": 1}):
-            with provider.get_tracer("cli").start_as_current_span("inner"):
-                pass
+        tracer = provider.get_tracer("cli")
+        with tracer.start_as_current_span("outer", attributes={"a": 1}), tracer.start_as_current_span("inner"):
+            pass
         provider.shutdown()
         reader = PeriodicExportingMetricReader(
             OTLPMetricExporter(endpoint=f"http://127.0.0.1:{port}/v1/metrics"), export_interval_millis=3_600_000

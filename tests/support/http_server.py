@@ -53,7 +53,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.connections.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         pass
 
     def do_POST(self) -> None:

@@ -174,7 +174,7 @@ def _number(point: Any) -> float | int | None:
 
 def _points(metric: Metric) -> tuple[str, list[ReceivedPoint], bool, int]:
     which = metric.WhichOneof("data")
-    if which == "sum" or which == "gauge":
+    if which in {"sum", "gauge"}:
         data = metric.sum if which == "sum" else metric.gauge
         pts = [
             ReceivedPoint(

@@ -1,0 +1,146 @@
+"""Test utilities for applications instrumented with otel_agentmon (a pytest plugin).
+
+The ``agentmon_capture`` fixture gives each test private providers that keep everything in
+memory, with deterministic trace and span ids::
+
+    def test_research_agent(agentmon_capture):
+        research("otel")
+        (agent_span,) = agentmon_capture.spans("invoke_agent researcher")
+        assert agent_span.attributes["gen_ai.agent.name"] == "researcher"
+        assert "gen_ai.invoke_agent.duration" in agentmon_capture.metrics()
+
+It touches no global provider and restores the package state afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+from . import _state
+from ._monitor import Monitor, _configure_for_testing
+
+__all__ = ["Capture", "SequentialIdGenerator", "agentmon_capture", "capture"]
+
+
+class SequentialIdGenerator(IdGenerator):
+    """Trace ids 1, 2, 3 ... and span ids 1, 2, 3 ...: stable across runs, readable in asserts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._trace = 0
+        self._span = 0
+
+    def generate_trace_id(self) -> int:
+        with self._lock:
+            self._trace += 1
+            return self._trace
+
+    def generate_span_id(self) -> int:
+        with self._lock:
+            self._span += 1
+            return self._span
+
+
+class Capture:
+    """Spans, metrics and log records produced while it is active."""
+
+    def __init__(self, monitor: Monitor, spans: InMemorySpanExporter, metrics: InMemoryMetricReader,
+                 logs: InMemoryLogRecordExporter) -> None:
+        self.monitor = monitor
+        self._spans = spans
+        self._metrics = metrics
+        self._logs = logs
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        """Finished spans in end order, optionally only those called ``name``."""
+        found = list(self._spans.get_finished_spans())
+        return [s for s in found if name is None or s.name == name]
+
+    def span(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name`` (fails the test if there is not exactly one)."""
+        matches = self.spans(name)
+        assert len(matches) == 1, f"expected one span {name!r}, found {[s.name for s in self.spans()]}"
+        return matches[0]
+
+    def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.parent is not None and s.parent.span_id == parent.context.span_id]
+
+    def tree(self) -> list[Any]:
+        """Span names as nested ``(name, [children])`` tuples, roots first, in start order."""
+        spans = sorted(self.spans(), key=lambda s: s.start_time or 0)
+        ids = {s.context.span_id for s in spans}
+
+        def build(span: ReadableSpan) -> tuple[str, list[Any]]:
+            kids = [s for s in spans if s.parent is not None and s.parent.span_id == span.context.span_id]
+            return (span.name, [build(k) for k in kids])
+
+        return [build(s) for s in spans if s.parent is None or s.parent.span_id not in ids]
+
+    def metrics(self) -> dict[str, Metric]:
+        """The current value of every metric, by name (derives pending span metrics first)."""
+        self.monitor._sync()  # noqa: SLF001 - the capture owns its monitor
+        data = self._metrics.get_metrics_data()
+        out: dict[str, Metric] = {}
+        if data is None:
+            return out
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    out[metric.name] = metric
+        return out
+
+    def points(self, name: str) -> Sequence[Any]:
+        """Data points of metric ``name`` (an empty list when it has none yet)."""
+        metric = self.metrics().get(name)
+        return list(metric.data.data_points) if metric is not None else []
+
+    def logs(self) -> list[ReadableLogRecord]:
+        return list(self._logs.get_finished_logs())
+
+    def clear(self) -> None:
+        self._spans.clear()
+        self._logs.clear()
+
+
+def capture(**options: Any) -> tuple[Capture, Any]:
+    """Build a capture; returns it and a function that tears it down. See ``agentmon_capture``."""
+    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content)
+    defaults: Mapping[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none",
+                                   "system_metrics": "off", "service_name": "agentmon-test"}
+    reader = InMemoryMetricReader()
+    monitor = _configure_for_testing({**defaults, **options}, [reader], SequentialIdGenerator())
+    spans = InMemorySpanExporter()
+    tp = monitor.tracer_provider
+    assert isinstance(tp, TracerProvider)
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    lp = monitor.logger_provider
+    assert isinstance(lp, LoggerProvider)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(logs))
+
+    def close() -> None:
+        monitor.shutdown(2.0)
+        _state.tracer, _state.event_logger, _state.enabled, _state.capture_content = saved
+
+    return Capture(monitor, spans, reader, logs), close
+
+
+@pytest.fixture
+def agentmon_capture() -> Iterator[Capture]:
+    """Private in-memory providers for one test, with deterministic ids."""
+    cap, close = capture()
+    try:
+        yield cap
+    finally:
+        close()
