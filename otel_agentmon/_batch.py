@@ -224,11 +224,21 @@ class BatchWorker(Generic[T]):
         self._shutdown = True
         # Leave a slice of the budget to interrupt a retrying exporter and settle the books.
         soft = start + max(0.0, timeout_s) * 0.8
+        # A healthy receiver answers in milliseconds; an export that has made no progress for
+        # this long is retrying or black-holed, and waiting out its backoff only delays exit.
+        stall_limit = 0.0 if self._failing else min(0.5, timeout_s * 0.25)
         self._stopping = True
         self._wake.set()
         with self._cond:
+            progress = (self._exported, sum(self._dropped.values()), len(self._queue))
+            last_progress = time.monotonic()
             while not self._idle() and time.monotonic() < soft and self._thread.is_alive():
                 self._cond.wait(min(0.05, max(0.0, soft - time.monotonic())))
+                now_progress = (self._exported, sum(self._dropped.values()), len(self._queue))
+                if now_progress != progress:
+                    progress, last_progress = now_progress, time.monotonic()
+                elif time.monotonic() - last_progress > stall_limit:
+                    break
         clean = self._idle()
         self._exporter_closed = True
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -197,9 +198,12 @@ class DeadlineMetricExporter(MetricExporter):
         )
         self._inner = inner
         self._busy = threading.Lock()
+        self._closing = threading.Event()
         self.exported = 0
         self.failed = 0
         self.skipped = 0
+        self.failing = False  # the last export failed
+        self._started_at: float | None = None  # monotonic start of the export in progress
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if not self._busy.acquire(blocking=False):
@@ -207,6 +211,7 @@ class DeadlineMetricExporter(MetricExporter):
             return MetricExportResult.FAILURE
         done = threading.Event()
         box: list[MetricExportResult] = []
+        self._started_at = time.monotonic()
 
         def run() -> None:
             try:
@@ -214,24 +219,42 @@ class DeadlineMetricExporter(MetricExporter):
             except Exception:  # noqa: BLE001
                 box.append(MetricExportResult.FAILURE)
             finally:
+                self._started_at = None
                 self._busy.release()
                 done.set()
 
         threading.Thread(target=run, name="agentmon-metrics-export", daemon=True).start()
-        if not done.wait(max(0.0, timeout_millis / 1000.0)) or not box or box[0] is not MetricExportResult.SUCCESS:
+        deadline = time.monotonic() + max(0.0, timeout_millis / 1000.0)
+        while not done.wait(0.05):
+            if self._closing.is_set() or time.monotonic() >= deadline:
+                break
+        if not box or box[0] is not MetricExportResult.SUCCESS:
             self.failed += 1
+            self.failing = True
             return MetricExportResult.FAILURE
         self.exported += 1
+        self.failing = False
         return MetricExportResult.SUCCESS
+
+    def stalled(self, seconds: float) -> bool:
+        """An export has been running for longer than ``seconds`` (retrying or black-holed)."""
+        started = self._started_at
+        return started is not None and time.monotonic() - started > seconds
+
+    def close(self) -> None:
+        """Abandon any export in progress now (used at shutdown when exports are failing)."""
+        self._closing.set()
+        try:
+            self._inner.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        try:
-            self._inner.shutdown(timeout_millis=timeout_millis)
-        except Exception:  # noqa: BLE001
-            pass
+        if not self._closing.is_set():
+            self.close()
 
 
 def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:

@@ -158,6 +158,9 @@ class Monitor:
             tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider
             if self._pipes.owns_tracer_provider and isinstance(tp, TracerProvider):
                 tp.shutdown()  # our processor's worker is already stopped: returns at once
+            me = self._pipes.metric_exporter
+            if me is not None and (me.failing or me.stalled(0.5)):
+                me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
                 remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
                 mp.shutdown(timeout_millis=remaining_ms)  # type: ignore[attr-defined]
