@@ -151,7 +151,7 @@ def print_summary(monitor: agentmon.Monitor, elapsed: float) -> None:
         print(f"{name:<12}{s.tasks_ok:>5}{s.tasks_failed:>8}"
               f"{(p50 or 0) * 1000:>9.1f}{(p95 or 0) * 1000:>9.1f}{s.tool_calls:>7}{s.inference_calls:>6}"
               f"{s.input_tokens + s.output_tokens:>8}{s.busy_seconds:>8.2f}  "
-              + ", ".join(f"{k.rsplit('.', 1)[-1]}×{v}" for k, v in sorted(s.errors.items())))
+              + ", ".join(f"{k.rsplit('.', 1)[-1]} x{v}" for k, v in sorted(s.errors.items())))
 
 
 def main() -> None:

@@ -218,3 +218,14 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
         values["service_name"] = _default_service_name()
     explicit = frozenset(k for k, v in args.items() if v is not None)
     return Settings(**values, explicit=explicit)  # type: ignore[arg-type]
+
+
+def options_markdown() -> str:
+    """The README's configuration table, generated from ``OPTIONS`` (a test keeps them equal)."""
+    rows = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
+    for opt in OPTIONS:
+        env = f"`{opt.env}`" if opt.env else "—"
+        default = "profile" if opt.default is None and opt.name.endswith("_ms") else opt.default
+        shown = "—" if default is None else f"`{default}`"
+        rows.append(f"| `{opt.name}` | {env} | {shown} | {opt.doc} |")
+    return "\n".join(rows)
