@@ -206,7 +206,7 @@ class DeadlineMetricExporter(MetricExporter):
         self._started_at: float | None = None  # monotonic start of the export in progress
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        if not self._busy.acquire(blocking=False):
+        if self._closing.is_set() or not self._busy.acquire(blocking=False):
             self.skipped += 1
             return MetricExportResult.FAILURE
         done = threading.Event()
