@@ -21,7 +21,7 @@ class _TraceSink(trace_service_pb2_grpc.TraceServiceServicer):
         self.names: list[str] = []
         self.lock = threading.Lock()
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,  # noqa: N802 - gRPC method name
+    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,
                context: grpc.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
         with self.lock:
             self.names.extend(s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
