@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -26,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from ._batch import Outcome
-from ._guard import RateLimiter
+from ._guard import RateLimiter, log_once
 from ._settings import Settings
 
 _SIGNAL_PATHS = {"traces": "v1/traces", "metrics": "v1/metrics", "logs": "v1/logs"}
@@ -95,6 +96,17 @@ def _http_session(probe: _ResponseProbe) -> requests.Session:
     session = requests.Session()
     session.hooks["response"].append(probe.hook)
     return session
+
+
+def warn_if_plaintext_remote(endpoint: str | None) -> None:
+    """Plain http:// is fine on loopback; anywhere else it sends telemetry (and headers) in clear."""
+    if not endpoint:
+        return
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if parts.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127."):
+        log_once(logging.WARNING, "plaintext", "exporting over plain http:// to %s; use https:// "
+                 "(or a local Collector) outside a trusted network", host)
 
 
 def _endpoint(settings: Settings, signal: str) -> str | None:

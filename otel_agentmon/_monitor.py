@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from . import _sanitize, _state
 from . import _semconv as sc
 from ._derive import AgentSummary, Deriver
-from ._exporters import quiet_exporter_logs
+from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import log_once, report_internal_error
 from ._metrics import Instruments
 from ._processor import AgentmonSpanProcessor
@@ -54,6 +54,8 @@ class Monitor:
         resource = build_resource(settings)
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
+        if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
+            warn_if_plaintext_remote(settings.endpoint)
         tp = tracer_provider(settings, resource, self._pipes, id_generator)
         self._processor = AgentmonSpanProcessor(self._deriver, self._pipes.span_worker, settings.shutdown_timeout)
         if tp is not None:

@@ -36,14 +36,14 @@ def _parse_bool(raw: str) -> bool:
         return True
     if low in ("0", "false", "no", "off"):
         return False
-    raise ValueError(raw)
+    raise ValueError("expected true or false")
 
 
 def _parse_choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip().lower()
         if value not in choices:
-            raise ValueError(raw)
+            raise ValueError(f"expected one of {', '.join(choices)}")
         return value
 
     return parse
@@ -52,14 +52,14 @@ def _parse_choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
 def _parse_positive_int(raw: str) -> int:
     value = int(raw.strip())
     if value <= 0:
-        raise ValueError(raw)
+        raise ValueError("must be a positive integer")
     return value
 
 
 def _parse_positive_float(raw: str) -> float:
     value = float(raw.strip())
     if not value > 0 or value == float("inf"):
-        raise ValueError(raw)
+        raise ValueError("must be a positive number")
     return value
 
 
@@ -67,6 +67,17 @@ def _parse_str(raw: str) -> str:
     value = raw.strip()
     if not value:
         raise ValueError(raw)
+    return value
+
+
+def _parse_endpoint(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an OTLP endpoint is an http:// or https:// URL with a host")
+    parts.port  # noqa: B018 - raises ValueError on a malformed port
     return value
 
 
@@ -108,7 +119,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("swarm", "AGENTMON_SWARM", _parse_str, None, "swarm name, resource `agentmon.swarm.name`"),
     Option("agent_role", "AGENTMON_AGENT_ROLE", _parse_str, None,
            "this process's role in the swarm, resource `agentmon.agent.role`"),
-    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_str, None,
+    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_endpoint, None,
            "OTLP base URL; default `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)"),
     Option("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_choice("http/protobuf", "grpc"), "http/protobuf",
            "`http/protobuf` or `grpc`"),
@@ -189,6 +200,23 @@ class Settings:
     explicit: frozenset[str] = frozenset()
 
 
+def _checked_argument(opt: Option, value: object) -> object:
+    """Validate an argument the way its environment variable is parsed; fail fast if invalid."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str) and opt.parse is not _parse_str:
+            return opt.parse(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and opt.parse in (
+            _parse_positive_int, _parse_positive_float,
+        ):
+            return opt.parse(str(value))
+    except (ValueError, TypeError) as exc:
+        shown = "<redacted>" if opt.secret else repr(value)
+        raise ValueError(f"configure({opt.name}={shown}): {exc or 'invalid value'}") from None
+    return value
+
+
 def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
     """Apply argument > environment > default for every option; never raises on env input."""
     env = os.environ if environ is None else environ
@@ -197,7 +225,7 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
         raise TypeError(f"configure() got unexpected options: {sorted(unknown)}")
     values: dict[str, object] = {}
     for opt in OPTIONS:
-        value = args.get(opt.name)
+        value = _checked_argument(opt, args.get(opt.name))
         if value is None and opt.env is not None and env.get(opt.env, "").strip():
             raw = env[opt.env]
             try:

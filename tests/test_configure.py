@@ -148,3 +148,37 @@ def test_bad_environment_values_warn_once_and_fall_back() -> None:
     assert result["queue"] == 2048 and result["realtime"] is True
     assert result["stderr"].count("OTEL_BSP_MAX_QUEUE_SIZE") == 1
     assert result["stderr"].count("AGENTMON_REALTIME") == 1
+
+
+@pytest.mark.timeout(60)
+def test_invalid_arguments_fail_fast_at_configure() -> None:
+    result = run_py("""
+        import json, otel_agentmon as am
+        errors = []
+        for bad in ({"endpoint": "not a url"}, {"protocol": "carrier-pigeon"}, {"span_max_queue_size": 0},
+                    {"shutdown_timeout": -1.0}, {"unknown_option": 1}):
+            try:
+                am.configure(**bad)
+            except (ValueError, TypeError) as exc:
+                errors.append(type(exc).__name__ + ": " + str(exc))
+        print(json.dumps({"errors": errors, "configured": am.get_monitor() is not None}))
+    """)
+    assert len(result["errors"]) == 5, result["errors"]
+    assert "carrier-pigeon" in result["errors"][1] and "http/protobuf" in result["errors"][1]
+    assert result["errors"][4].startswith("TypeError")
+    assert result["configured"] is False
+
+
+@pytest.mark.timeout(60)
+def test_plaintext_remote_endpoint_warns_once_and_never_logs_headers() -> None:
+    result = run_py("""
+        import json, logging, otel_agentmon as am
+        logging.basicConfig(level=logging.DEBUG)
+        # Nothing is emitted and only the (idle) trace exporter is on: no connection is ever tried.
+        m = am.configure(endpoint="http://collector.invalid:4318", traces_exporter="otlp",
+                         headers={"authorization": "Bearer s3cret-token"})
+        m.shutdown(0.5)
+        print(json.dumps({}))
+    """, {"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cret-env"})
+    assert result["stderr"].count("plain http://") == 1
+    assert "s3cret" not in result["stderr"]
