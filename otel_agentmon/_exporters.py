@@ -80,16 +80,22 @@ class _ResponseProbe:
 
     def hook(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         try:
-            self.status = response.status_code
-            if response.status_code == 200 and response.content:
-                msg = self._response_type.FromString(response.content)
+            body = response.content  # reading first: a body cut short is a transport failure
+        except Exception:  # noqa: BLE001
+            return
+        self.status = response.status_code
+        try:
+            if response.status_code == 200 and body:
+                msg = self._response_type.FromString(body)
                 if msg.HasField("partial_success"):
                     self.rejected += int(getattr(msg.partial_success, self._field))
         except Exception:  # noqa: BLE001 - an unparsable body is not our caller's problem
             pass
 
     def reason(self) -> str:
-        return f"http_{self.status}" if self.status is not None else "connection_error"
+        if self.status is None or 200 <= self.status < 300:  # no (complete) response
+            return "connection_error"
+        return f"http_{self.status}"
 
 
 def _http_session(probe: _ResponseProbe) -> requests.Session:

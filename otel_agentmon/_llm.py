@@ -48,7 +48,7 @@ class LLMCall(SpanHandle):
 
 
 def _valid_tokens(value: int | None) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         return None
     return value
 
@@ -100,6 +100,14 @@ def record_llm_messages(*, input: object = None, output: object = None,  # noqa:
         report_internal_error("record_llm_messages")
 
 
+def _valid_port(value: object) -> int | None:
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
 class _LLMOp(_Op):
     __slots__ = ()
 
@@ -123,8 +131,9 @@ def llm(model: str, *, provider: str, operation: str = sc.OP_CHAT, server_addres
                              sc.GEN_AI_REQUEST_MODEL: model_name}
     if server_address is not None:
         attrs[sc.SERVER_ADDRESS] = clean_name(server_address)
-        if server_port is not None:
-            attrs[sc.SERVER_PORT] = int(server_port)
+        port = _valid_port(server_port)
+        if port is not None:
+            attrs[sc.SERVER_PORT] = port
     if attributes:
         attrs.update(clean_attributes(attributes))
     return _LLMOp(f"{op_name} {model_name}", attrs, kind=SpanKind.CLIENT)

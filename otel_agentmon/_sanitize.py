@@ -19,6 +19,8 @@ MAX_DEPTH: Final = 64  # the spec's AttributeValueDepthLimit default
 MAX_NAME_LENGTH: Final = 1024
 MAX_ITEMS: Final = 1000
 _TRUNCATED: Final = "...[truncated]"
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _UNREPRESENTABLE: Final = "<unrepresentable>"
 
 _max_length = DEFAULT_MAX_LENGTH
@@ -28,6 +30,10 @@ def set_max_length(limit: int) -> None:
     """Set the longest string we pass on (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``)."""
     global _max_length
     _max_length = max(16, limit)
+
+
+def get_max_length() -> int:
+    return _max_length
 
 
 def clean_str(value: str, limit: int | None = None) -> str:
@@ -104,10 +110,16 @@ def to_json(value: object) -> str:
         text = json.dumps(_jsonable(value, 0, set()), ensure_ascii=False, separators=(",", ":"))
     except Exception:  # noqa: BLE001
         return json.dumps(_UNREPRESENTABLE)
-    if len(text) > _max_length:
-        # Keep the result valid JSON: truncate as a JSON string instead of cutting mid-token.
-        return json.dumps(clean_str(text), ensure_ascii=False)
-    return text
+    if len(text) <= _max_length:
+        return text
+    # Too long: keep the result valid JSON by returning the (truncated) text as a JSON string.
+    # Escaping can lengthen it, so shrink until the encoded form fits.
+    keep = _max_length
+    while True:
+        out = json.dumps(clean_str(text, keep), ensure_ascii=False)
+        if len(out) <= _max_length or keep <= len(_TRUNCATED) + 1:
+            return out if len(out) <= _max_length else json.dumps(_TRUNCATED)
+        keep = max(len(_TRUNCATED) + 1, keep * _max_length // len(out) - 8)
 
 
 def clean_value(value: object) -> AttributeValue:
@@ -115,14 +127,18 @@ def clean_value(value: object) -> AttributeValue:
     kind = type(value)
     if kind is str:
         return clean_str(value)  # type: ignore[arg-type]
-    if kind is bool or kind is int or kind is float:
+    if kind is bool or kind is float:
         return value  # type: ignore[return-value]
+    if kind is int:
+        # OTLP ints are int64; the encoder silently drops anything wider.
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # type: ignore[operator,return-value]
     if isinstance(value, (list, tuple)):
         return _clean_sequence(value)  # pyright: ignore[reportUnknownArgumentType]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        number = int(value)
+        return number if _INT64_MIN <= number <= _INT64_MAX else str(number)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
@@ -140,7 +156,9 @@ def _clean_sequence(value: list[object] | tuple[object, ...]) -> AttributeValue:
     items = list(value[:MAX_ITEMS])
     if all(type(v) is str for v in items):
         return [clean_str(v) for v in items]  # type: ignore[arg-type]
-    for kind in (bool, int, float):
+    if all(type(v) is int for v in items) and all(_INT64_MIN <= v <= _INT64_MAX for v in items):  # type: ignore[operator]
+        return items  # type: ignore[return-value]
+    for kind in (bool, float):
         if all(type(v) is kind for v in items):
             return items  # type: ignore[return-value]
     return to_json(value)

@@ -23,6 +23,7 @@ Mapping onto the GenAI conventions:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -91,10 +92,15 @@ def record_error(span: trace.Span, exc: BaseException) -> None:
         report_internal_error("record_error")
 
 
+_OpenState = tuple[trace.Span, object, object]
+#: Ops entered with ``with`` in this context, innermost last.
+_open: ContextVar[tuple[tuple[_Op, _OpenState], ...]] = ContextVar("agentmon_open_ops", default=())
+
+
 class _Op:
     """A span-producing operation: decorator and (async) context manager."""
 
-    __slots__ = ("_name", "_kind", "_attrs", "_agent", "_is_task", "_inherit_agent", "_stack")
+    __slots__ = ("_name", "_kind", "_attrs", "_agent", "_is_task", "_inherit_agent")
 
     def __init__(self, span_name: str, attributes: dict[str, Any], *, kind: SpanKind = SpanKind.INTERNAL,
                  agent: str | None = None, is_task: bool = False, inherit_agent: bool = False) -> None:
@@ -104,7 +110,6 @@ class _Op:
         self._agent = agent  # set: this op runs as that agent (agent and task spans)
         self._is_task = is_task
         self._inherit_agent = inherit_agent  # tools/tasks take gen_ai.agent.name from context
-        self._stack: list[tuple[trace.Span, object, object]] = []
 
     # --- the Operation protocol used by _wrap -------------------------------------------------
     def _attributes(self, parent: otel_context.Context | None) -> dict[str, Any]:
@@ -165,13 +170,19 @@ class _Op:
         except Exception:  # noqa: BLE001
             report_internal_error("span start")
             return SpanHandle(trace.INVALID_SPAN)
-        self._stack.append(state)
+        _open.set((*_open.get(), (self, state)))
         return SpanHandle(state[0])
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._stack:
-            self.finish(self._stack.pop(), exc)
+        # The entered state lives in the context, not on the object, so one op object can be
+        # entered concurrently from several threads or tasks.
+        stack = _open.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                _open.set(stack[:i] + stack[i + 1:])
+                self.finish(stack[i][1], exc)
+                return
 
     async def __aenter__(self) -> SpanHandle:
         return self.__enter__()

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from . import _state
+from . import _sanitize, _state
 from ._monitor import Monitor, _configure_for_testing
 
 __all__ = ["Capture", "SequentialIdGenerator", "agentmon_capture", "capture"]
@@ -116,6 +116,7 @@ class Capture:
 def capture(**options: Any) -> tuple[Capture, Any]:
     """Build a capture; returns it and a function that tears it down. See ``agentmon_capture``."""
     saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content)
+    saved_length = _sanitize.get_max_length()
     defaults: Mapping[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none",
                                    "system_metrics": "off", "service_name": "agentmon-test"}
     reader = InMemoryMetricReader()
@@ -132,6 +133,7 @@ def capture(**options: Any) -> tuple[Capture, Any]:
     def close() -> None:
         monitor.shutdown(2.0)
         _state.tracer, _state.event_logger, _state.enabled, _state.capture_content = saved
+        _sanitize.set_max_length(saved_length)
 
     return Capture(monitor, spans, reader, logs), close
 

@@ -36,4 +36,5 @@ def detach_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def agentmon_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("otel_agentmon") and r.levelno >= logging.WARNING]
+    return [r.getMessage() for r in caplog.records
+            if r.name.startswith("otel_agentmon") and r.levelno >= logging.WARNING]

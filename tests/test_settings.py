@@ -1,0 +1,178 @@
+"""configure() options: argument > environment > default, bad env values, profiles, README table."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import otel_agentmon as agentmon
+from otel_agentmon import _settings
+from otel_agentmon._settings import OPTIONS, Settings, resolve
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "otel_agentmon" and r.levelno == logging.WARNING]
+
+
+# (option, env var, env value, value parsed from env, argument value, default)
+PRECEDENCE: list[tuple[str, str, str, Any, Any, Any]] = [
+    ("span_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", "4096", 4096, 100, 2048),
+    ("span_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64", 64, 32, 512),
+    ("export_timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", "2.5", 2.5, 7.0, 10.0),
+    ("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", " GRPC ", "grpc", "http/protobuf", "http/protobuf"),
+    ("traces_exporter", "OTEL_TRACES_EXPORTER", "console", "console", "none", "otlp"),
+    ("realtime", "AGENTMON_REALTIME", "false", False, True, True),
+    ("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only", "SPAN_ONLY",
+     "EVENT_ONLY", "NO_CONTENT"),
+    ("metric_cardinality_limit", "AGENTMON_METRIC_CARDINALITY_LIMIT", "50", 50, 10, 2000),
+    ("attribute_value_length_limit", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1024", 1024, 256, 8192),
+    ("shutdown_timeout", "AGENTMON_SHUTDOWN_TIMEOUT", "1.5", 1.5, 0.5, 3.0),
+    ("disabled", "OTEL_SDK_DISABLED", "true", True, False, False),
+    ("headers", "OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc,x-team=a%20b", {"api-key": "abc", "x-team": "a b"},
+     {"k": "v"}, None),
+    ("service_name", "OTEL_SERVICE_NAME", "from-env", "from-env", "from-arg", None),
+]
+
+
+@pytest.mark.parametrize("case", PRECEDENCE, ids=[p[0] for p in PRECEDENCE])
+def test_argument_beats_environment_beats_default(case: tuple[str, str, str, Any, Any, Any]) -> None:
+    option, env, raw, parsed, arg, default = case
+    assert getattr(resolve({option: arg}, {env: raw}), option) == arg
+    assert getattr(resolve({}, {env: raw}), option) == parsed
+    if default is not None:
+        assert getattr(resolve({}, {}), option) == default
+
+
+def test_defaults() -> None:
+    s = resolve({}, {})
+    assert (s.protocol, s.traces_exporter, s.metrics_exporter, s.logs_exporter) == ("http/protobuf", "otlp", "otlp",
+                                                                                    "otlp")
+    assert (s.capture_content, s.system_metrics, s.disabled, s.set_global) == ("NO_CONTENT", "default", False, True)
+    assert s.endpoint is None and s.headers is None
+    assert s.service_name  # the script's name, or unknown_service:python
+    assert s.explicit == frozenset()
+
+
+def test_explicit_records_only_given_arguments() -> None:
+    assert resolve({"endpoint": "http://collector:4318", "swarm": None}, {}).explicit == {"endpoint"}
+
+
+@pytest.mark.parametrize(("env", "raw", "option", "default"), [
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "abc", "span_max_queue_size", 2048),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "-5", "span_max_queue_size", 2048),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "span_max_queue_size", 2048),
+    ("OTEL_BSP_SCHEDULE_DELAY", "1.5", "span_schedule_delay_ms", 200),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1", "export_timeout", 10.0),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "nan", "export_timeout", 10.0),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "inf", "export_timeout", 10.0),
+    ("AGENTMON_REALTIME", "maybe", "realtime", True),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "protocol", "http/protobuf"),
+    ("OTEL_TRACES_EXPORTER", "zipkin", "traces_exporter", "otlp"),
+    ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "everything", "capture_content", "NO_CONTENT"),
+    ("AGENTMON_SYSTEM_METRICS", "some", "system_metrics", "default"),
+    ("OTEL_SDK_DISABLED", "yes please", "disabled", False),
+])
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_bad_env_value_falls_back_with_one_warning(caplog: pytest.LogCaptureFixture, env: str, raw: str,
+                                                   option: str, default: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = resolve({}, {env: raw})
+    assert getattr(settings, option) == default
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1
+    assert env in warnings[0].getMessage()
+
+
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_bad_env_value_warns_once_across_repeated_resolves(caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(5):
+        assert resolve({}, {"OTEL_BSP_MAX_QUEUE_SIZE": "abc"}).span_max_queue_size == 2048
+    assert len(_warnings(caplog)) == 1
+
+
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_blank_env_value_is_unset_not_invalid(caplog: pytest.LogCaptureFixture) -> None:
+    assert resolve({}, {"OTEL_BSP_MAX_QUEUE_SIZE": "   "}).span_max_queue_size == 2048
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_argument_wins_over_a_bad_env_value_without_warning(caplog: pytest.LogCaptureFixture) -> None:
+    assert resolve({"span_max_queue_size": 10}, {"OTEL_BSP_MAX_QUEUE_SIZE": "abc"}).span_max_queue_size == 10
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [
+    ("authorization=Bearer s3cr3t-t0ken", {"authorization": "Bearer s3cr3t-t0ken"}),  # valid: never logged
+    ("authorization Bearer s3cr3t-t0ken", None),    # malformed: warned about, value redacted
+    ("api-key=s3cr3t-t0ken,=s3cr3t-t0ken", None),   # malformed (empty key)
+])
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_header_values_never_reach_the_logs(caplog: pytest.LogCaptureFixture, raw: str,
+                                            parsed: dict[str, str] | None) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = resolve({}, {"OTEL_EXPORTER_OTLP_HEADERS": raw})
+    assert "s3cr3t" not in caplog.text
+    for record in caplog.records:
+        assert "s3cr3t" not in record.getMessage()
+        assert "s3cr3t" not in repr(record.args)
+    assert settings.headers == parsed
+    assert len(_warnings(caplog)) == (0 if parsed else 1)
+
+
+def test_realtime_profile_delays() -> None:
+    realtime = resolve({}, {})
+    assert (realtime.realtime, realtime.span_schedule_delay_ms, realtime.metric_export_interval_ms) == (True, 200, 500)
+    production = resolve({"realtime": False}, {})
+    assert (production.span_schedule_delay_ms, production.metric_export_interval_ms) == (5000, 60000)
+    from_env = resolve({}, {"AGENTMON_REALTIME": "0"})
+    assert (from_env.span_schedule_delay_ms, from_env.metric_export_interval_ms) == (5000, 60000)
+
+
+def test_explicit_delays_win_over_the_profile() -> None:
+    env = resolve({}, {"OTEL_BSP_SCHEDULE_DELAY": "1000"})
+    assert (env.span_schedule_delay_ms, env.metric_export_interval_ms) == (1000, 500)
+    env = resolve({"realtime": False}, {"OTEL_METRIC_EXPORT_INTERVAL": "2000"})
+    assert (env.span_schedule_delay_ms, env.metric_export_interval_ms) == (5000, 2000)
+    arg = resolve({"span_schedule_delay_ms": 50, "metric_export_interval_ms": 100}, {"OTEL_BSP_SCHEDULE_DELAY": "9"})
+    assert (arg.span_schedule_delay_ms, arg.metric_export_interval_ms) == (50, 100)
+
+
+def test_unknown_argument_raises_type_error() -> None:
+    with pytest.raises(TypeError, match="sevice_name"):
+        resolve({"sevice_name": "x"}, {})
+    with pytest.raises(TypeError, match="bogus"):
+        agentmon.configure(bogus=1)
+    assert agentmon.get_monitor() is None
+
+
+def test_every_settings_field_is_an_option() -> None:
+    fields = {f.name for f in dataclasses.fields(Settings)} - {"explicit"}
+    assert fields == {o.name for o in OPTIONS}
+    assert len({o.name for o in OPTIONS}) == len(OPTIONS)
+    envs = [o.env for o in OPTIONS if o.env is not None]
+    assert len(set(envs)) == len(envs)
+    assert all(o.doc for o in OPTIONS)
+
+
+def test_readme_configuration_table_lists_every_option() -> None:
+    """The README's configuration table must name every option and its environment variable."""
+    rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("|")]
+    missing = []
+    for opt in OPTIONS:
+        name = re.compile(rf"`{re.escape(opt.name)}`|\b{re.escape(opt.name)}\b")
+        if not any(name.search(row) and (opt.env is None or opt.env in row) for row in rows):
+            missing.append(opt.name if opt.env is None else f"{opt.name} ({opt.env})")
+    assert missing == [], f"README.md configuration table lacks: {missing}"
+
+
+def test_settings_module_constants_match_profile_docs() -> None:
+    assert (_settings.REALTIME_SPAN_DELAY_MS, _settings.REALTIME_METRIC_INTERVAL_MS) == (200, 500)
+    assert (_settings.PRODUCTION_SPAN_DELAY_MS, _settings.PRODUCTION_METRIC_INTERVAL_MS) == (5000, 60000)
