@@ -16,30 +16,46 @@ Everything users import lives here; the modules behind it are private.
 
 from __future__ import annotations
 
+from ._alerts import AlertEvent, AlertRule
 from ._context import ContextThreadPoolExecutor, with_context
 from ._derive import AgentSummary
+from ._health import AgentHealth, HealthPolicy, SwarmHealth
 from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
-from ._monitor import Monitor, configure, get_monitor
+from ._monitor import Monitor, configure, get_monitor, heartbeat
+from ._notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
 from ._providers import VERSION as __version__
+from ._rules import load_rules, to_prometheus
 from ._spans import SpanHandle, agent, error_type, task, tool, workflow
 from ._stats import Stats
 
 __all__ = [
+    "AgentHealth",
     "AgentSummary",
+    "AlertEvent",
+    "AlertRule",
+    "CallbackNotifier",
     "ContextThreadPoolExecutor",
+    "HealthPolicy",
     "LLMCall",
+    "LoggingNotifier",
     "Monitor",
+    "Notifier",
     "SpanHandle",
     "Stats",
+    "SwarmHealth",
+    "WebhookNotifier",
     "__version__",
     "agent",
     "configure",
     "error_type",
     "get_monitor",
+    "heartbeat",
     "llm",
+    "load_rules",
     "record_llm_messages",
     "record_llm_usage",
     "task",
+    "to_prometheus",
     "tool",
     "with_context",
     "workflow",

@@ -27,12 +27,30 @@ from . import _semconv as sc
 from ._batch import _count_value
 from ._guard import report_internal_error
 from ._metrics import Instruments
+from ._windows import AgentWindows, WindowStats
 
 _MAX_QUEUE: Final = 65536
 _MAX_PENDING: Final = 100_000
 _TICK_S: Final = 0.05  # worker latency bound: metrics and summaries lag spans by at most this
 _RESERVOIR: Final = 512
 _AttrMap: TypeAlias = Mapping[str, object]
+
+
+@dataclasses.dataclass(frozen=True)
+class _InFlight:
+    key: tuple[str, str]  # (agent, task type)
+    start_ns: int  # wall clock, as spans carry it
+    span: ReadableSpan  # the live span, for stuck-task events
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentView:
+    """One agent as the health loop sees it."""
+
+    name: str
+    idle_for: float  # seconds since its last span activity or heartbeat
+    running: list[tuple[str, float, ReadableSpan]]  # (task type, age in s, live span)
+    windows: dict[float, WindowStats]
 
 
 @dataclasses.dataclass
@@ -79,6 +97,8 @@ def _error_ctx(span: ReadableSpan) -> Context:
 class Deriver:
     def __init__(self) -> None:
         self.instruments: Instruments | None = None
+        #: sliding-window lengths (s) the health policy and alert rules read
+        self.window_lengths: set[float] = {60.0}
         self._init_state()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._init_state)
@@ -94,9 +114,12 @@ class Deriver:
         self._queue: collections.deque[tuple[bool, ReadableSpan]] = collections.deque()
         self._dropped = itertools.count()
         self._pending: dict[int, _ChildCounts] = {}
-        self._in_flight: dict[int, tuple[str, str]] = {}
+        self._in_flight: dict[int, _InFlight] = {}
         self._in_flight_counts: dict[tuple[str, str], int] = {}
         self._agents: dict[str, AgentSummary] = {}
+        self._windows: dict[str, AgentWindows] = {}
+        #: monotonic time of each agent's last activity (span start/end or heartbeat)
+        self._last_activity: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -150,11 +173,12 @@ class Deriver:
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         if isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
+            self._last_activity[agent] = time.monotonic()
         task_type = attrs.get(sc.AGENTMON_TASK_TYPE)
         if task_type is None or not isinstance(agent, str):
             return
         key = (agent, str(task_type))
-        self._in_flight[span.context.span_id] = key
+        self._in_flight[span.context.span_id] = _InFlight(key, span.start_time or time.time_ns(), span)
         self._in_flight_counts[key] = self._in_flight_counts.get(key, 0) + 1
         self._agent(agent).in_flight += 1
 
@@ -201,6 +225,7 @@ class Deriver:
             self._on_task_end(span, attrs, duration, error, own)
         elif isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
+            self._last_activity[agent] = time.monotonic()
         parent = span.parent
         if parent is not None and (up.tool_calls or up.inference_calls or up.input_tokens or up.output_tokens):
             acc = self._pending.get(parent.span_id)
@@ -239,7 +264,8 @@ class Deriver:
 
     def _on_task_end(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
                      own: _ChildCounts) -> None:
-        key = self._in_flight.pop(span.context.span_id, None)
+        entry = self._in_flight.pop(span.context.span_id, None)
+        key = entry.key if entry is not None else None
         if key is not None:
             self._in_flight_counts[key] = max(0, self._in_flight_counts.get(key, 0) - 1)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
@@ -251,6 +277,11 @@ class Deriver:
         if key is not None:
             summary.in_flight = max(0, summary.in_flight - 1)
         summary.last_seen = time.time()
+        self._last_activity[agent_name] = time.monotonic()
+        window = self._windows.get(agent_name)
+        if window is None:
+            window = self._windows[agent_name] = AgentWindows(self.window_lengths)
+        window.add(time.monotonic(), duration, outcome == sc.OUTCOME_ERROR, own.input_tokens + own.output_tokens)
         summary.busy_seconds += duration
         summary.recent_durations.append(duration)
         summary.input_tokens += own.input_tokens
@@ -280,8 +311,32 @@ class Deriver:
     def in_flight(self) -> Iterable[tuple[tuple[str, str], int]]:
         return list(self._in_flight_counts.items())
 
-    def oldest_in_flight(self) -> dict[int, tuple[str, str]]:
-        return dict(self._in_flight)
+    def heartbeat(self, agent: str) -> None:
+        """Mark ``agent`` alive now (any thread; a dict store)."""
+        self._last_activity[agent] = time.monotonic()
+
+    def forget(self, agent: str) -> None:
+        """Stop tracking an agent that has retired (it will not be reported down)."""
+        with self._lock:
+            self._last_activity.pop(agent, None)
+            self._windows.pop(agent, None)
+
+    def health_view(self, windows: Iterable[float]) -> list[AgentView]:
+        """What the health loop needs, per agent, read consistently under the lock."""
+        now = time.monotonic()
+        now_ns = time.time_ns()
+        self.process_pending()
+        with self._lock:
+            running: dict[str, list[tuple[str, float, ReadableSpan]]] = {}
+            for entry in self._in_flight.values():
+                running.setdefault(entry.key[0], []).append(
+                    (entry.key[1], max(0.0, (now_ns - entry.start_ns) / 1e9), entry.span))
+            views = []
+            for agent, last in list(self._last_activity.items()):
+                window = self._windows.get(agent)
+                stats = {w: window.stats(now, w) for w in windows} if window is not None else {}
+                views.append(AgentView(agent, now - last, running.get(agent, []), stats))
+            return views
 
     def agents(self) -> dict[str, AgentSummary]:
         with self._lock:

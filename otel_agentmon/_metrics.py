@@ -8,11 +8,15 @@ even on a MeterProvider the application built (where we cannot add Views).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import View
 
 from . import _semconv as sc
+
+if TYPE_CHECKING:
+    from ._health import SwarmHealth
 
 # Metric attributes allowed per instrument: low-cardinality names only; never ids or free text.
 _AGENT = frozenset({sc.GEN_AI_AGENT_NAME, sc.ERROR_TYPE, sc.GEN_AI_REQUEST_MODEL})
@@ -38,6 +42,11 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     sc.M_TASK_TOKEN_USAGE: frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE, sc.GEN_AI_TOKEN_TYPE}),
     sc.M_TASKS_IN_FLIGHT: frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_TASK_TYPE}),
     sc.M_AGENT_BUSY_TIME: frozenset({sc.GEN_AI_AGENT_NAME}),
+    sc.M_AGENT_UP: frozenset({sc.GEN_AI_AGENT_NAME}),
+    sc.M_AGENT_HEALTH: frozenset({sc.GEN_AI_AGENT_NAME, sc.AGENTMON_HEALTH_STATE}),
+    sc.M_TASK_OLDEST_AGE: frozenset({sc.GEN_AI_AGENT_NAME}),
+    sc.M_TASKS_STUCK: frozenset({sc.GEN_AI_AGENT_NAME}),
+    sc.M_ALERT_FIRING: frozenset({sc.AGENTMON_ALERT_RULE, sc.AGENTMON_ALERT_SEVERITY, sc.GEN_AI_AGENT_NAME}),
 }
 
 
@@ -98,3 +107,44 @@ class Instruments:
 
         meter.create_observable_up_down_counter(sc.M_TASKS_IN_FLIGHT, callbacks=[observe_in_flight],
                                                 unit=sc.UNIT_TASK, description="Tasks currently running.")
+
+
+def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth],
+                                alert_states: Callable[[], list[tuple[str, str, str | None, bool]]]) -> None:
+    """Observable health metrics, read from the health loop's last evaluation."""
+
+    def up(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(1 if h.up else 0, {sc.GEN_AI_AGENT_NAME: name})
+                for name, h in current().agents.items()]
+
+    def health(options: CallbackOptions) -> Iterable[Observation]:
+        # The OTel status-metric pattern: the current state 1, the others 0.
+        return [Observation(1 if h.state == state else 0,
+                            {sc.GEN_AI_AGENT_NAME: name, sc.AGENTMON_HEALTH_STATE: state})
+                for name, h in current().agents.items() for state in ("healthy", "degraded", "unhealthy")]
+
+    def oldest(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(h.oldest_task_age, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
+
+    def stuck(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(h.stuck_tasks, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
+
+    def firing(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for rule, severity, agent, is_firing in alert_states():
+            attrs = {sc.AGENTMON_ALERT_RULE: rule, sc.AGENTMON_ALERT_SEVERITY: severity}
+            if agent is not None:
+                attrs[sc.GEN_AI_AGENT_NAME] = agent
+            out.append(Observation(1 if is_firing else 0, attrs))
+        return out
+
+    meter.create_observable_gauge(sc.M_AGENT_UP, [up], unit=sc.UNIT_AGENT,
+                                  description="1 while the agent keeps reporting within its heartbeat timeout.")
+    meter.create_observable_gauge(sc.M_AGENT_HEALTH, [health], unit=sc.UNIT_AGENT,
+                                  description="Agent health state: 1 for the current state, 0 for the others.")
+    meter.create_observable_gauge(sc.M_TASK_OLDEST_AGE, [oldest], unit=sc.UNIT_SECONDS,
+                                  description="Age of the agent's oldest task still running.")
+    meter.create_observable_gauge(sc.M_TASKS_STUCK, [stuck], unit=sc.UNIT_TASK,
+                                  description="Tasks running longer than their stuck limit.")
+    meter.create_observable_gauge(sc.M_ALERT_FIRING, [firing], unit=sc.UNIT_ALERT,
+                                  description="1 while the alert (rule, agent) is firing, else 0.")

@@ -16,9 +16,12 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from . import _sanitize, _state
 from . import _semconv as sc
+from ._checks import CheckFn
 from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import log_once, report_internal_error
+from ._health import SwarmHealth
+from ._health_setup import build_health
 from ._metrics import Instruments
 from ._processor import AgentmonSpanProcessor
 from ._providers import (
@@ -30,6 +33,7 @@ from ._providers import (
     start_system_metrics,
     tracer_provider,
 )
+from ._sanitize import clean_name
 from ._settings import Settings, resolve
 from ._stats import Stats
 
@@ -71,6 +75,8 @@ class Monitor:
             self._system = start_system_metrics(settings, mp)
         except Exception:  # noqa: BLE001 - missing psutil permissions must not stop the agent
             report_internal_error("system metrics")
+        self._dispatcher, self._health, self._health_server = build_health(settings, self._deriver, meter,
+                                                                          lambda: self.event_logger)
 
     # --- providers ---------------------------------------------------------------------------
     @property
@@ -108,6 +114,45 @@ class Monitor:
     def _sync(self) -> None:
         """Derive metrics from every span ended so far, now (tests and flush use it)."""
         self._deriver.process_pending()
+
+    # --- health and alerts ----------------------------------------------------------------------
+    def health(self) -> SwarmHealth:
+        """The last health evaluation: swarm state, each agent's state and reasons, firing alerts."""
+        if self._health is None:
+            return SwarmHealth("healthy", {}, None, None, ())
+        return self._health.current
+
+    def evaluate_health(self) -> SwarmHealth:
+        """Evaluate health and alerts now instead of waiting for the next tick."""
+        if self._health is None:
+            return self.health()
+        try:
+            return self._health.tick()
+        except Exception:  # noqa: BLE001
+            report_internal_error("evaluate_health")
+            return self.health()
+
+    def heartbeat(self, agent: str) -> None:
+        """Tell the health loop ``agent`` is alive (for agents that idle between tasks)."""
+        self._deriver.heartbeat(clean_name(agent))
+
+    def forget_agent(self, agent: str) -> None:
+        """Stop tracking an agent that retired on purpose, so it is not reported down."""
+        self._deriver.forget(clean_name(agent))
+
+    def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
+                         agent: str | None = None, critical: bool = False) -> None:
+        """Run ``check`` (sync or async) every ``interval`` s; it fails if it raises, returns a falsy
+        value or exceeds ``timeout``. A failing check degrades ``agent`` (every agent when None),
+        or makes it unhealthy when ``critical``."""
+        if self._health is not None:
+            self._health.checks.add(name, check, interval=interval, timeout=timeout, agent=agent,
+                                    critical=critical)
+
+    @property
+    def health_url(self) -> str | None:
+        """Base URL of the health endpoint when ``health_port`` is set."""
+        return self._health_server.url if self._health_server is not None else None
 
     def snapshot(self) -> dict[str, AgentSummary]:
         """Per-agent summary of what this process saw (tasks, tools, tokens, latency)."""
@@ -150,6 +195,13 @@ class Monitor:
         deadline = time.monotonic() + budget
         ok = True
         try:
+            if self._health is not None:
+                self._health.tick()  # a last evaluation, so final transitions are emitted
+                self._health.stop()
+            if self._health_server is not None:
+                self._health_server.stop()
+            self._dispatcher.flush(min(0.5, budget * 0.1))
+            self._dispatcher.stop()
             self._deriver.stop()
             if self._pipes.span_worker is not None:
                 ok &= self._pipes.span_worker.shutdown(budget * 0.5)
@@ -212,6 +264,13 @@ def configure(**options: Any) -> Monitor:
 
 def _shutdown_at_exit(monitor: Monitor) -> None:
     monitor.shutdown()
+
+
+def heartbeat(agent: str) -> None:
+    """Mark ``agent`` alive in the configured monitor (no-op before ``configure()``)."""
+    monitor = _current
+    if monitor is not None:
+        monitor.heartbeat(agent)
 
 
 def get_monitor() -> Monitor | None:

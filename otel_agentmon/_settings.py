@@ -63,6 +63,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_port(raw: str) -> int:
+    value = int(raw.strip())
+    if not 0 <= value < 65536:
+        raise ValueError("must be a port number (0 picks a free one)")
+    return value
+
+
 def _parse_str(raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -156,6 +163,24 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "longest attribute string kept (longer ones are truncated)"),
     Option("metric_cardinality_limit", "AGENTMON_METRIC_CARDINALITY_LIMIT", _parse_positive_int, 2000,
            "series per metric before the SDK folds the rest into `otel.metric.overflow=true`"),
+    Option("health", "AGENTMON_HEALTH", _parse_bool, True,
+           "run the health and alert loop (heartbeats, stuck tasks, error rate, alerts)"),
+    Option("health_interval", "AGENTMON_HEALTH_INTERVAL", _parse_positive_float, None,
+           "seconds between health/alert evaluations; default from the profile (0.1 / 1.0)"),
+    Option("heartbeat_timeout", "AGENTMON_HEARTBEAT_TIMEOUT", _parse_positive_float, 10.0,
+           "an agent with no activity or heartbeat for this many seconds is down"),
+    Option("stuck_after", "AGENTMON_STUCK_AFTER", _parse_positive_float, 60.0,
+           "a task running longer than this many seconds is stuck"),
+    Option("health_policy", None, _parse_str, None,
+           "a `HealthPolicy` with every health threshold (overrides the two options above)"),
+    Option("alert_rules", "AGENTMON_ALERT_RULES", _parse_str, None,
+           "alert rules: a YAML rule file's path, or a list of `AlertRule`"),
+    Option("alert_webhook", "AGENTMON_ALERT_WEBHOOK", _parse_endpoint, None,
+           "URL that receives alerts as Alertmanager webhook JSON"),
+    Option("notifiers", None, _parse_str, None, "extra alert notifiers (`CallbackNotifier(fn)`, ...)"),
+    Option("health_port", "AGENTMON_HEALTH_PORT", _parse_port, None,
+           "serve `/healthz` and `/readyz` on this port (0: any free port); off by default"),
+    Option("health_host", "AGENTMON_HEALTH_HOST", _parse_str, "127.0.0.1", "address the health endpoint binds"),
     Option("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"),
     Option("set_global", None, _parse_bool, True,
            "install our providers as the global ones when the application has none; `False` builds "
@@ -192,6 +217,16 @@ class Settings:
     capture_content: ContentMode
     attribute_value_length_limit: int
     metric_cardinality_limit: int
+    health: bool
+    health_interval: float
+    heartbeat_timeout: float
+    stuck_after: float
+    health_policy: object
+    alert_rules: object
+    alert_webhook: str | None
+    notifiers: object
+    health_port: int | None
+    health_host: str
     disabled: bool
     set_global: bool
     resource_attributes: Mapping[str, object] | None
@@ -242,6 +277,8 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
         values["metric_export_interval_ms"] = (
             REALTIME_METRIC_INTERVAL_MS if realtime else PRODUCTION_METRIC_INTERVAL_MS
         )
+    if values["health_interval"] is None:
+        values["health_interval"] = 0.1 if realtime else 1.0
     if values["service_name"] is None:
         values["service_name"] = _default_service_name()
     explicit = frozenset(k for k, v in args.items() if v is not None)

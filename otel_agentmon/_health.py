@@ -1,0 +1,297 @@
+"""Health per agent and per swarm, computed on a clock, and the loop that also evaluates alerts.
+
+State rules (``HealthPolicy`` holds every threshold):
+
+* **unhealthy** — the agent is *down* (no span activity or heartbeat for ``heartbeat_timeout`` and
+  no task running),
+  or its error rate over ``window`` is at least ``unhealthy_error_rate`` (with at least
+  ``min_tasks`` tasks), or a *critical* health check of it fails.
+* **degraded** — a task has run longer than ``stuck_after`` (it is *stuck*, signalled while it
+  still runs), or the error rate is at least ``degraded_error_rate``, or p95 task latency is above
+  ``latency_p95_limit``, or a non-critical check fails, or the process is under resource pressure
+  (CPU above ``cpu_limit`` or memory above ``memory_limit_bytes``).
+* **healthy** — otherwise.
+
+The swarm is unhealthy when at least half of its agents are, degraded when any agent is not
+healthy, healthy otherwise. Every change is emitted as a log record (``event_name``
+``agentmon.health.changed``) and as a span event on the agent's running task spans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, TypeAlias
+
+from opentelemetry import _logs, trace
+from opentelemetry._logs import SeverityNumber
+
+from . import _semconv as sc
+from ._alerts import AlertEngine, AlertEvent, AlertRule
+from ._checks import CheckResult, HealthChecks
+from ._derive import AgentView, Deriver
+from ._guard import report_internal_error
+from ._notify import Dispatcher
+from ._windows import WindowStats
+
+State: TypeAlias = Literal["healthy", "degraded", "unhealthy"]
+STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "unhealthy")
+_SEVERITY: Final = {"healthy": SeverityNumber.INFO, "degraded": SeverityNumber.WARN,
+                    "unhealthy": SeverityNumber.ERROR}
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthPolicy:
+    """Thresholds of the health rules (see the module docstring)."""
+
+    heartbeat_timeout: float = 10.0
+    stuck_after: float = 60.0
+    stuck_after_by_type: Mapping[str, float] = dataclasses.field(default_factory=dict[str, float])
+    window: float = 60.0
+    min_tasks: int = 5
+    degraded_error_rate: float = 0.1
+    unhealthy_error_rate: float = 0.5
+    latency_p95_limit: float | None = None
+    cpu_limit: float | None = 0.95
+    memory_limit_bytes: int | None = None
+
+    def stuck_limit(self, task_type: str) -> float:
+        return self.stuck_after_by_type.get(task_type, self.stuck_after)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentHealth:
+    """The health of one agent at the last evaluation."""
+
+    agent: str
+    state: State
+    up: bool
+    reasons: tuple[str, ...]
+    in_flight: int
+    oldest_task_age: float
+    stuck_tasks: int
+    window: WindowStats | None
+    checks: tuple[CheckResult, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SwarmHealth:
+    state: State
+    agents: Mapping[str, AgentHealth]
+    cpu: float | None
+    memory_bytes: int | None
+    firing: tuple[tuple[AlertRule, str | None, float | None], ...]
+
+
+class HealthLoop:
+    """Ticks every ``interval`` s: health, stuck tasks, checks, alerts, notifications."""
+
+    def __init__(self, deriver: Deriver, policy: HealthPolicy, rules: list[AlertRule], dispatcher: Dispatcher,
+                 event_logger: Callable[[], _logs.Logger], interval: float) -> None:
+        self._deriver = deriver
+        self.policy = policy
+        self.engine = AlertEngine(rules)
+        self.checks = HealthChecks()
+        self._dispatcher = dispatcher
+        self._logger = event_logger
+        self._interval = interval
+        self._windows = {policy.window} | self.engine.windows()
+        deriver.window_lengths = set(self._windows)
+        self._states: dict[str, State] = {}
+        self._stuck_seen: set[int] = set()
+        self.current = SwarmHealth("healthy", {}, None, None, ())
+        self.last_tick = time.monotonic()
+        self._proc: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentmon-health", daemon=True)
+        self._thread.start()
+
+    # --- loop ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                report_internal_error("health loop")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.checks.stop()
+
+    def alert_states(self) -> list[tuple[str, str, str | None, bool]]:
+        """(rule, severity, agent, firing) for every alert instance seen so far."""
+        by_name = {r.name: r for r in self.engine.rules}
+        return [(name, by_name[name].severity, agent, state == "firing")
+                for (name, agent), state in self.engine.states().items() if name in by_name]
+
+    def tick(self) -> SwarmHealth:
+        now = time.monotonic()
+        self.last_tick = now
+        self.checks.run_due(now)
+        views = self._deriver.health_view(self._windows)
+        cpu, memory = self._resources()
+        checks = self.checks.results()
+        agents = {v.name: self._agent_health(v, cpu, memory, checks) for v in views}
+        for health in agents.values():
+            self._transition(health)
+        self._flag_stuck(views)
+        firing_events = self.engine.evaluate(sorted(agents), self._reader(agents, cpu, memory), now)
+        for event in firing_events:
+            self._emit_alert(event)
+            self._dispatcher.dispatch(event)
+        unhealthy = sum(h.state == "unhealthy" for h in agents.values())
+        if agents and unhealthy * 2 >= len(agents):
+            swarm: State = "unhealthy"
+        elif any(h.state != "healthy" for h in agents.values()):
+            swarm = "degraded"
+        else:
+            swarm = "healthy"
+        self.current = SwarmHealth(swarm, agents, cpu, memory, tuple(self.engine.firing()))
+        return self.current
+
+    def _resources(self) -> tuple[float | None, int | None]:
+        try:
+            import psutil
+
+            if self._proc is None or self._proc.pid != os.getpid():
+                self._proc = psutil.Process()
+                self._proc.cpu_percent(None)  # the first call primes the counter
+            cpu = self._proc.cpu_percent(None) / 100.0 / (psutil.cpu_count() or 1)
+            return cpu, int(self._proc.memory_info().rss)
+        except Exception:  # noqa: BLE001 - resource pressure is optional evidence
+            return None, None
+
+    def _agent_health(self, view: AgentView, cpu: float | None, memory: int | None,
+                      checks: list[CheckResult]) -> AgentHealth:
+        p = self.policy
+        reasons_bad: list[str] = []
+        reasons_degraded: list[str] = []
+        # A task still running counts as activity: a hung agent shows up as stuck, not down.
+        up = view.idle_for <= p.heartbeat_timeout or bool(view.running)
+        if not up:
+            reasons_bad.append(f"down: no activity for {view.idle_for:.1f}s")
+        stats = view.windows.get(p.window)
+        if stats is not None and stats.error_rate is not None and stats.count >= p.min_tasks:
+            if stats.error_rate >= p.unhealthy_error_rate:
+                reasons_bad.append(f"error rate {stats.error_rate:.0%} over {p.window:g}s")
+            elif stats.error_rate >= p.degraded_error_rate:
+                reasons_degraded.append(f"error rate {stats.error_rate:.0%} over {p.window:g}s")
+        if p.latency_p95_limit is not None and stats is not None and stats.p95 is not None \
+                and stats.p95 > p.latency_p95_limit:
+            reasons_degraded.append(f"p95 latency {stats.p95:.2f}s")
+        stuck = [age for task_type, age, _ in view.running if age > p.stuck_limit(task_type)]
+        if stuck:
+            reasons_degraded.append(f"{len(stuck)} stuck task(s), oldest {max(stuck):.1f}s")
+        mine = tuple(c for c in checks if c.agent in (None, view.name))
+        for c in mine:
+            if not c.ok:
+                (reasons_bad if c.critical else reasons_degraded).append(f"check {c.name}: {c.detail}")
+        if p.cpu_limit is not None and cpu is not None and cpu > p.cpu_limit:
+            reasons_degraded.append(f"process CPU {cpu:.0%}")
+        if p.memory_limit_bytes is not None and memory is not None and memory > p.memory_limit_bytes:
+            reasons_degraded.append(f"process memory {memory / 1e6:.0f} MB")
+        state: State = "unhealthy" if reasons_bad else "degraded" if reasons_degraded else "healthy"
+        return AgentHealth(view.name, state, up, tuple(reasons_bad + reasons_degraded), len(view.running),
+                           max((age for _, age, _ in view.running), default=0.0), len(stuck), stats, mine)
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _transition(self, health: AgentHealth) -> None:
+        previous = self._states.get(health.agent, "healthy")
+        self._states[health.agent] = health.state
+        if previous == health.state:
+            return
+        attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: health.agent, "agentmon.health.state": health.state,
+                                 "agentmon.health.previous_state": previous,
+                                 "agentmon.health.reasons": list(health.reasons) or ["recovered"]}
+        self._emit("agentmon.health.changed", attrs, _SEVERITY[health.state],
+                   f"agent {health.agent} is {health.state}")
+        for span in self._running_spans(health.agent):
+            span.add_event("agentmon.health.changed", attrs)
+
+    def _running_spans(self, agent: str) -> list[trace.Span]:
+        return [span for view in self._deriver.health_view(()) if view.name == agent
+                for _, _, span in view.running if isinstance(span, trace.Span) and span.is_recording()]
+
+    def _flag_stuck(self, views: list[AgentView]) -> None:
+        live: set[int] = set()
+        for view in views:
+            for task_type, age, span in view.running:
+                span_id = span.context.span_id
+                live.add(span_id)
+                if age <= self.policy.stuck_limit(task_type) or span_id in self._stuck_seen:
+                    continue
+                self._stuck_seen.add(span_id)
+                attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: view.name, sc.AGENTMON_TASK_TYPE: task_type,
+                                         "agentmon.task.age": round(age, 3)}
+                task_id = (span.attributes or {}).get(sc.AGENTMON_TASK_ID)
+                if task_id is not None:
+                    attrs[sc.AGENTMON_TASK_ID] = task_id
+                if isinstance(span, trace.Span) and span.is_recording():
+                    span.add_event("agentmon.task.stuck", attrs)
+                    span.set_attribute("agentmon.task.stuck", True)
+                self._emit("agentmon.task.stuck", attrs, SeverityNumber.WARN,
+                           f"task {task_type} of {view.name} running for {age:.1f}s",
+                           context=trace.set_span_in_context(trace.NonRecordingSpan(span.context)))
+        self._stuck_seen &= live  # bounded: forget tasks that ended
+
+    def _emit_alert(self, event: AlertEvent) -> None:
+        rule = event.rule
+        attrs: dict[str, Any] = {"agentmon.alert.rule": rule.name, "agentmon.alert.state": event.state,
+                                 "agentmon.alert.previous_state": event.previous,
+                                 "agentmon.alert.severity": rule.severity,
+                                 "agentmon.alert.threshold": rule.threshold, "agentmon.alert.signal": rule.signal}
+        if event.value is not None:
+            attrs["agentmon.alert.value"] = event.value
+        if event.agent is not None:
+            attrs[sc.GEN_AI_AGENT_NAME] = event.agent
+        attrs.update({f"agentmon.alert.label.{k}": v for k, v in rule.labels.items()})
+        severity = SeverityNumber.ERROR if event.state == "firing" else SeverityNumber.INFO
+        summary = event.render(rule.annotations.get("summary", ""))
+        self._emit("agentmon.alert", attrs, severity,
+                   f"alert {rule.name} {event.state}" + (f": {summary}" if summary else ""))
+
+    def _emit(self, name: str, attrs: dict[str, Any], severity: SeverityNumber, body: str,
+              context: Any = None) -> None:
+        try:
+            self._logger().emit(event_name=name, attributes=attrs, severity_number=severity,
+                                severity_text=severity.name, body=body, context=context)
+        except Exception:  # noqa: BLE001
+            report_internal_error("health event")
+        logging.getLogger("otel_agentmon.health").debug("%s", body)
+
+    # --- alert signal reader ------------------------------------------------------------------
+    def _reader(self, agents: Mapping[str, AgentHealth], cpu: float | None,
+                memory: int | None) -> Callable[[AlertRule, str | None], float | None]:
+        views = {v.name: v for v in self._deriver.health_view(self._windows)}
+
+        def read(rule: AlertRule, agent: str | None) -> float | None:
+            if rule.signal == "cpu":
+                return cpu
+            if rule.signal == "memory":
+                return None if memory is None else float(memory)
+            health = agents.get(agent or "")
+            if health is None:
+                return None
+            if rule.signal == "up":
+                return 1.0 if health.up else 0.0
+            if rule.signal == "unhealthy":
+                return 1.0 if health.state == "unhealthy" else 0.0
+            if rule.signal == "stuck_tasks":
+                return float(health.stuck_tasks)
+            if rule.signal == "in_flight":
+                return float(health.in_flight)
+            if rule.signal == "oldest_task_age":
+                return health.oldest_task_age
+            view = views.get(health.agent)
+            stats = view.windows.get(rule.window) if view is not None else None
+            if stats is None:
+                return 0.0 if rule.signal in ("throughput", "tokens") else None
+            return {"error_rate": stats.error_rate, "latency_p50": stats.p50, "latency_p95": stats.p95,
+                    "latency_p99": stats.p99, "throughput": stats.throughput,
+                    "tokens": float(stats.tokens)}.get(rule.signal)
+
+        return read

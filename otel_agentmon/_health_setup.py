@@ -1,0 +1,74 @@
+"""Assemble the health loop, alert rules, notifiers and endpoint from the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from opentelemetry import _logs
+from opentelemetry.metrics import Meter
+
+from ._alerts import AlertRule
+from ._derive import Deriver
+from ._guard import log_once
+from ._health import HealthLoop, HealthPolicy
+from ._health_http import HealthServer
+from ._metrics import register_health_instruments
+from ._notify import Dispatcher, LoggingNotifier, Notifier, WebhookNotifier
+from ._rules import load_rules
+from ._settings import Settings
+
+
+def _rules(settings: Settings) -> list[AlertRule]:
+    source = settings.alert_rules
+    if source is None:
+        return []
+    if isinstance(source, (str, Path)):
+        return load_rules(source)  # a broken rule file is a configuration error: fail fast
+    rules: list[object] = list(source)  # type: ignore[call-overload]
+    if not all(isinstance(r, AlertRule) for r in rules):
+        raise TypeError("alert_rules must be a path or a list of AlertRule")
+    return [r for r in rules if isinstance(r, AlertRule)]
+
+
+def _policy(settings: Settings) -> HealthPolicy:
+    if settings.health_policy is not None:
+        if not isinstance(settings.health_policy, HealthPolicy):
+            raise TypeError("health_policy must be a HealthPolicy")
+        return settings.health_policy
+    return dataclasses.replace(HealthPolicy(), heartbeat_timeout=settings.heartbeat_timeout,
+                               stuck_after=settings.stuck_after)
+
+
+def _notifiers(settings: Settings, rules: list[AlertRule]) -> list[Notifier]:
+    notifiers: list[Notifier] = [LoggingNotifier()] if rules else []
+    if settings.alert_webhook:
+        notifiers.append(WebhookNotifier(settings.alert_webhook))
+    extra = settings.notifiers
+    if extra is not None:
+        for n in list(extra):  # type: ignore[call-overload]
+            if not callable(getattr(n, "notify", None)):
+                raise TypeError(f"notifier {n!r} has no notify(event) method")
+            notifiers.append(n)
+    return notifiers
+
+
+def build_health(settings: Settings, deriver: Deriver, meter: Meter, logger: Callable[[], _logs.Logger],
+                 ) -> tuple[Dispatcher, HealthLoop | None, HealthServer | None]:
+    rules = _rules(settings)
+    dispatcher = Dispatcher(_notifiers(settings, rules))
+    if not settings.health or settings.disabled:
+        return dispatcher, None, None
+    loop = HealthLoop(deriver, _policy(settings), rules, dispatcher, logger, settings.health_interval)
+    register_health_instruments(meter, lambda: loop.current, loop.alert_states)
+    server = None
+    if settings.health_port is not None:
+        try:
+            server = HealthServer(lambda: loop.current, lambda: loop.last_tick, settings.health_host,
+                                  settings.health_port, stale_after=max(5.0, settings.health_interval * 10))
+        except OSError as exc:
+            log_once(logging.WARNING, "health:bind", "health endpoint not started: cannot bind %s:%s (%s)",
+                     settings.health_host, settings.health_port, exc)
+    return dispatcher, loop, server
