@@ -13,7 +13,8 @@ State rules (``HealthPolicy`` holds every threshold):
 * **healthy** — otherwise.
 
 The swarm is unhealthy when at least half of its agents are, degraded when any agent is not
-healthy, healthy otherwise. Every change is emitted as a log record (``event_name``
+healthy, healthy otherwise. Error-rate states have hysteresis: an agent leaves a state only once its rate
+is 20 % below the threshold that put it there. Every change is emitted as a log record (``event_name``
 ``agentmon.health.changed``) and as a span event on the agent's running task spans.
 """
 
@@ -176,9 +177,14 @@ class HealthLoop:
             reasons_bad.append(f"down: no activity for {view.idle_for:.1f}s")
         stats = view.windows.get(p.window)
         if stats is not None and stats.error_rate is not None and stats.count >= p.min_tasks:
-            if stats.error_rate >= p.unhealthy_error_rate:
+            # Hysteresis: leaving a state takes the rate 20 % below the threshold that entered it,
+            # so an agent hovering at a threshold does not flap.
+            previous = self._states.get(view.name, "healthy")
+            bad = p.unhealthy_error_rate * (0.8 if previous == "unhealthy" else 1.0)
+            degraded = p.degraded_error_rate * (0.8 if previous != "healthy" else 1.0)
+            if stats.error_rate >= bad:
                 reasons_bad.append(f"error rate {stats.error_rate:.0%} over {p.window:g}s")
-            elif stats.error_rate >= p.degraded_error_rate:
+            elif stats.error_rate >= degraded:
                 reasons_degraded.append(f"error rate {stats.error_rate:.0%} over {p.window:g}s")
         if p.latency_p95_limit is not None and stats is not None and stats.p95 is not None \
                 and stats.p95 > p.latency_p95_limit:

@@ -43,7 +43,7 @@ def _policy(settings: Settings) -> HealthPolicy:
 
 
 def _notifiers(settings: Settings, rules: list[AlertRule]) -> list[Notifier]:
-    notifiers: list[Notifier] = [LoggingNotifier()] if rules else []
+    notifiers: list[Notifier] = []
     if settings.alert_webhook:
         notifiers.append(WebhookNotifier(settings.alert_webhook))
     extra = settings.notifiers
@@ -52,6 +52,8 @@ def _notifiers(settings: Settings, rules: list[AlertRule]) -> list[Notifier]:
             if not callable(getattr(n, "notify", None)):
                 raise TypeError(f"notifier {n!r} has no notify(event) method")
             notifiers.append(n)
+    if rules and not notifiers:
+        notifiers.append(LoggingNotifier())  # with nobody listening, alerts at least reach the log
     return notifiers
 
 
