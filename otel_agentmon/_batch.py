@@ -31,6 +31,7 @@ ALREADY_SHUTDOWN = "already_shutdown"
 SHUTDOWN_TIMEOUT = "shutdown_timeout"
 REJECTED = "rejected_by_collector"
 EXPORT_FAILED = "export_failed"  # suffixed with ":<error.type>"
+ENCODE_FAILED = "encode_failed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Outcome:
     ok: bool
     rejected: int = 0  # OTLP partial_success: accepted request, these items refused
     reason: str = ""  # error.type-like reason when not ok
+    unencodable: int = 0  # items dropped before sending because they could not be encoded
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -159,6 +161,10 @@ class BatchWorker(Generic[T]):
             if self._inflight == 0:  # already counted as shutdown_timeout by shutdown()
                 return
             self._inflight = 0
+            if outcome.unencodable:
+                bad = min(outcome.unencodable, n)
+                self._dropped[ENCODE_FAILED] = self._dropped.get(ENCODE_FAILED, 0) + bad
+                n -= bad
             if outcome.ok:
                 rejected = min(max(outcome.rejected, 0), n)
                 self._exported += n - rejected
@@ -252,6 +258,11 @@ class BatchWorker(Generic[T]):
                 self._inflight = 0
         self._drop_queued(SHUTDOWN_TIMEOUT)
         self._closed = True
+        lost = self._dropped.get(SHUTDOWN_TIMEOUT, 0)
+        if lost:
+            log_once(logging.WARNING, f"{self._name}:shutdown_timeout",
+                     "%d %s could not be exported before the shutdown deadline (counted as dropped: "
+                     "shutdown_timeout)", lost, self._name)
         return clean
 
     # --- accounting ---------------------------------------------------------------------------

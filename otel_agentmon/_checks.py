@@ -49,6 +49,14 @@ class HealthChecks:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @classmethod
+    def copy_of(cls, other: HealthChecks) -> HealthChecks:
+        """The same checks, with fresh state (after fork, where the old runner threads are gone)."""
+        fresh = cls()
+        for c in other._checks.values():
+            fresh.add(c.name, c.fn, interval=c.interval, timeout=c.timeout, agent=c.agent, critical=c.critical)
+        return fresh
+
     def add(self, name: str, fn: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
             agent: str | None = None, critical: bool = False) -> None:
         if not callable(fn):

@@ -128,6 +128,9 @@ class Deriver:
 
     # --- hot path (span processor) ------------------------------------------------------------
     def offer(self, started: bool, span: ReadableSpan) -> None:
+        if self._stop.is_set():
+            next(self._dropped)  # stopped: nothing will consume it
+            return
         if len(self._queue) < _MAX_QUEUE:
             self._queue.append((started, span))
         else:
@@ -142,7 +145,8 @@ class Deriver:
         """Consume everything queued so far (also called by flush and by tests)."""
         queue = self._queue
         with self._lock:
-            while queue:
+            # Only what is queued now: emitters on other threads must not keep this loop going.
+            for _ in range(len(queue)):
                 started, span = queue.popleft()
                 try:
                     if started:

@@ -7,9 +7,12 @@ exporter wrapper bounds every export by its deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,9 +101,29 @@ class _ResponseProbe:
         return f"http_{self.status}"
 
 
-def _http_session(probe: _ResponseProbe) -> requests.Session:
+_sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    # A forked child must not write into the keep-alive connections it inherited from its
+    # parent: requests from both would interleave on one socket.
+    for session in list(_sessions):
+        for adapter in session.adapters.values():
+            try:
+                adapter.poolmanager.clear()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+def _http_session(probe: _ResponseProbe | None = None) -> requests.Session:
     session = requests.Session()
-    session.hooks["response"].append(probe.hook)
+    if probe is not None:
+        session.hooks["response"].append(probe.hook)
+    _sessions.add(session)
     return session
 
 
@@ -137,14 +160,39 @@ def _common_kwargs(settings: Settings) -> dict[str, Any]:
 SpanExport = tuple[Callable[[Sequence[ReadableSpan]], Outcome], Callable[[], None]]
 
 
+def _encodable(span: ReadableSpan) -> bool:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    try:
+        encode_spans([span]).SerializeToString()
+    except Exception:  # noqa: BLE001 - e.g. a lone surrogate in a name from another instrumentation
+        return False
+    return True
+
+
 def _adapt_span_exporter(exporter: SpanExporter, probe: _ResponseProbe | None) -> SpanExport:
-    def export(batch: Sequence[ReadableSpan]) -> Outcome:
+    def send(batch: Sequence[ReadableSpan]) -> Outcome:
         if probe is not None:
             probe.reset()
         result = exporter.export(batch)
         if result is SpanExportResult.SUCCESS:
             return Outcome(True, rejected=probe.rejected if probe is not None else 0)
         return Outcome(False, reason=probe.reason() if probe is not None else "export_failed")
+
+    def export(batch: Sequence[ReadableSpan]) -> Outcome:
+        start = time.monotonic()
+        outcome = send(batch)
+        # A failure with no HTTP answer that came back at once (no retry backoff) is how the
+        # exporter reports a batch it could not encode: one poison span must not sink the rest.
+        if outcome.ok or (probe is not None and probe.status is not None) or time.monotonic() - start > 0.2:
+            return outcome
+        good = [span for span in batch if _encodable(span)]
+        if len(good) == len(batch):
+            return outcome
+        log_once(logging.WARNING, "spans:encode_failed", "dropped %d span(s) that cannot be encoded as OTLP",
+                 len(batch) - len(good))
+        retried = send(good) if good else Outcome(True)
+        return dataclasses.replace(retried, unencodable=len(batch) - len(good))
 
     return export, exporter.shutdown
 
@@ -288,5 +336,6 @@ def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        inner = OTLPMetricExporter(endpoint=_endpoint(settings, "metrics"), **_common_kwargs(settings))
+        inner = OTLPMetricExporter(endpoint=_endpoint(settings, "metrics"), session=_http_session(),
+                                   **_common_kwargs(settings))
     return DeadlineMetricExporter(inner)

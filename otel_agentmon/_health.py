@@ -123,6 +123,17 @@ class HealthLoop:
         self._stop.set()
         self.checks.stop()
 
+    def restart_after_fork(self) -> None:
+        """Threads do not survive fork: start this process's own loop (and forget the parent's)."""
+        self._states.clear()
+        self._stuck_seen.clear()
+        self.engine = AlertEngine(self.engine.rules)
+        self.checks = HealthChecks.copy_of(self.checks)
+        self._proc = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="agentmon-health", daemon=True)
+        self._thread.start()
+
     def alert_states(self) -> list[tuple[str, str, str | None, bool]]:
         """(rule, severity, agent, firing) for every alert instance seen so far."""
         by_name = {r.name: r for r in self.engine.rules}
@@ -137,10 +148,10 @@ class HealthLoop:
         cpu, memory = self._resources()
         checks = self.checks.results()
         agents = {v.name: self._agent_health(v, cpu, memory, checks) for v in views}
-        for health in agents.values():
-            self._transition(health)
+        for view in views:
+            self._transition(agents[view.name], view)
         self._flag_stuck(views)
-        firing_events = self.engine.evaluate(sorted(agents), self._reader(agents, cpu, memory), now)
+        firing_events = self.engine.evaluate(sorted(agents), self._reader(agents, views, cpu, memory), now)
         for event in firing_events:
             self._emit_alert(event)
             self._dispatcher.dispatch(event)
@@ -205,7 +216,7 @@ class HealthLoop:
                            max((age for _, age, _ in view.running), default=0.0), len(stuck), stats, mine)
 
     # --- outputs ------------------------------------------------------------------------------
-    def _transition(self, health: AgentHealth) -> None:
+    def _transition(self, health: AgentHealth, view: AgentView) -> None:
         previous = self._states.get(health.agent, "healthy")
         self._states[health.agent] = health.state
         if previous == health.state:
@@ -215,12 +226,9 @@ class HealthLoop:
                                  "agentmon.health.reasons": list(health.reasons) or ["recovered"]}
         self._emit("agentmon.health.changed", attrs, _SEVERITY[health.state],
                    f"agent {health.agent} is {health.state}")
-        for span in self._running_spans(health.agent):
-            span.add_event("agentmon.health.changed", attrs)
-
-    def _running_spans(self, agent: str) -> list[trace.Span]:
-        return [span for view in self._deriver.health_view(()) if view.name == agent
-                for _, _, span in view.running if isinstance(span, trace.Span) and span.is_recording()]
+        for _, _, span in view.running:
+            if isinstance(span, trace.Span) and span.is_recording():
+                span.add_event("agentmon.health.changed", attrs)
 
     def _flag_stuck(self, views: list[AgentView]) -> None:
         live: set[int] = set()
@@ -270,9 +278,9 @@ class HealthLoop:
         logging.getLogger("otel_agentmon.health").debug("%s", body)
 
     # --- alert signal reader ------------------------------------------------------------------
-    def _reader(self, agents: Mapping[str, AgentHealth], cpu: float | None,
+    def _reader(self, agents: Mapping[str, AgentHealth], view_list: list[AgentView], cpu: float | None,
                 memory: int | None) -> Callable[[AlertRule, str | None], float | None]:
-        views = {v.name: v for v in self._deriver.health_view(self._windows)}
+        views = {v.name: v for v in view_list}
 
         def read(rule: AlertRule, agent: str | None) -> float | None:
             if rule.signal == "cpu":

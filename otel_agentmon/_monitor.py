@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,7 @@ from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import log_once, report_internal_error
 from ._health import SwarmHealth
 from ._health_setup import build_health
-from ._metrics import Instruments
+from ._metrics import Instruments, register_health_instruments
 from ._processor import AgentmonSpanProcessor
 from ._providers import (
     VERSION,
@@ -77,6 +79,51 @@ class Monitor:
             report_internal_error("system metrics")
         self._dispatcher, self._health, self._health_server = build_health(settings, self._deriver, meter,
                                                                           lambda: self.event_logger)
+        self._resource = resource
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork_in_child)
+
+            def _after_fork() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child reports its own work: fresh metric state, its own threads.
+
+        The SDK's MeterProvider keeps the parent's cumulative series across fork, so the child
+        would re-report the parent's measurements under its own service.instance.id.
+        """
+        if self._shutdown_done:
+            return
+        try:
+            old_exporter, old_provider = self._pipes.metric_exporter, self._pipes.meter_provider
+            if self._pipes.owns_meter_provider and old_exporter is not None:
+                old_exporter.close()
+                self._pipes.metric_exporter = None
+                self._resource = build_resource(self.settings)  # this process's service.instance.id
+                provider = meter_provider(self.settings, self._resource, self._pipes, [], fresh=True)
+                meter = provider.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
+                self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+                if self._health is not None:
+                    register_health_instruments(meter, lambda: self._health.current if self._health else
+                                                SwarmHealth("healthy", {}, None, None, ()), self._health.alert_states)
+                if self._system is not None:
+                    self._system.uninstrument()
+                    self._system = start_system_metrics(self.settings, provider)
+                if old_provider is not None:
+                    try:  # its exporter is closed: this only stops the inherited reader thread
+                        old_provider.shutdown(timeout_millis=200)  # type: ignore[attr-defined]
+                    except Exception:  # noqa: BLE001 - the SDK raises when a reader misses the deadline
+                        pass
+            if self._health is not None:
+                self._health.restart_after_fork()
+            self._dispatcher.restart_after_fork()
+            self._health_server = None  # the parent serves the endpoint
+        except Exception:  # noqa: BLE001
+            report_internal_error("after fork")
 
     # --- providers ---------------------------------------------------------------------------
     @property

@@ -140,9 +140,14 @@ class Dispatcher:
         for lane in self._lanes:
             lane.stop()
 
+    def restart_after_fork(self) -> None:
+        self._lanes = [_Lane(lane.notifier, lane.size) for lane in self._lanes]
+
 
 class _Lane:
     def __init__(self, notifier: Notifier, size: int) -> None:
+        self.notifier = notifier
+        self.size = size
         self._notifier = notifier
         self._queue: collections.deque[AlertEvent] = collections.deque()
         self._size = size

@@ -101,9 +101,9 @@ def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines,
 
 
 def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
-                   extra_readers: list[MetricReader]) -> metrics.MeterProvider:
+                   extra_readers: list[MetricReader], *, fresh: bool = False) -> metrics.MeterProvider:
     existing = metrics.get_meter_provider()
-    if isinstance(existing, MeterProvider) and settings.set_global:
+    if isinstance(existing, MeterProvider) and settings.set_global and not fresh:
         log_once(logging.INFO, "reuse:meter", "using the application's MeterProvider; bucket advice applies, "
                  "our attribute allow-list Views cannot be added to it")
         pipes.meter_provider = existing
