@@ -151,6 +151,17 @@ class AlertEngine:
                 event = self._step(rule, agent, inst, value, mono, wall)
                 if event is not None:
                     events.append(event)
+            if rule.agent == "*" and rule.signal not in PROCESS_SIGNALS:
+                events.extend(self._retire(rule, set(targets), wall))
+        return events
+
+    def _retire(self, rule: AlertRule, present: set[str | None], wall: float) -> list[AlertEvent]:
+        """Agents no longer tracked (forgotten): resolve what fired for them and drop the state."""
+        events = []
+        for key in [k for k in self._instances if k[0] == rule.name and k[1] not in present]:
+            inst = self._instances.pop(key)
+            if inst.state == "firing":
+                events.append(AlertEvent(rule, key[1], "resolved", "firing", None, wall, inst.since_wall))
         return events
 
     def _step(self, rule: AlertRule, agent: str | None, inst: _Instance, value: float | None, mono: float,

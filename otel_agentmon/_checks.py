@@ -86,7 +86,13 @@ class HealthChecks:
     def _start(self, check: _Check) -> None:
         if inspect.iscoroutinefunction(check.fn):
             loop = self._ensure_loop()
-            future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(check.fn(), check.timeout), loop)
+            fn, timeout = check.fn, check.timeout
+
+            async def run() -> object:
+                # Created on the loop's own thread, so a stopped loop never leaves it un-awaited.
+                return await asyncio.wait_for(fn(), timeout)
+
+            future = asyncio.run_coroutine_threadsafe(run(), loop)
 
             def done(f: Any) -> None:
                 if f.cancelled():
@@ -126,9 +132,21 @@ class HealthChecks:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="agentmon-checks-loop", daemon=True).start()
+            threading.Thread(target=self._serve, args=(loop,), name="agentmon-checks-loop", daemon=True).start()
             self._loop = loop
         return self._loop
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        finally:
+            loop.close()
 
     def results(self) -> list[CheckResult]:
         with self._lock:
@@ -136,5 +154,9 @@ class HealthChecks:
         return [c.result for c in checks if c.result is not None]
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # closed meanwhile
+                pass

@@ -108,6 +108,7 @@ class HealthLoop:
         self.last_tick = time.monotonic()
         self._proc: Any = None
         self._stop = threading.Event()
+        self._tick_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="agentmon-health", daemon=True)
         self._thread.start()
 
@@ -121,6 +122,8 @@ class HealthLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(0.5)  # a tick in progress finishes before the providers shut down
         self.checks.stop()
 
     def restart_after_fork(self) -> None:
@@ -131,6 +134,7 @@ class HealthLoop:
         self.checks = HealthChecks.copy_of(self.checks)
         self._proc = None
         self._stop = threading.Event()
+        self._tick_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="agentmon-health", daemon=True)
         self._thread.start()
 
@@ -141,6 +145,12 @@ class HealthLoop:
                 for (name, agent), state in self.engine.states().items() if name in by_name]
 
     def tick(self) -> SwarmHealth:
+        # One evaluation at a time: the loop thread and evaluate_health() must not interleave,
+        # or notifiers could see "resolved" before "firing".
+        with self._tick_lock:
+            return self._tick()
+
+    def _tick(self) -> SwarmHealth:
         now = time.monotonic()
         self.last_tick = now
         self.checks.run_due(now)

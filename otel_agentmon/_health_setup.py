@@ -10,7 +10,7 @@ from pathlib import Path
 from opentelemetry import _logs
 from opentelemetry.metrics import Meter
 
-from ._alerts import AlertRule
+from ._alerts import AlertEngine, AlertRule
 from ._derive import Deriver
 from ._guard import log_once
 from ._health import HealthLoop, HealthPolicy
@@ -19,6 +19,15 @@ from ._metrics import register_health_instruments
 from ._notify import Dispatcher, LoggingNotifier, Notifier, WebhookNotifier
 from ._rules import load_rules
 from ._settings import Settings
+
+
+def rules_from_settings(settings: Settings) -> list[AlertRule]:
+    """Load and validate the configured rules (raises on a broken file or duplicate names)."""
+    rules = _rules(settings)
+    AlertEngine(rules)  # rejects duplicate names
+    _policy(settings)
+    _notifiers(settings, rules)  # constructors only: validates URLs and notify() methods
+    return rules
 
 
 def _rules(settings: Settings) -> list[AlertRule]:
@@ -57,9 +66,8 @@ def _notifiers(settings: Settings, rules: list[AlertRule]) -> list[Notifier]:
     return notifiers
 
 
-def build_health(settings: Settings, deriver: Deriver, meter: Meter, logger: Callable[[], _logs.Logger],
-                 ) -> tuple[Dispatcher, HealthLoop | None, HealthServer | None]:
-    rules = _rules(settings)
+def build_health(settings: Settings, rules: list[AlertRule], deriver: Deriver, meter: Meter,
+                 logger: Callable[[], _logs.Logger]) -> tuple[Dispatcher, HealthLoop | None, HealthServer | None]:
     dispatcher = Dispatcher(_notifiers(settings, rules))
     if not settings.health or settings.disabled:
         return dispatcher, None, None

@@ -23,7 +23,7 @@ from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import log_once, report_internal_error
 from ._health import SwarmHealth
-from ._health_setup import build_health
+from ._health_setup import build_health, rules_from_settings
 from ._metrics import Instruments, register_health_instruments
 from ._processor import AgentmonSpanProcessor
 from ._providers import (
@@ -52,6 +52,8 @@ class Monitor:
     def __init__(self, settings: Settings, *, extra_readers: list[MetricReader] | None = None,
                  id_generator: IdGenerator | None = None) -> None:
         self.settings = settings
+        # Validate what can fail before touching any global state.
+        rules = rules_from_settings(settings)
         self._pipes = Pipelines()
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
@@ -77,7 +79,7 @@ class Monitor:
             self._system = start_system_metrics(settings, mp)
         except Exception:  # noqa: BLE001 - missing psutil permissions must not stop the agent
             report_internal_error("system metrics")
-        self._dispatcher, self._health, self._health_server = build_health(settings, self._deriver, meter,
+        self._dispatcher, self._health, self._health_server = build_health(settings, rules, self._deriver, meter,
                                                                           lambda: self.event_logger)
         self._resource = resource
         if hasattr(os, "register_at_fork"):

@@ -60,9 +60,12 @@ def rule_from_dict(data: Mapping[str, Any]) -> AlertRule:
     unknown = set(data) - _KEYS
     if unknown:
         raise ValueError(f"rule {data.get('name')!r}: unknown keys {sorted(unknown)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a rule needs a non-empty 'name' (got {name!r})")
     try:
         return AlertRule(
-            name=str(data["name"]), signal=data["signal"], op=data.get("op", ">"),
+            name=name, signal=data["signal"], op=data.get("op", ">"),
             threshold=float(data["threshold"]), for_=parse_duration(data.get("for", 0)),
             resolve=None if data.get("resolve") is None else float(data["resolve"]),
             window=parse_duration(data.get("window", "1m")), agent=str(data.get("agent", "*")),
@@ -79,8 +82,12 @@ def load_rules(source: str | Path) -> list[AlertRule]:
     data = yaml.safe_load(text)
     if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
         raise ValueError(f"{source}: expected a mapping with a 'rules' list")
-    return [rule_from_dict(cast(Mapping[str, Any], r)) for r in cast(list[object], data["rules"])
-            if isinstance(r, Mapping)]
+    rules = []
+    for i, entry in enumerate(cast(list[object], data["rules"])):
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{source}: rule #{i + 1} is not a mapping: {entry!r}")
+        rules.append(rule_from_dict(cast(Mapping[str, Any], entry)))
+    return rules
 
 
 def _number(value: float) -> str:
