@@ -91,8 +91,14 @@ class WebhookNotifier:
         self._backoff = backoff
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._last_sent: dict[str, str] = {}
+        self._closed = threading.Event()
+        self._random = random.Random()  # jitter without touching the application's global RNG
         self.sent = 0
         self.failed = 0
+
+    def close(self) -> None:
+        """Stop retrying (called at shutdown): a pending retry gives up at once."""
+        self._closed.set()
 
     def notify(self, event: AlertEvent) -> None:
         status = "firing" if event.state == "firing" else "resolved"
@@ -100,6 +106,8 @@ class WebhookNotifier:
             return  # de-duplicated
         body = json.dumps(alertmanager_payload(event)).encode()
         for attempt in range(self._retries + 1):
+            if self._closed.is_set():
+                break
             try:
                 request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self._timeout) as response:
@@ -109,8 +117,9 @@ class WebhookNotifier:
                         return
             except (urllib.error.URLError, OSError, ValueError):
                 pass
-            if attempt < self._retries:
-                time.sleep(self._backoff * (2**attempt) * random.uniform(0.8, 1.2))
+            if attempt < self._retries and self._closed.wait(self._backoff * (2**attempt)
+                                                             * self._random.uniform(0.8, 1.2)):
+                break
         self.failed += 1
         log_once(logging.WARNING, f"webhook:{self.url}", "alert webhook %s failed after %d attempts",
                  self.url.split("?")[0], self._retries + 1)
@@ -139,6 +148,12 @@ class Dispatcher:
     def stop(self) -> None:
         for lane in self._lanes:
             lane.stop()
+            close = getattr(lane.notifier, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001
+                    pass
 
     def restart_after_fork(self) -> None:
         self._lanes = [_Lane(lane.notifier, lane.size) for lane in self._lanes]
