@@ -171,9 +171,11 @@ def test_unusable_collector_never_hurts_the_caller_and_every_span_is_dropped_wit
         assert len(received) == stats.spans_exported
     assert non_daemon_threads() <= threads_before  # (vii) a hung export can hold only daemon threads
     assert sum(1 for r in caplog.records if r.name.startswith("opentelemetry")) <= 10
-    # (vi) the operator is told, once or twice: not once per batch, and not never
+    # (vi) the operator is told a few times — export failing (per signal) and what the shutdown
+    # deadline cost — never once per batch, and not never
     ours = [r.getMessage() for r in caplog.records if r.name == "otel_agentmon" and r.levelno >= logging.WARNING]
-    assert 1 <= len(ours) <= 2, f"warnings on otel_agentmon: {ours}"
+    assert 1 <= len(ours) <= 4, f"warnings on otel_agentmon: {ours}"
+    assert len(set(ours)) == len(ours), f"a warning repeated: {ours}"
 
 
 @pytest.mark.timeout(30)
