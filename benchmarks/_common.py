@@ -98,35 +98,54 @@ def noop_close() -> None:
 
 
 # --- the pipelines --------------------------------------------------------------------------------
-def metric_pipeline() -> tuple[MeterProvider, Instruments]:
-    """A MeterProvider configured like ours (Views, instruments, realtime interval), no-op export."""
-    reader = PeriodicExportingMetricReader(NoopMetricExporter(), export_interval_millis=REALTIME_METRIC_INTERVAL_MS)
+def metric_pipeline(endpoint: str | None = None) -> tuple[MeterProvider, Instruments]:
+    """A MeterProvider configured like ours (Views, instruments, realtime interval); no-op export
+    unless ``endpoint`` is given (then OTLP/HTTP)."""
+    exporter: MetricExporter = NoopMetricExporter()
+    if endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=REALTIME_METRIC_INTERVAL_MS)
     mp = MeterProvider(metric_readers=[reader], views=views(2000))
     return mp, Instruments(mp.get_meter("bench"), lambda: [])
 
 
-def agentmon_processor(deriver: Deriver) -> AgentmonSpanProcessor:
+def agentmon_processor(deriver: Deriver) -> tuple[AgentmonSpanProcessor, BatchWorker[ReadableSpan]]:
     """Our span processor in front of our BatchWorker with a no-op export, as configure() builds it."""
     worker: BatchWorker[ReadableSpan] = BatchWorker(
         "spans", noop_span_export, noop_close, max_queue_size=SPAN_QUEUE, max_batch_size=SPAN_BATCH,
         schedule_delay_s=REALTIME_SPAN_DELAY_MS / 1000.0)
-    return AgentmonSpanProcessor(deriver, worker, SHUTDOWN_TIMEOUT_S)
+    return AgentmonSpanProcessor(deriver, worker, SHUTDOWN_TIMEOUT_S), worker
 
 
 ProcessorKind = Literal["stock", "agentmon"]
 
 
 class Bare:
-    """Hand-written OTel SDK code doing what one agent span of ours does."""
+    """Hand-written OTel SDK code doing what one agent span of ours does.
 
-    def __init__(self, processor: ProcessorKind) -> None:
+    With ``endpoint`` (stock processor only) spans and metrics go over OTLP/HTTP instead, with
+    the realtime profile's settings: 200 ms span batch delay, 500 ms metric interval.
+    """
+
+    def __init__(self, processor: ProcessorKind, endpoint: str | None = None) -> None:
         self.tp = TracerProvider(shutdown_on_exit=False)
-        if processor == "stock":
+        self.deriver: Deriver | None = None
+        self.worker: BatchWorker[ReadableSpan] | None = None
+        if endpoint is not None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            self.tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"),
+                                                          schedule_delay_millis=REALTIME_SPAN_DELAY_MS))
+        elif processor == "stock":
             self.tp.add_span_processor(BatchSpanProcessor(NoopSpanExporter()))
         else:
-            self.tp.add_span_processor(agentmon_processor(Deriver()))  # no instruments: no metric twice
+            self.deriver = Deriver()  # no instruments: it records no metric (the caller does)
+            proc, self.worker = agentmon_processor(self.deriver)
+            self.tp.add_span_processor(proc)
         self.start = self.tp.get_tracer("bench").start_as_current_span
-        self.mp, inst = metric_pipeline()
+        self.mp, inst = metric_pipeline(endpoint)
         self.agent_duration = inst.agent_duration.record
         self.tool_calls = inst.tool_calls.record
         self.inference_calls = inst.inference_calls.record
@@ -135,6 +154,14 @@ class Bare:
     def flush(self) -> None:
         self.tp.force_flush()
         self.mp.force_flush()
+
+    def drops(self) -> str:
+        """What our processor lost, if it is in use and lost anything ("" otherwise)."""
+        if self.worker is None or self.deriver is None:
+            return ""
+        dropped = self.worker.counts()[2]
+        return f"spans_dropped={dropped} derivation_dropped={self.deriver.dropped}" if (
+            dropped or self.deriver.dropped) else ""
 
     def shutdown(self) -> None:
         self.tp.shutdown()
@@ -191,8 +218,8 @@ def install_ours(**options: Any) -> agentmon.Monitor:
     periodic reader wrapped in DeadlineMetricExporter (inner export a no-op). Logs export and
     system metrics are off: no span produces either.
     """
-    _providers.build_span_export = _noop_build_span_export
-    _providers.build_metric_exporter = _noop_build_metric_exporter
+    _providers.build_span_export = _noop_build_span_export  # type: ignore[attr-defined]
+    _providers.build_metric_exporter = _noop_build_metric_exporter  # type: ignore[attr-defined]
     opts: dict[str, Any] = {"service_name": "bench", "logs_exporter": "none", "system_metrics": "off"}
     opts.update(options)
     return agentmon.configure(**opts)
