@@ -29,7 +29,8 @@ from ._guard import report_internal_error
 from ._metrics import Instruments
 from ._windows import AgentWindows, WindowStats
 
-_MAX_QUEUE: Final = 65536
+_MAX_QUEUE: Final = 65536  # entries (span ends, and starts of agent spans): bounds the backlog's memory
+_YIELD_EVERY: Final = 64
 _MAX_PENDING: Final = 100_000
 _TICK_S: Final = 0.05  # worker latency bound: metrics and summaries lag spans by at most this
 _RESERVOIR: Final = 512
@@ -89,13 +90,17 @@ class AgentSummary:
         return values[min(len(values) - 1, int(q * len(values)))]
 
 
+_NO_CHILDREN: Final = _ChildCounts()  # shared, never mutated: most spans have no counted children
+
+
 def _error_ctx(span: ReadableSpan) -> Context:
     # Recording on this thread loses the span's context; pass it so exemplars still link.
     return trace.set_span_in_context(NonRecordingSpan(span.context))
 
 
 class Deriver:
-    def __init__(self) -> None:
+    def __init__(self, *, run_thread: bool = True) -> None:
+        self._run_thread = run_thread
         self.instruments: Instruments | None = None
         #: sliding-window lengths (s) the health policy and alert rules read
         self.window_lengths: set[float] = {60.0}
@@ -124,7 +129,8 @@ class Deriver:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentmon-derive", daemon=True)
-        self._thread.start()
+        if self._run_thread:
+            self._thread.start()
 
     # --- hot path (span processor) ------------------------------------------------------------
     def offer(self, started: bool, span: ReadableSpan) -> None:
@@ -146,7 +152,11 @@ class Deriver:
         queue = self._queue
         with self._lock:
             # Only what is queued now: emitters on other threads must not keep this loop going.
-            for _ in range(len(queue)):
+            for i in range(len(queue)):
+                if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                    # Let the export thread (and the agents) run: a long burst here would hold the
+                    # GIL for hundreds of ms and let the span export queue overflow.
+                    time.sleep(0)
                 started, span = queue.popleft()
                 try:
                     if started:
@@ -189,7 +199,7 @@ class Deriver:
     def _on_end(self, span: ReadableSpan) -> None:
         attrs = span.attributes or {}
         sid = span.context.span_id
-        own = self._pending.pop(sid, None) or _ChildCounts()
+        own = self._pending.pop(sid, None) or _NO_CHILDREN
         start, end = span.start_time or 0, span.end_time or 0
         duration = max(0, end - start) / 1e9
         error = attrs.get(sc.ERROR_TYPE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import threading
@@ -51,13 +52,17 @@ class Monitor:
 
     def __init__(self, settings: Settings, *, extra_readers: list[MetricReader] | None = None,
                  id_generator: IdGenerator | None = None) -> None:
+        if settings.disabled:
+            # OTEL_SDK_DISABLED: decorators call straight through; build nothing that runs.
+            settings = dataclasses.replace(settings, traces_exporter="none", metrics_exporter="none",
+                                           logs_exporter="none", health=False, system_metrics="off")
         self.settings = settings
         # Validate what can fail before touching any global state.
         rules = rules_from_settings(settings)
         self._pipes = Pipelines()
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
-        self._deriver = Deriver()
+        self._deriver = Deriver(run_thread=not settings.disabled)
         self._system: Any = None
         resource = build_resource(settings)
         _sanitize.set_max_length(settings.attribute_value_length_limit)

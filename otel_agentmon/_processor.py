@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._batch import BatchWorker, _count_value
 from ._derive import Deriver
+from ._semconv import GEN_AI_AGENT_NAME as _AGENT
 
 
 class AgentmonSpanProcessor(SpanProcessor):
@@ -45,7 +46,11 @@ class AgentmonSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         next(self._started)
-        self._deriver.offer(True, span)
+        # Only an agent's spans matter at start (activity, tasks in flight); everything else
+        # is derived from its end, which halves the derivation queue for tool and LLM spans.
+        attributes = span.attributes
+        if attributes is not None and _AGENT in attributes:
+            self._deriver.offer(True, span)
 
     def on_end(self, span: ReadableSpan) -> None:
         next(self._ended)
