@@ -147,12 +147,20 @@ class Deriver:
         while not self._stop.wait(_TICK_S):
             self.process_pending()
 
-    def process_pending(self) -> None:
-        """Consume everything queued so far (also called by flush and by tests)."""
+    def process_pending(self, deadline: float | None = None, *, final: bool = False) -> None:
+        """Consume everything queued so far (also called by flush and by tests); with a
+        ``deadline`` (monotonic), stop there and drop (and count) what is left."""
         queue = self._queue
         with self._lock:
             # Only what is queued now: emitters on other threads must not keep this loop going.
             for i in range(len(queue)):
+                if i % _YIELD_EVERY == 0 and not final and self._stop.is_set():
+                    return  # stop() takes over, with its own deadline
+                if deadline is not None and i % _YIELD_EVERY == 0 and time.monotonic() > deadline:
+                    for _ in range(len(queue)):
+                        queue.popleft()
+                        next(self._dropped)
+                    return
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
                     # Let the export thread (and the agents) run: a long burst here would hold the
                     # GIL for hundreds of ms and let the span export queue overflow.
@@ -166,9 +174,9 @@ class Deriver:
                 except Exception:  # noqa: BLE001
                     report_internal_error("metric derivation")
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
         self._stop.set()
-        self.process_pending()
+        self.process_pending(deadline, final=True)
 
     @property
     def dropped(self) -> int:

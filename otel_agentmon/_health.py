@@ -120,10 +120,10 @@ class HealthLoop:
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 report_internal_error("health loop")
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.5) -> None:
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._thread.join(0.5)  # a tick in progress finishes before the providers shut down
+            self._thread.join(wait)  # a tick in progress finishes before the providers shut down
         self.checks.stop()
 
     def restart_after_fork(self) -> None:

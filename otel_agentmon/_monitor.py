@@ -248,19 +248,25 @@ class Monitor:
         budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
         ok = True
+        def left(share: float = 1.0) -> float:
+            return max(0.0, deadline - time.monotonic()) * share
+
+        # Every step gets a share of what is left of one deadline, whatever the load: a process
+        # whose other threads keep emitting (and taking the GIL) still returns on time.
         try:
+            self._deriver.stop(time.monotonic() + left(0.15))
             if self._health is not None:
-                self._health.tick()  # a last evaluation, so final transitions are emitted
-                self._health.stop()
+                self._health.stop(left(0.05))
+                if left() > budget * 0.5:
+                    self._health.tick()  # a last evaluation, so final transitions are emitted
             if self._health_server is not None:
                 self._health_server.stop()
-            self._dispatcher.flush(min(0.5, budget * 0.1))
+            self._dispatcher.flush(min(0.5, left(0.1)))
             self._dispatcher.stop()
-            self._deriver.stop()
             if self._pipes.span_worker is not None:
-                ok &= self._pipes.span_worker.shutdown(budget * 0.5)
+                ok &= self._pipes.span_worker.shutdown(left(0.5))
             if self._pipes.log_worker is not None:
-                ok &= self._pipes.log_worker.shutdown(max(0.0, (deadline - time.monotonic()) * 0.3))
+                ok &= self._pipes.log_worker.shutdown(left(0.3))
             if self._system is not None:
                 self._system.uninstrument()
             tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider
@@ -270,8 +276,10 @@ class Monitor:
             if me is not None and (me.failing or me.stalled(0.5)):
                 me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
-                remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
-                mp.shutdown(timeout_millis=remaining_ms)  # type: ignore[attr-defined]
+                try:
+                    mp.shutdown(timeout_millis=max(50.0, left() * 1000))  # type: ignore[attr-defined]
+                except Exception:  # noqa: BLE001 - the SDK raises when its final collection misses the deadline
+                    ok = False
             if self._pipes.owns_logger_provider and lp is not None:
                 lp.shutdown()  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001
