@@ -14,14 +14,12 @@ import collections
 import dataclasses
 import itertools
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from ._guard import log_once, report_internal_error
+from ._guard import after_fork_in_child, log_once, report_internal_error
 
 T = TypeVar("T")
 
@@ -70,15 +68,7 @@ class BatchWorker(Generic[T]):
         self._max_batch = max(1, min(max_batch_size, max_queue_size))
         self._delay = schedule_delay_s
         self._init_state()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def _after_fork() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_fork)
+        after_fork_in_child(self._after_fork_in_child)
 
     def _init_state(self) -> None:
         self._queue: collections.deque[T] = collections.deque()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-import os
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Final, TypeAlias
 
@@ -25,7 +23,7 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
 from ._batch import _count_value
-from ._guard import report_internal_error
+from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
 from ._windows import AgentWindows, WindowStats
 
@@ -105,15 +103,7 @@ class Deriver:
         #: sliding-window lengths (s) the health policy and alert rules read
         self.window_lengths: set[float] = {60.0}
         self._init_state()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._init_state)
-
-            def _after_fork() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_fork)
+        after_fork_in_child(self._init_state)
 
     def _init_state(self) -> None:
         self._queue: collections.deque[tuple[bool, ReadableSpan]] = collections.deque()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -95,3 +97,20 @@ def call_user(fn: Callable[..., R], *args: object, where: str, default: R) -> R:
     except Exception:  # noqa: BLE001 - a buggy hook must not break the agent
         log_once(logging.WARNING, f"hook:{where}", "user hook %s raised; ignored", where, exc_info=True)
         return default
+
+
+def after_fork_in_child(method: Callable[[], None]) -> None:
+    """Call the bound ``method`` in a forked child, without keeping its object alive."""
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.WeakMethod(method)
+
+    def _after_fork() -> None:
+        bound = ref()
+        if bound is not None:
+            try:
+                bound()
+            except Exception:  # noqa: BLE001 - a fork hook must never break the child
+                report_internal_error("after fork")
+
+    os.register_at_fork(after_in_child=_after_fork)

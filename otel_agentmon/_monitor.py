@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +20,7 @@ from . import _semconv as sc
 from ._checks import CheckFn
 from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
-from ._guard import log_once, report_internal_error
+from ._guard import after_fork_in_child, log_once, report_internal_error
 from ._health import SwarmHealth
 from ._health_setup import build_health, rules_from_settings
 from ._metrics import Instruments, register_health_instruments
@@ -87,15 +85,7 @@ class Monitor:
         self._dispatcher, self._health, self._health_server = build_health(settings, rules, self._deriver, meter,
                                                                           lambda: self.event_logger)
         self._resource = resource
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def _after_fork() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_fork)
+        after_fork_in_child(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
         """A forked child reports its own work: fresh metric state, its own threads.

@@ -8,8 +8,6 @@ accounting through ``AccountingLogProcessor``.
 from __future__ import annotations
 
 import itertools
-import os
-import weakref
 from typing import cast
 
 from opentelemetry.context import Context
@@ -18,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._batch import BatchWorker, _count_value
 from ._derive import Deriver
+from ._guard import after_fork_in_child
 from ._semconv import GEN_AI_AGENT_NAME as _AGENT
 
 
@@ -28,15 +27,7 @@ class AgentmonSpanProcessor(SpanProcessor):
         self._export = exporter
         self._timeout = shutdown_timeout_s
         self._reset_counts()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset_counts)
-
-            def _after_fork() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_fork)
+        after_fork_in_child(self._reset_counts)
 
     def _reset_counts(self) -> None:
         # A forked child accounts for its own spans; the parent's stay with the parent.

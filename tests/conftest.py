@@ -9,6 +9,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_agentmon import _guard
+from tests.support.stack import Binaries, MissingBinaries, locate_binaries
 
 
 @pytest.fixture
@@ -38,3 +39,13 @@ def detach_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
 def agentmon_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.name.startswith("otel_agentmon") and r.levelno >= logging.WARNING]
+
+
+@pytest.fixture(scope="session")
+def binaries() -> Binaries:
+    """The built Collector and Jaeger (collector-config/build) and Prometheus; missing ones fail the tests."""
+    try:
+        return locate_binaries()
+    except MissingBinaries as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)

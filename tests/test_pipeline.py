@@ -35,11 +35,9 @@ from tests.support.stack import (
     Binaries,
     Collector,
     Jaeger,
-    MissingBinaries,
     Prometheus,
     Stack,
     clean_env,
-    locate_binaries,
     scrape,
     wait_until,
 )
@@ -49,14 +47,6 @@ EXAMPLES = ROOT / "examples"
 Span = dict[str, Any]
 
 
-@pytest.fixture(scope="session")
-def binaries() -> Binaries:
-    """The built Collector and Jaeger (collector-config/build) and Prometheus; missing ones fail the tests."""
-    try:
-        return locate_binaries()
-    except MissingBinaries as exc:
-        message = str(exc)
-    pytest.fail(message, pytrace=False)
 
 
 @dataclass(frozen=True)

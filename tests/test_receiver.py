@@ -14,7 +14,6 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -22,10 +21,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.support.receiver import (
@@ -34,56 +31,19 @@ from tests.support.receiver import (
     ok,
     status,
 )
+from tests.support.receiver_kit import PB, RESOURCE, make_spans, raw_post, span_exporter, traces_body
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESOURCE = Resource.create({"service.name": "receiver-test", "deployment.environment": "ci"})
-PB = {"Content-Type": "application/x-protobuf"}
-
-
 @pytest.fixture
 def rx() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as receiver:
         yield receiver
 
 
-def _span_exporter(rx: OTLPReceiver, timeout: float = 5.0, compression: Compression | None = None) -> OTLPSpanExporter:
-    return OTLPSpanExporter(endpoint=rx.endpoint + "/v1/traces", timeout=timeout, compression=compression)
-
-
-def _make_spans(n: int = 1, name: str = "span") -> list[ReadableSpan]:
-    """Finished SDK spans, captured in memory, to feed exporter.export() directly."""
-    mem = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(mem))
-    tracer = provider.get_tracer("test.scope")
-    for i in range(n):
-        with tracer.start_as_current_span(f"{name}-{i}"):
-            pass
-    provider.shutdown()
-    return list(mem.get_finished_spans())
-
-
-def _traces_body(n: int = 1) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    return bytes(encode_spans(_make_spans(n)).SerializeToString())
-
-
-def _raw_post(port: int, body: bytes) -> socket.socket:
-    """Send one complete OTLP traces request on a raw socket and return the open socket."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    head = (
-        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + body)
-    return sock
-
-
 @pytest.mark.timeout(30)
 def test_spans_attributes_parents_resource_round_trip(rx: OTLPReceiver) -> None:
     provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(_span_exporter(rx)))
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter(rx)))
     tracer = provider.get_tracer("agent.scope", "1.2.3")
     root_attrs: dict[str, str | int | float | bool] = {"s": "x", "i": 7, "f": 1.5, "b": True}
     with (
@@ -122,8 +82,8 @@ def test_spans_attributes_parents_resource_round_trip(rx: OTLPReceiver) -> None:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("compression", [Compression.Gzip, Compression.Deflate])
 def test_compressed_exports_are_decoded(rx: OTLPReceiver, compression: Compression) -> None:
-    exporter = _span_exporter(rx, compression=compression)
-    assert exporter.export(_make_spans(3)) == SpanExportResult.SUCCESS
+    exporter = span_exporter(rx, compression=compression)
+    assert exporter.export(make_spans(3)) == SpanExportResult.SUCCESS
     assert len(rx.spans()) == 3
     assert rx.requests()[0].content_encoding == compression.value
     exporter.shutdown()  # type: ignore[no-untyped-call]
@@ -188,23 +148,23 @@ def test_logs_with_event_name_round_trip(rx: OTLPReceiver) -> None:
 @pytest.mark.timeout(30)
 def test_503_then_ok_script_is_retried_and_delivered(rx: OTLPReceiver) -> None:
     rx.script([status(503, retry_after="0"), status(503, retry_after="0"), ok()])
-    exporter = _span_exporter(rx, timeout=10)
-    assert exporter.export(_make_spans(2)) == SpanExportResult.SUCCESS
+    exporter = span_exporter(rx, timeout=10)
+    assert exporter.export(make_spans(2)) == SpanExportResult.SUCCESS
     assert [q.status for q in rx.requests()] == [503, 503, 200]
     assert len(rx.spans()) == 2 and len(rx.unique_span_ids()) == 2  # failed attempts not recorded
     assert rx.mode.kind == "ok"  # script stays on its last mode
-    assert exporter.export(_make_spans(1)) == SpanExportResult.SUCCESS
+    assert exporter.export(make_spans(1)) == SpanExportResult.SUCCESS
     assert len(rx.spans()) == 3
 
 
 @pytest.mark.timeout(30)
 def test_retry_after_header_is_sent_and_honoured(rx: OTLPReceiver) -> None:
     rx.script([status(429, retry_after="1"), ok()])
-    r = requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5)
+    r = requests.post(rx.endpoint + "/v1/traces", data=traces_body(), headers=PB, timeout=5)
     assert r.status_code == 429 and r.headers["Retry-After"] == "1"
     rx.clear()
     rx.script([status(429, retry_after="1"), ok()])
-    assert _span_exporter(rx, timeout=10).export(_make_spans()) == SpanExportResult.SUCCESS
+    assert span_exporter(rx, timeout=10).export(make_spans()) == SpanExportResult.SUCCESS
     first, second = rx.requests()
     assert second.arrival - first.arrival >= 0.9
 
@@ -213,7 +173,7 @@ def test_retry_after_header_is_sent_and_honoured(rx: OTLPReceiver) -> None:
 def test_400_is_recorded_not_delivered_and_not_retried(rx: OTLPReceiver) -> None:
     rx.mode = status(400)
     t0 = time.monotonic()
-    assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.FAILURE
+    assert span_exporter(rx).export(make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 2
     (q,) = rx.requests()
     assert q.status == 400 and q.items == 1 and q.fault == "status"
@@ -223,7 +183,7 @@ def test_400_is_recorded_not_delivered_and_not_retried(rx: OTLPReceiver) -> None
 @pytest.mark.timeout(30)
 def test_paths_filter_only_affects_matching_signal(rx: OTLPReceiver) -> None:
     rx.mode = status(503, paths=["metrics"])
-    assert requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5).status_code == 200
+    assert requests.post(rx.endpoint + "/v1/traces", data=traces_body(), headers=PB, timeout=5).status_code == 200
     metrics_body = ExportMetricsServiceRequest().SerializeToString()
     assert requests.post(rx.endpoint + "/v1/metrics", data=metrics_body, headers=PB, timeout=5).status_code == 503
     assert len(rx.spans()) == 1
@@ -238,7 +198,7 @@ def test_bad_payloads_unknown_paths_and_methods(rx: OTLPReceiver) -> None:
     assert requests.get(rx.endpoint + "/v1/traces", timeout=5).status_code == 405
     assert [q.status for q in rx.requests()] == [400, 404, 415]
     assert rx.requests()[0].headers["content-type"] == "application/x-protobuf"
-    deflated = zlib.compress(_traces_body(2))
+    deflated = zlib.compress(traces_body(2))
     r = post(rx.endpoint + "/v1/traces", data=deflated, headers={**PB, "Content-Encoding": "deflate"}, timeout=5)
     assert r.status_code == 200 and len(rx.spans()) == 2
 
@@ -248,11 +208,11 @@ def test_blackhole_times_out_exporter_and_stop_is_prompt() -> None:
     rx = OTLPReceiver().start()
     rx.mode = blackhole()
     t0 = time.monotonic()
-    assert _span_exporter(rx, timeout=1).export(_make_spans()) == SpanExportResult.FAILURE
+    assert span_exporter(rx, timeout=1).export(make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 2.5
     assert rx.requests()[0].fault == "blackhole" and rx.requests()[0].status is None and rx.spans() == []
     # Hold a few raw blackholed connections open, then stop(): it must close them promptly.
-    socks = [_raw_post(rx.port, _traces_body()) for _ in range(3)]
+    socks = [raw_post(rx.port, traces_body()) for _ in range(3)]
     assert rx.wait_for(lambda: len(rx.requests()) >= 4, timeout=5)
     t0 = time.monotonic()
     rx.stop()
@@ -265,18 +225,18 @@ def test_blackhole_times_out_exporter_and_stop_is_prompt() -> None:
 @pytest.mark.timeout(30)
 def test_down_refuses_and_up_restores_same_port(rx: OTLPReceiver) -> None:
     endpoint, port = rx.endpoint, rx.port
-    exporter = _span_exporter(rx, timeout=1)
-    assert exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    exporter = span_exporter(rx, timeout=1)
+    assert exporter.export(make_spans()) == SpanExportResult.SUCCESS
     rx.down()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     t0 = time.monotonic()
-    assert exporter.export(_make_spans()) == SpanExportResult.FAILURE
+    assert exporter.export(make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 2.0
     rx.up()
     assert rx.endpoint == endpoint
-    assert exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    assert exporter.export(make_spans()) == SpanExportResult.SUCCESS
     assert len(rx.spans()) == 2  # state survives down/up
     rx.restart(delay=0.1)
-    assert rx.port == port and exporter.export(_make_spans()) == SpanExportResult.SUCCESS
+    assert rx.port == port and exporter.export(make_spans()) == SpanExportResult.SUCCESS
     assert len(rx.spans()) == 3

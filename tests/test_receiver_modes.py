@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import requests
-from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -38,10 +37,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support.receiver import (
     OTLPReceiver,
@@ -52,50 +49,13 @@ from tests.support.receiver import (
     reset,
     slow,
 )
+from tests.support.receiver_kit import PB, RESOURCE, make_spans, raw_post, span_exporter, traces_body
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESOURCE = Resource.create({"service.name": "receiver-test", "deployment.environment": "ci"})
-PB = {"Content-Type": "application/x-protobuf"}
-
-
 @pytest.fixture
 def rx() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as receiver:
         yield receiver
-
-
-def _span_exporter(rx: OTLPReceiver, timeout: float = 5.0, compression: Compression | None = None) -> OTLPSpanExporter:
-    return OTLPSpanExporter(endpoint=rx.endpoint + "/v1/traces", timeout=timeout, compression=compression)
-
-
-def _make_spans(n: int = 1, name: str = "span") -> list[ReadableSpan]:
-    """Finished SDK spans, captured in memory, to feed exporter.export() directly."""
-    mem = InMemorySpanExporter()
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SimpleSpanProcessor(mem))
-    tracer = provider.get_tracer("test.scope")
-    for i in range(n):
-        with tracer.start_as_current_span(f"{name}-{i}"):
-            pass
-    provider.shutdown()
-    return list(mem.get_finished_spans())
-
-
-def _traces_body(n: int = 1) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    return bytes(encode_spans(_make_spans(n)).SerializeToString())
-
-
-def _raw_post(port: int, body: bytes) -> socket.socket:
-    """Send one complete OTLP traces request on a raw socket and return the open socket."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    head = (
-        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + body)
-    return sock
 
 
 
@@ -104,7 +64,7 @@ def test_fixed_port_and_port_helpers() -> None:
     port = free_port()
     with OTLPReceiver(port=port) as rx:
         assert rx.endpoint == f"http://127.0.0.1:{port}"
-        assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.SUCCESS
+        assert span_exporter(rx).export(make_spans()) == SpanExportResult.SUCCESS
     dead = closed_port()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", dead), timeout=2).close()
@@ -121,7 +81,7 @@ def test_fixed_port_and_port_helpers() -> None:
 )
 def test_partial_success_response(rx: OTLPReceiver, path: str, request_cls: Any, response_cls: Any, field: str) -> None:
     rx.mode = partial_success(2, "two dropped")
-    body = _traces_body(3) if path == "/v1/traces" else request_cls().SerializeToString()
+    body = traces_body(3) if path == "/v1/traces" else request_cls().SerializeToString()
     headers = {**PB, "Content-Encoding": "gzip"}
     r = requests.post(rx.endpoint + path, data=gzip.compress(body), headers=headers, timeout=5)
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-protobuf"
@@ -135,7 +95,7 @@ def test_partial_success_response(rx: OTLPReceiver, path: str, request_cls: Any,
 @pytest.mark.timeout(30)
 def test_partial_success_with_real_exporter_is_delivered(rx: OTLPReceiver) -> None:
     rx.mode = partial_success(1, "meh")
-    assert _span_exporter(rx).export(_make_spans(2)) == SpanExportResult.SUCCESS
+    assert span_exporter(rx).export(make_spans(2)) == SpanExportResult.SUCCESS
     assert len(rx.spans()) == 2 and rx.requests()[0].fault == "partial_success"
 
 
@@ -143,10 +103,10 @@ def test_partial_success_with_real_exporter_is_delivered(rx: OTLPReceiver) -> No
 def test_reset_fails_export_without_hanging(rx: OTLPReceiver) -> None:
     rx.mode = reset()
     t0 = time.monotonic()
-    assert _span_exporter(rx, timeout=2).export(_make_spans()) == SpanExportResult.FAILURE
+    assert span_exporter(rx, timeout=2).export(make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 4
     assert rx.spans() == [] and rx.requests() and all(q.fault == "reset" for q in rx.requests())
-    with _raw_post(rx.port, _traces_body()) as s, pytest.raises(ConnectionResetError):
+    with raw_post(rx.port, traces_body()) as s, pytest.raises(ConnectionResetError):
         s.recv(1024)
 
 
@@ -154,21 +114,21 @@ def test_reset_fails_export_without_hanging(rx: OTLPReceiver) -> None:
 def test_close_mid_body_fails_export_without_hanging(rx: OTLPReceiver) -> None:
     rx.mode = close_mid_body()
     t0 = time.monotonic()
-    assert _span_exporter(rx, timeout=5).export(_make_spans()) == SpanExportResult.FAILURE
+    assert span_exporter(rx, timeout=5).export(make_spans()) == SpanExportResult.FAILURE
     assert time.monotonic() - t0 < 3
     assert rx.spans() == [] and rx.requests()[0].fault == "close_mid_body"
     with pytest.raises(requests.RequestException):
-        requests.post(rx.endpoint + "/v1/traces", data=_traces_body(), headers=PB, timeout=5)
+        requests.post(rx.endpoint + "/v1/traces", data=traces_body(), headers=PB, timeout=5)
 
 
 @pytest.mark.timeout(30)
 def test_slow_mode_delays_then_succeeds_and_stop_releases_it(rx: OTLPReceiver) -> None:
     rx.mode = slow(0.5)
     t0 = time.monotonic()
-    assert _span_exporter(rx).export(_make_spans()) == SpanExportResult.SUCCESS
+    assert span_exporter(rx).export(make_spans()) == SpanExportResult.SUCCESS
     assert time.monotonic() - t0 >= 0.5 and len(rx.spans()) == 1
     rx.mode = slow(30)
-    worker = threading.Thread(target=lambda: _span_exporter(rx, timeout=3).export(_make_spans()))
+    worker = threading.Thread(target=lambda: span_exporter(rx, timeout=3).export(make_spans()))
     worker.start()
     assert rx.wait_for(lambda: len(rx.requests()) == 2, timeout=0.5) is False  # recorded only after the delay
     t0 = time.monotonic()

@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.stack import Binaries, MissingBinaries, Stack, clean_env, locate_binaries, wait_until
+from tests.support.stack import Binaries, Stack, clean_env, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.subprocess
 @pytest.mark.timeout(120)
-def test_tempo_config_ships_traces_over_otlp(tmp_path: Path) -> None:
-    try:
-        binaries: Binaries = locate_binaries()
-    except MissingBinaries as exc:
-        pytest.fail(f"{exc} (run collector-config/build)")
+def test_tempo_config_ships_traces_over_otlp(binaries: Binaries, tmp_path: Path) -> None:
     with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
         jaeger = stack.jaeger()
         collector = stack.collector("otelcol-tempo", "tempo.yaml",
