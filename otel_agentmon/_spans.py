@@ -121,7 +121,9 @@ class _Op:
 
     def start_detached(self) -> tuple[trace.Span, otel_context.Context]:
         parent = otel_context.get_current()
-        span = _state.tracer.start_span(self._name, parent, self._kind, self._attributes(parent))
+        clock = _state.clock
+        span = _state.tracer.start_span(self._name, parent, self._kind, self._attributes(parent),
+                                        start_time=clock() if clock is not None else None)
         ctx = trace.set_span_in_context(span, parent)
         agent = self._agent if self._agent is not None else None
         if agent is None and self._is_task:
@@ -142,7 +144,8 @@ class _Op:
                                        sc.OUTCOME_CANCELLED if cancelled else sc.OUTCOME_ERROR)
             elif self._is_task:
                 span.set_attribute(sc.AGENTMON_TASK_OUTCOME, sc.OUTCOME_SUCCESS)
-            span.end()
+            clock = _state.clock
+            span.end(clock() if clock is not None else None)
         except Exception:  # noqa: BLE001
             report_internal_error("span end")
 

@@ -5,6 +5,8 @@ Kept in one tiny module so a decorated call costs one module-attribute read to f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opentelemetry import _logs, trace
 from opentelemetry import context as otel_context
 
@@ -14,6 +16,8 @@ from ._settings import ContentMode
 tracer: trace.Tracer = trace.get_tracer("otel_agentmon")
 #: Where content events (opt-in) go; our LoggerProvider's logger once configured.
 event_logger: _logs.Logger = _logs.get_logger("otel_agentmon")
+#: A test clock (ns since the epoch) for span start/end times; None means the SDK's clock.
+clock: Callable[[], int] | None = None
 #: False under OTEL_SDK_DISABLED=true: decorators call straight through.
 enabled: bool = True
 capture_content: ContentMode = "NO_CONTENT"

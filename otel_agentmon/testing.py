@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from . import _sanitize, _state
 from ._monitor import Monitor, _configure_for_testing
 
-__all__ = ["Capture", "SequentialIdGenerator", "agentmon_capture", "capture"]
+__all__ = ["Capture", "SequentialIdGenerator", "StepClock", "agentmon_capture", "agentmon_capture_stepclock",
+           "capture"]
 
 
 class SequentialIdGenerator(IdGenerator):
@@ -50,6 +51,21 @@ class SequentialIdGenerator(IdGenerator):
         with self._lock:
             self._span += 1
             return self._span
+
+
+class StepClock:
+    """A clock for span times: starts at ``start_ns`` and moves ``step_ns`` on every reading, so
+    span timestamps and durations are the same on every run."""
+
+    def __init__(self, start_ns: int = 1_700_000_000_000_000_000, step_ns: int = 1_000_000) -> None:
+        self._lock = threading.Lock()
+        self._now = start_ns
+        self._step = step_ns
+
+    def __call__(self) -> int:
+        with self._lock:
+            self._now += self._step
+            return self._now
 
 
 class Capture:
@@ -113,14 +129,18 @@ class Capture:
         self._logs.clear()
 
 
-def capture(**options: Any) -> tuple[Capture, Any]:
-    """Build a capture; returns it and a function that tears it down. See ``agentmon_capture``."""
-    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content)
+def capture(*, clock: StepClock | None = None, **options: Any) -> tuple[Capture, Any]:
+    """Build a capture; returns it and a function that tears it down. See ``agentmon_capture``.
+
+    With ``clock`` (e.g. ``StepClock()``), our spans take their start and end times from it.
+    """
+    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock)
     saved_length = _sanitize.get_max_length()
     defaults: Mapping[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none",
                                    "system_metrics": "off", "service_name": "agentmon-test"}
     reader = InMemoryMetricReader()
     monitor = _configure_for_testing({**defaults, **options}, [reader], SequentialIdGenerator())
+    _state.clock = clock
     spans = InMemorySpanExporter()
     tp = monitor.tracer_provider
     assert isinstance(tp, TracerProvider)
@@ -132,7 +152,7 @@ def capture(**options: Any) -> tuple[Capture, Any]:
 
     def close() -> None:
         monitor.shutdown(2.0)
-        _state.tracer, _state.event_logger, _state.enabled, _state.capture_content = saved
+        _state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock = saved
         _sanitize.set_max_length(saved_length)
 
     return Capture(monitor, spans, reader, logs), close
@@ -140,8 +160,19 @@ def capture(**options: Any) -> tuple[Capture, Any]:
 
 @pytest.fixture
 def agentmon_capture() -> Iterator[Capture]:
-    """Private in-memory providers for one test, with deterministic ids."""
+    """Private in-memory providers for one test, with deterministic ids (span times are real)."""
     cap, close = capture()
+    try:
+        yield cap
+    finally:
+        close()
+
+
+@pytest.fixture
+def agentmon_capture_stepclock() -> Iterator[Capture]:
+    """Like ``agentmon_capture``, and our spans' times come from a ``StepClock``: every reading is
+    1 ms after the previous one, from a fixed epoch, so whole span trees compare equal across runs."""
+    cap, close = capture(clock=StepClock())
     try:
         yield cap
     finally:
