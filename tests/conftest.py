@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_agentmon import _guard
+from otel_agentmon import HealthPolicy, _guard, _monitor, _state
+from otel_agentmon._monitor import Monitor
+from otel_agentmon._settings import resolve
+from otel_agentmon.testing import Capture, capture
+from tests.support.receiver import OTLPReceiver
 from tests.support.stack import Binaries, MissingBinaries, locate_binaries
+
+#: Small health thresholds, so health and alert tests run in tenths of a second.
+FAST_HEALTH = HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None)
+#: Private monitors against a test receiver: short deadlines, fast batches, no system metrics.
+MONITOR_BASE: dict[str, Any] = {"set_global": False, "system_metrics": "off", "export_timeout": 2.0,
+                                "shutdown_timeout": 2.0, "span_schedule_delay_ms": 50,
+                                "service_name": "agentmon-test"}
+MonitorFor = Callable[..., Monitor]
 
 
 @pytest.fixture
@@ -49,3 +63,49 @@ def binaries() -> Binaries:
     except MissingBinaries as exc:
         message = str(exc)
     pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def health_capture() -> Iterator[Callable[..., Capture]]:
+    """Build captures with a fast health loop and small thresholds; each is closed afterwards."""
+    closers: list[Callable[[], None]] = []
+
+    def build(**options: Any) -> Capture:
+        options.setdefault("health_interval", 0.05)
+        options.setdefault("health_policy", FAST_HEALTH)
+        cap, close = capture(**options)
+        closers.append(close)
+        return cap
+
+    yield build
+    for close in reversed(closers):  # each close restores the state its capture found
+        close()
+
+
+@pytest.fixture
+def rx() -> Iterator[OTLPReceiver]:
+    """A fault-injecting OTLP/HTTP receiver on 127.0.0.1."""
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def monitor_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorFor]:
+    """Build private monitors against a receiver (or an endpoint URL) and point the decorators at
+    the newest one; all are shut down and the package state restored afterwards."""
+    monkeypatch.setattr(_guard, "_limiter", _guard.RateLimiter())  # rate limits are process-wide
+    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _monitor._current)
+    made: list[Monitor] = []
+
+    def make(target: OTLPReceiver | str, **opts: Any) -> Monitor:
+        endpoint = target if isinstance(target, str) else target.endpoint
+        monitor = Monitor(resolve({**MONITOR_BASE, "endpoint": endpoint, **opts}))
+        _state.tracer, _state.event_logger = monitor.tracer, monitor.event_logger
+        _state.capture_content = monitor.settings.capture_content
+        made.append(monitor)
+        return monitor
+
+    yield make
+    for monitor in made:
+        monitor.shutdown(1.0)
+    _state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _monitor._current = saved

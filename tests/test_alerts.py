@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,13 @@ import yaml
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
 import otel_agentmon as agentmon
-from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy, load_rules
+from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, load_rules
 from otel_agentmon._alerts import AlertEngine
 from otel_agentmon._rules import parse_duration
 from otel_agentmon.testing import Capture, capture
+from tests.support.polling import wait_for
 
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "alert_rules.yaml"
-POLICY = HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None)
 
 
 class Signals:  # a fake signal reader: values[(rule, agent)], or values[rule] for every agent
@@ -246,29 +246,8 @@ def test_configure_with_a_bad_rule_file_fails_before_installing_anything(tmp_pat
 # --- end to end through a Monitor -----------------------------------------------------------------
 
 
-@pytest.fixture
-def make() -> Iterator[Callable[..., Capture]]:
-    closers: list[Callable[[], None]] = []
-
-    def build(**options: Any) -> Capture:
-        options.setdefault("health_interval", 0.05)
-        options.setdefault("health_policy", POLICY)
-        cap, close = capture(**options)
-        closers.append(close)
-        return cap
-
-    yield build
-    for close in reversed(closers):  # each close restores the state its capture found
-        close()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def run_task(agent: str, fail: bool = False) -> None:
@@ -288,11 +267,12 @@ def firing_metric(cap: Capture) -> dict[tuple[object, object], Any]:
 
 
 @pytest.mark.timeout(20)
-def test_error_rate_alert_fires_within_a_second_and_resolves_with_hysteresis(make: Callable[..., Capture]) -> None:
+def test_error_rate_alert_fires_within_a_second_and_resolves_with_hysteresis(
+        health_capture: Callable[..., Capture]) -> None:
     rule = AlertRule("ErrorRateHigh", "error_rate", ">", 0.5, for_=0.3, resolve=0.25, window=5,
                      labels={"team": "agents"}, annotations={"summary": "{agent} fails {value}"})
     got: list[tuple[float, AlertEvent]] = []
-    cap = make(alert_rules=[rule], notifiers=[CallbackNotifier(lambda e: got.append((time.monotonic(), e)))])
+    cap = health_capture(alert_rules=[rule], notifiers=[CallbackNotifier(lambda e: got.append((time.monotonic(), e)))])
     started = time.monotonic()
     for _ in range(4):
         run_task("a", fail=True)
@@ -327,8 +307,8 @@ def test_error_rate_alert_fires_within_a_second_and_resolves_with_hysteresis(mak
 
 
 @pytest.mark.timeout(20)
-def test_forget_agent_stops_tracking_it(make: Callable[..., Capture]) -> None:
-    cap = make()
+def test_forget_agent_stops_tracking_it(health_capture: Callable[..., Capture]) -> None:
+    cap = health_capture()
     cap.monitor.heartbeat("retired")
     cap.monitor.heartbeat("worker")
     assert wait_for(lambda: (h := cap.monitor.health().agents.get("retired")) is not None and not h.up)
@@ -341,9 +321,9 @@ def test_forget_agent_stops_tracking_it(make: Callable[..., Capture]) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_agent_down_alert_resolves_when_the_agent_is_forgotten(make: Callable[..., Capture]) -> None:
+def test_agent_down_alert_resolves_when_the_agent_is_forgotten(health_capture: Callable[..., Capture]) -> None:
     got: list[AlertEvent] = []
-    cap = make(alert_rules=[AlertRule("AgentDown", "up", "<", 1)], notifiers=[CallbackNotifier(got.append)])
+    cap = health_capture(alert_rules=[AlertRule("AgentDown", "up", "<", 1)], notifiers=[CallbackNotifier(got.append)])
     cap.monitor.heartbeat("retired")
     assert wait_for(lambda: [e.state for e in got] == ["firing"])
     cap.monitor.forget_agent("retired")  # it retired on purpose: it is no longer down
@@ -375,10 +355,10 @@ class _BlockFirstFiring(LogRecordProcessor):
 
 
 @pytest.mark.timeout(20)
-def test_concurrent_evaluations_deliver_transitions_in_order(make: Callable[..., Capture]) -> None:
+def test_concurrent_evaluations_deliver_transitions_in_order(health_capture: Callable[..., Capture]) -> None:
     got: list[AlertEvent] = []
     # The loop's own tick is far away: only the two evaluate_health() calls below run.
-    cap = make(alert_rules=[AlertRule("Busy", "in_flight", ">", 0)], notifiers=[CallbackNotifier(got.append)],
+    cap = health_capture(alert_rules=[AlertRule("Busy", "in_flight", ">", 0)], notifiers=[CallbackNotifier(got.append)],
                health_interval=60)
     blocker = _BlockFirstFiring()
     cap.monitor.logger_provider.add_log_record_processor(blocker)  # type: ignore[union-attr]

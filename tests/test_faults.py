@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 import otel_agentmon
-from otel_agentmon import _guard, _state
 from otel_agentmon import _semconv as sc
 from otel_agentmon._monitor import Monitor
-from otel_agentmon._settings import resolve
 from otel_agentmon._stats import Stats
+from tests.conftest import MonitorFor
 from tests.support.receiver import (
     Mode,
     OTLPReceiver,
@@ -34,39 +32,13 @@ from tests.support.receiver import (
     status,
 )
 
-MonitorFor = Callable[..., Monitor]
-BASE: dict[str, Any] = {"set_global": False, "system_metrics": "off", "export_timeout": 2.0,
-                        "shutdown_timeout": 2.0, "span_schedule_delay_ms": 50, "service_name": "faults"}
 CALLER_P99_S = 0.005  # per-task wall time with the collector unusable (target 1 ms; loose for a 2-core box)
 SHUTDOWN_SLACK_S = 0.5
 POISON = "bad\ud800name\x00end"
 
 
-@pytest.fixture
-def rx() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
-@pytest.fixture
-def monitor_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorFor]:
-    """Build private monitors against a receiver and point the decorators at the newest one."""
-    monkeypatch.setattr(_guard, "_limiter", _guard.RateLimiter())  # rate limits are process-wide
-    saved = (_state.tracer, _state.event_logger, _state.capture_content)
-    made: list[Monitor] = []
-
-    def make(target: OTLPReceiver | str, **opts: Any) -> Monitor:
-        endpoint = target if isinstance(target, str) else target.endpoint
-        monitor = Monitor(resolve({**BASE, "endpoint": endpoint, **opts}))
-        _state.tracer, _state.event_logger = monitor.tracer, monitor.event_logger
-        _state.capture_content = monitor.settings.capture_content
-        made.append(monitor)
-        return monitor
-
-    yield make
-    for monitor in made:
-        monitor.shutdown(1.0)
-    _state.tracer, _state.event_logger, _state.capture_content = saved
 
 
 @otel_agentmon.agent("fault-agent")

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,9 +18,9 @@ from opentelemetry._logs import LogRecord
 
 import otel_agentmon as agentmon
 from otel_agentmon import HealthPolicy
-from otel_agentmon.testing import Capture, capture
+from otel_agentmon.testing import Capture
+from tests.support.polling import wait_for
 
-POLICY = HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, min_tasks=5, cpu_limit=None)
 Make = Callable[..., Capture]
 
 
@@ -28,29 +28,8 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture
-def make() -> Iterator[Make]:
-    closers: list[Callable[[], None]] = []
-
-    def build(**options: Any) -> Capture:
-        options.setdefault("health_interval", 0.05)
-        options.setdefault("health_policy", POLICY)
-        cap, close = capture(**options)
-        closers.append(close)
-        return cap
-
-    yield build
-    for close in reversed(closers):  # each close restores the state its capture found
-        close()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def run_task(agent: str, *, fail: bool = False, seconds: float = 0.0) -> None:
@@ -101,8 +80,8 @@ def keep_alive(cap: Capture, agents: list[str], seconds: float) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_silent_agent_goes_down_by_the_clock_and_transition_is_logged_once(make: Make) -> None:
-    cap = make()
+def test_silent_agent_goes_down_by_the_clock_and_transition_is_logged_once(health_capture: Make) -> None:
+    cap = health_capture()
     run_task("a")
     health = cap.monitor.evaluate_health().agents["a"]
     assert (health.up, health.state, health.reasons) == (True, "healthy", ())
@@ -128,8 +107,8 @@ def test_silent_agent_goes_down_by_the_clock_and_transition_is_logged_once(make:
 
 
 @pytest.mark.timeout(20)
-def test_heartbeats_or_a_running_task_keep_an_agent_up(make: Make) -> None:
-    cap = make(health_policy=HealthPolicy(heartbeat_timeout=0.3, stuck_after=30, cpu_limit=None))
+def test_heartbeats_or_a_running_task_keep_an_agent_up(health_capture: Make) -> None:
+    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=0.3, stuck_after=30, cpu_limit=None))
     with agentmon.task("long", agent="busy"):
         for _ in range(8):  # more than twice the heartbeat timeout
             cap.monitor.heartbeat("idler")
@@ -145,8 +124,8 @@ def test_heartbeats_or_a_running_task_keep_an_agent_up(make: Make) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_stuck_task_is_signalled_while_it_still_runs(make: Make) -> None:
-    cap = make(health_policy=HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None,
+def test_stuck_task_is_signalled_while_it_still_runs(health_capture: Make) -> None:
+    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None,
                                           stuck_after_by_type={"slow": 30.0}))
     release = threading.Event()
     slow = threading.Thread(target=lambda: agentmon.task("slow", agent="a")(release.wait)(10))
@@ -186,8 +165,8 @@ def test_stuck_task_is_signalled_while_it_still_runs(make: Make) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_error_rate_thresholds_need_min_tasks_and_have_hysteresis(make: Make) -> None:
-    cap = make()
+def test_error_rate_thresholds_need_min_tasks_and_have_hysteresis(health_capture: Make) -> None:
+    cap = health_capture()
     for _ in range(4):  # below min_tasks: no verdict yet
         run_task("a", fail=True)
     assert cap.monitor.evaluate_health().agents["a"].state == "healthy"
@@ -219,15 +198,15 @@ def test_error_rate_thresholds_need_min_tasks_and_have_hysteresis(make: Make) ->
 
 
 @pytest.mark.timeout(20)
-def test_p95_latency_limit_and_memory_pressure_degrade(make: Make) -> None:
-    cap = make(health_policy=HealthPolicy(heartbeat_timeout=5, latency_p95_limit=0.02, cpu_limit=None))
+def test_p95_latency_limit_and_memory_pressure_degrade(health_capture: Make) -> None:
+    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=5, latency_p95_limit=0.02, cpu_limit=None))
     for _ in range(5):
         run_task("slow", seconds=0.03)
         run_task("fast")
     health = cap.monitor.evaluate_health()
     assert health.agents["slow"].state == "degraded" and health.agents["fast"].state == "healthy"
     assert any("p95 latency" in r for r in health.agents["slow"].reasons)
-    cap = make(health_policy=HealthPolicy(heartbeat_timeout=5, cpu_limit=None, memory_limit_bytes=1))
+    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=5, cpu_limit=None, memory_limit_bytes=1))
     cap.monitor.heartbeat("a")
     health = cap.monitor.evaluate_health()
     assert health.memory_bytes and health.agents["a"].state == "degraded", health.agents["a"].reasons
@@ -238,8 +217,8 @@ def test_p95_latency_limit_and_memory_pressure_degrade(make: Make) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_swarm_is_unhealthy_when_half_its_agents_are(make: Make) -> None:
-    cap = make()
+def test_swarm_is_unhealthy_when_half_its_agents_are(health_capture: Make) -> None:
+    cap = health_capture()
     for a in "abcd":
         cap.monitor.heartbeat(a)
     assert cap.monitor.evaluate_health().state == "healthy"
@@ -261,8 +240,8 @@ def _raise() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_sync_checks_ok_raising_falsy_and_critical(make: Make) -> None:
-    cap = make()
+def test_sync_checks_ok_raising_falsy_and_critical(health_capture: Make) -> None:
+    cap = health_capture()
     m = cap.monitor
     m.add_health_check("fine", lambda: True, interval=0.05, agent="a")
     m.add_health_check("boom", _raise, interval=0.05, agent="b")
@@ -281,8 +260,8 @@ def test_sync_checks_ok_raising_falsy_and_critical(make: Make) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_hanging_check_fails_costs_one_thread_and_never_stops_the_loop(make: Make) -> None:
-    cap = make()
+def test_hanging_check_fails_costs_one_thread_and_never_stops_the_loop(health_capture: Make) -> None:
+    cap = health_capture()
     release = threading.Event()
     cap.monitor.add_health_check("hang", lambda: release.wait(10), interval=0.05, timeout=0.1, agent="a")
     cap.monitor.heartbeat("b")
@@ -322,7 +301,7 @@ def _shut_down_with_async_checks(cap: Capture, *names: str) -> bool:
 
 
 @pytest.mark.timeout(20)
-def test_async_checks_ok_timing_out_and_raising(make: Make) -> None:
+def test_async_checks_ok_timing_out_and_raising(health_capture: Make) -> None:
     async def fine() -> bool:
         await asyncio.sleep(0)
         return True
@@ -333,7 +312,7 @@ def test_async_checks_ok_timing_out_and_raising(make: Make) -> None:
     async def broken() -> None:
         raise ValueError("nope")
 
-    cap = make()
+    cap = health_capture()
     m = cap.monitor
     m.add_health_check("afine", fine, interval=0.05, agent="a")
     m.add_health_check("aslow", slow, interval=0.05, timeout=0.1, agent="b")
@@ -350,11 +329,11 @@ def test_async_checks_ok_timing_out_and_raising(make: Make) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_async_check_loop_is_closed_on_shutdown(make: Make) -> None:
+def test_async_check_loop_is_closed_on_shutdown(health_capture: Make) -> None:
     async def fine() -> bool:
         return True
 
-    cap = make()
+    cap = health_capture()
     cap.monitor.add_health_check("afine", fine, interval=0.05)
     cap.monitor.heartbeat("a")
     assert wait_for(lambda: cap.monitor.evaluate_health().agents["a"].checks)
@@ -376,8 +355,8 @@ def get(url: str) -> tuple[int, str, Any]:
 
 
 @pytest.mark.timeout(20)
-def test_health_endpoint(make: Make) -> None:
-    cap = make(health_port=0)
+def test_health_endpoint(health_capture: Make) -> None:
+    cap = health_capture(health_port=0)
     url = cap.monitor.health_url
     assert url is not None and url.startswith("http://127.0.0.1:")
     assert cap.monitor._health_server._server.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]

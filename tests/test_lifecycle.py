@@ -15,51 +15,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import otel_agentmon
-from otel_agentmon import _guard, _monitor, _state
+from otel_agentmon import _monitor
 from otel_agentmon._monitor import Monitor
-from otel_agentmon._settings import resolve
 from otel_agentmon._stats import Stats
+from tests.conftest import MONITOR_BASE, MonitorFor
 from tests.support.http_server import Handler
 from tests.support.receiver import OTLPReceiver, blackhole, closed_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-MonitorFor = Callable[..., Monitor]
-BASE: dict[str, Any] = {"set_global": False, "system_metrics": "off", "export_timeout": 2.0,
-                        "shutdown_timeout": 2.0, "span_schedule_delay_ms": 50, "service_name": "lifecycle"}
 INSTANCE = "service.instance.id"
 
 
-@pytest.fixture
-def rx() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
-@pytest.fixture
-def monitor_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitorFor]:
-    """Build private monitors against a receiver and point the decorators at the newest one."""
-    monkeypatch.setattr(_guard, "_limiter", _guard.RateLimiter())
-    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _monitor._current)
-    made: list[Monitor] = []
-
-    def make(rx: OTLPReceiver, **opts: Any) -> Monitor:
-        monitor = Monitor(resolve({**BASE, "endpoint": rx.endpoint, **opts}))
-        _state.tracer = monitor.tracer
-        made.append(monitor)
-        return monitor
-
-    yield make
-    for monitor in made:
-        monitor.shutdown(1.0)
-    _state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _monitor._current = saved
 
 
 def settled(monitor: Monitor) -> Stats:
@@ -308,7 +283,7 @@ def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
 def test_configure_is_idempotent_and_the_api_survives_shutdown(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     _monitor._current = None
     got: list[Monitor] = []
-    opts: dict[str, Any] = {**BASE, "endpoint": rx.endpoint}
+    opts: dict[str, Any] = {**MONITOR_BASE, "endpoint": rx.endpoint}
     threads = [threading.Thread(target=lambda: got.append(otel_agentmon.configure(**opts))) for _ in range(8)]
     for thread in threads:
         thread.start()

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
@@ -20,6 +19,7 @@ import otel_agentmon as agentmon
 from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy, LoggingNotifier, WebhookNotifier
 from otel_agentmon._notify import Dispatcher
 from otel_agentmon.testing import capture
+from tests.support import polling
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 RULE = AlertRule("ErrorRateHigh", "error_rate", ">", 0.5, severity="critical", labels={"team": "agents"},
@@ -32,13 +32,10 @@ def event(state: str = "firing", agent: str | None = "a", rule: AlertRule = RULE
     return AlertEvent(rule, agent, state, previous, value, at, since)  # type: ignore[arg-type]
 
 
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
+    return polling.wait_for(predicate, timeout)
 
 
 class Hook:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,10 +33,6 @@ from tests.support.receiver import (
 from tests.support.receiver_kit import PB, RESOURCE, make_spans, raw_post, span_exporter, traces_body
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-@pytest.fixture
-def rx() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 @pytest.mark.timeout(30)

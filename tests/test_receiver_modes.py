@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +51,6 @@ from tests.support.receiver import (
 from tests.support.receiver_kit import PB, RESOURCE, make_spans, raw_post, span_exporter, traces_body
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-@pytest.fixture
-def rx() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
 
 
 
