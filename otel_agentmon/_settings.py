@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
 from ._guard import log_once
+from ._semconv import ENV_CAPTURE_CONTENT
 
 Protocol: TypeAlias = Literal["http/protobuf", "grpc"]
 ExporterName: TypeAlias = Literal["otlp", "console", "none"]
@@ -156,7 +157,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
            "seconds `shutdown()` and interpreter exit may take at most, all signals together"),
     Option("system_metrics", "AGENTMON_SYSTEM_METRICS", _parse_choice("default", "all", "off"), "default",
            "`default` (curated CPU, memory, network, threads, fds), `all`, or `off`"),
-    Option("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    Option("capture_content", ENV_CAPTURE_CONTENT,
            _parse_choice("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT", upper=True), "NO_CONTENT",
            "message content capture; off by default"),
     Option("attribute_value_length_limit", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", _parse_positive_int, 8192,

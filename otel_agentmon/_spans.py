@@ -125,7 +125,7 @@ class _Op:
         span = _state.tracer.start_span(self._name, parent, self._kind, self._attributes(parent),
                                         start_time=clock() if clock is not None else None)
         ctx = trace.set_span_in_context(span, parent)
-        agent = self._agent if self._agent is not None else None
+        agent = self._agent
         if agent is None and self._is_task:
             value = otel_context.get_value(_state.AGENT_KEY, parent)
             agent = value if isinstance(value, str) else None

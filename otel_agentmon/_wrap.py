@@ -15,16 +15,11 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar, cast
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
 from . import _state
 from ._guard import report_internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Begun(Protocol):
-    span: trace.Span
 
 
 class Operation(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,7 +42,3 @@ def empty_panels(prom: Queryable, deadline_s: float = 30.0) -> list[str]:
         pending = failing
         time.sleep(1.0)
 
-
-def check_dashboards(prom: Queryable, ensure_data: Callable[[], None]) -> list[str]:
-    ensure_data()
-    return empty_panels(prom)
