@@ -23,6 +23,7 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
 from ._batch import _count_value
+from ._dialects import normalize
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
 from ._windows import AgentWindows, WindowStats
@@ -181,7 +182,7 @@ class Deriver:
         return summary
 
     def _on_start(self, span: ReadableSpan) -> None:
-        attrs = span.attributes or {}
+        attrs = _standard_attrs(span)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         if isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
@@ -195,7 +196,7 @@ class Deriver:
         self._agent(agent).in_flight += 1
 
     def _on_end(self, span: ReadableSpan) -> None:
-        attrs = span.attributes or {}
+        attrs = _standard_attrs(span)
         sid = span.context.span_id
         own = self._pending.pop(sid, None) or _NO_CHILDREN
         start, end = span.start_time or 0, span.end_time or 0
@@ -357,6 +358,12 @@ class Deriver:
                                                                                  maxlen=_RESERVOIR))
                     for name, s in self._agents.items()}
 
+
+def _standard_attrs(span: ReadableSpan) -> _AttrMap:
+    scope = span.instrumentation_scope
+    parent = span.parent
+    return normalize(span.name, span.attributes or {}, scope.name if scope is not None else None,
+                     parent is None or parent.is_remote)
 
 
 def _pick(attrs: _AttrMap, keys: tuple[str, ...], error: object) -> dict[str, str | int | float | bool]:

@@ -16,6 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._batch import BatchWorker, _count_value
 from ._derive import Deriver
+from ._dialects import OI_KIND as _OI_KIND
+from ._dialects import TL_KIND as _TL_KIND
 from ._guard import after_fork_in_child
 from ._semconv import GEN_AI_AGENT_NAME as _AGENT
 
@@ -37,10 +39,11 @@ class AgentmonSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         next(self._started)
-        # Only an agent's spans matter at start (activity, tasks in flight); everything else
-        # is derived from its end, which halves the derivation queue for tool and LLM spans.
+        # Only an agent's spans (ours, or a dialect's) matter at start (activity, tasks in
+        # flight); everything else is derived from its end, which halves the derivation queue.
         attributes = span.attributes
-        if attributes is not None and _AGENT in attributes:
+        if attributes is not None and (_AGENT in attributes or _OI_KIND in attributes
+                                       or _TL_KIND in attributes):
             self._deriver.offer(True, span)
 
     def on_end(self, span: ReadableSpan) -> None:
