@@ -2,43 +2,30 @@
 
     agentmon rules check FILE             validate a rule file
     agentmon rules export FILE [-o OUT]   print (or write) the equivalent Prometheus rule file
+
+Each command lives in its own ``_cli_<name>`` module with ``add_parser(sub)``, which sets a
+``run(args) -> int`` default on its parser.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import cast
 
-from ._rules import load_rules, to_prometheus
+from . import _cli_rules
+
+_COMMANDS = (_cli_rules,)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentmon", description="otel_agentmon tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    rules = sub.add_parser("rules", help="alert rule files").add_subparsers(dest="action", required=True)
-    check = rules.add_parser("check", help="validate a rule file")
-    check.add_argument("file", type=Path)
-    export = rules.add_parser("export", help="print the rules as a Prometheus alerting-rules file")
-    export.add_argument("file", type=Path)
-    export.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
-    export.add_argument("--group", default="agentmon", help="rule group name (default: agentmon)")
+    for command in _COMMANDS:
+        command.add_parser(sub)
     args = parser.parse_args(argv)
-    try:
-        loaded = load_rules(args.file)
-    except (OSError, ValueError) as exc:
-        print(f"agentmon: {args.file}: {exc}", file=sys.stderr)
-        return 1
-    if args.action == "check":
-        print(f"{args.file}: {len(loaded)} rules OK")
-        return 0
-    text = to_prometheus(loaded, group=args.group)
-    if args.output is not None:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    run = cast(Callable[[argparse.Namespace], int], args.run)
+    return run(args)
 
 
 if __name__ == "__main__":
