@@ -17,6 +17,7 @@ Everything users import lives here; the modules behind it are private.
 from __future__ import annotations
 
 from ._alerts import AlertEvent, AlertRule
+from ._classes import instrument, uninstrument
 from ._context import ContextThreadPoolExecutor, with_context
 from ._derive import AgentSummary
 from ._health import AgentHealth, HealthPolicy, SwarmHealth
@@ -50,6 +51,7 @@ __all__ = [
     "error_type",
     "get_monitor",
     "heartbeat",
+    "instrument",
     "llm",
     "load_rules",
     "record_llm_messages",
@@ -57,6 +59,7 @@ __all__ = [
     "task",
     "to_prometheus",
     "tool",
+    "uninstrument",
     "with_context",
     "workflow",
 ]
