@@ -1,0 +1,251 @@
+"""The analytics engine: performance insights, bottlenecks, regressions and trends from spans.
+
+::
+
+    from otel_agentmon.analytics import analyze
+    from otel_agentmon._recording import read_recording
+
+    rec = read_recording("run.jsonl")
+    insights = analyze(rec.spans, rec.alerts, rec.metrics)
+    for opp in insights.opportunities:
+        print(opp.title, "--", opp.evidence.describe())
+
+Everything works over ``SpanRecord``s (from a recording, ``agentmon serve``'s store, or
+``_records.from_readable``), so the dashboard, ``agentmon report`` and user code compute the same
+numbers. Every insight carries an ``Evidence``: the query in words and as an expression, the
+window(s), a few trace ids, n, and the test statistic and p-value where a test was run.
+
+The statistical tests and thresholds are stated in ``_analytics_change`` (regressions: one-sided
+Mann-Whitney U / two-proportion z-test at alpha 0.01 plus a minimum effect; trends: OLS slope
+whose 95% t-interval excludes zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final
+
+from ._analytics_base import (
+    DEFAULT_PRICES,
+    DEFAULT_PRICES_AS_OF,
+    Dimension,
+    Evidence,
+    Prices,
+    Window,
+    load_prices,
+    span_window,
+)
+from ._analytics_bottleneck import Bottleneck, bottlenecks
+from ._analytics_change import Comparison, RegressionPolicy, Trend, compare, split, trends
+from ._analytics_critical import Segment, SpanTree
+from ._analytics_perf import AgentEfficiency, KeyStats, WindowStats, efficiency, key_stats, sliding
+from ._analytics_stats import mann_whitney_greater, ols, percentile, t_quantile, two_proportion_greater
+from ._recording import AlertRecord, MetricSample
+from ._records import SpanRecord
+
+__all__ = [
+    "DEFAULT_PRICES", "DEFAULT_PRICES_AS_OF", "AgentEfficiency", "AlertSummary", "Bottleneck", "Comparison",
+    "Dimension", "Evidence", "Insights", "KeyStats", "MetricSummary", "Opportunity", "RegressionPolicy",
+    "Segment", "SpanTree", "Trend", "Window", "WindowStats", "analyze", "bottlenecks", "compare", "efficiency",
+    "key_stats", "load_prices", "mann_whitney_greater", "ols", "percentile", "sliding", "t_quantile", "trends",
+    "two_proportion_greater",
+]
+
+#: Thresholds for the opportunities that are not statistical tests.
+MIN_BOTTLENECK_SHARE: Final = 0.3  # a tool/model taking >= 30% of an agent's task critical paths
+MIN_ERROR_RATIO: Final = 0.05
+MIN_TASKS: Final = 5
+LOW_UTILISATION: Final = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Opportunity:
+    """Something worth optimising, ranked by ``score`` (0..1, see ``_opportunities``)."""
+
+    kind: str  # bottleneck | regression | errors | utilisation | cost | trend
+    title: str
+    score: float
+    evidence: Evidence
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSummary:
+    """One alert instance (rule, agent) in the window: how often it fired and whether it resolved."""
+
+    rule: str
+    agent: str | None
+    severity: str
+    fired: int
+    first_fired_ns: int
+    last_state: str
+    summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSummary:
+    """min/mean/max/last of one metric series (name + attributes) in the window."""
+
+    name: str
+    unit: str
+    attributes: Mapping[str, str | int | float | bool]
+    n: int
+    minimum: float
+    mean: float
+    maximum: float
+    last: float
+    series: tuple[tuple[int, float], ...]  # (time_ns, value), at most 200 points
+
+
+@dataclasses.dataclass(frozen=True)
+class Insights:
+    """All of the engine's answers for one period."""
+
+    window: Window
+    baseline: Window
+    recent: Window
+    stats: Mapping[Dimension, Mapping[str, KeyStats]]
+    efficiency: Mapping[str, AgentEfficiency]
+    bottlenecks: Sequence[Bottleneck]
+    comparisons: Sequence[Comparison]
+    trends: Sequence[Trend]
+    alerts: Sequence[AlertSummary]
+    metrics: Sequence[MetricSummary]
+    opportunities: Sequence[Opportunity]
+    policy: RegressionPolicy
+    prices_note: str
+    spans: int
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return sorted((c for c in self.comparisons if c.regressed),
+                      key=lambda c: (c.evidence.p_value or 1.0, -c.change))
+
+    @property
+    def significant_trends(self) -> list[Trend]:
+        return [t for t in self.trends if t.significant]
+
+    def slowest_agent(self) -> KeyStats | None:
+        """The agent with the highest median task duration (at least ``MIN_TASKS`` tasks if any has)."""
+        return _top(self.stats.get("agent", {}), lambda s: s.p50_s or 0.0)
+
+    def busiest_tool(self) -> KeyStats | None:
+        """The tool with the most calls (ties: the most total time)."""
+        return _top(self.stats.get("tool", {}), lambda s: (s.n, s.total_s))
+
+
+def _top(stats: Mapping[str, KeyStats], key: Callable[[KeyStats], float | tuple[float, float]]) -> KeyStats | None:
+    pool = [s for s in stats.values() if s.n >= MIN_TASKS] or list(stats.values())
+    return max(pool, key=key) if pool else None
+
+
+def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
+            metrics: Iterable[MetricSample] = (), *, start_ns: int | None = None, end_ns: int | None = None,
+            baseline: Window | None = None, recent: Window | None = None, recent_fraction: float = 1 / 3,
+            prices: Prices | None = None, policy: RegressionPolicy | None = None,
+            trend_buckets: int = 12) -> Insights:
+    """Compute every insight over the spans ending in [start_ns, end_ns) (default: all).
+
+    The regression test compares ``recent`` with ``baseline``; by default the last
+    ``recent_fraction`` of the window against everything before it."""
+    spans = list(records)
+    full = span_window(spans)
+    window = Window(full.start_ns if start_ns is None else start_ns, full.end_ns if end_ns is None else end_ns)
+    inside = [s for s in spans if window.contains(s.end_ns)]
+    default_base, default_recent = split(window, recent_fraction)
+    baseline = baseline or default_base
+    recent = recent or default_recent
+    policy = policy or RegressionPolicy()
+    price_table = DEFAULT_PRICES if prices is None else prices
+    tree = SpanTree(spans)  # all spans: parents outside the window still give context
+    stats: dict[Dimension, Mapping[str, KeyStats]] = {
+        dim: key_stats(inside, dim, window) for dim in ("agent", "task_type", "tool", "model")}
+    eff = efficiency(spans, window, price_table, tree)
+    necks = bottlenecks(spans, window, tree)
+    comparisons = compare(spans, baseline, recent, policy, tree)
+    trend_list = trends(inside, window, trend_buckets)
+    alert_list = summarize_alerts(alerts, window)
+    metric_list = summarize_metrics(metrics, window)
+    note = "default example table, " + DEFAULT_PRICES_AS_OF if prices is None else "user-supplied price table"
+    opportunities = _opportunities(stats, eff, necks, comparisons, trend_list)
+    return Insights(window, baseline, recent, stats, eff, necks, comparisons, trend_list, alert_list, metric_list,
+                    opportunities, policy, note, len(inside))
+
+
+def summarize_alerts(alerts: Iterable[AlertRecord], window: Window) -> list[AlertSummary]:
+    by: dict[tuple[str, str | None], list[AlertRecord]] = {}
+    for a in sorted(alerts, key=lambda a: a.time_ns):
+        if window.contains(a.time_ns):
+            by.setdefault((a.rule, a.agent), []).append(a)
+    out = []
+    for (rule, agent), events in by.items():
+        fired = [e for e in events if e.state == "firing"]
+        first = fired[0] if fired else events[0]
+        out.append(AlertSummary(rule, agent, first.severity, len(fired), first.time_ns, events[-1].state,
+                                next((e.summary for e in events if e.summary), "")))
+    return sorted(out, key=lambda s: (-s.fired, s.first_fired_ns))
+
+
+def summarize_metrics(samples: Iterable[MetricSample], window: Window) -> list[MetricSummary]:
+    by: dict[tuple[str, tuple[tuple[str, str], ...]], list[MetricSample]] = {}
+    for m in samples:
+        if window.contains(m.time_ns):
+            key = (m.name, tuple(sorted((k, str(v)) for k, v in m.attributes.items())))
+            by.setdefault(key, []).append(m)
+    out = []
+    for (name, _), points in sorted(by.items()):
+        points.sort(key=lambda p: p.time_ns)
+        values = [p.value for p in points]
+        stride = max(1, len(points) // 200)
+        out.append(MetricSummary(name, points[0].unit, dict(points[0].attributes), len(values), min(values),
+                                 sum(values) / len(values), max(values), values[-1],
+                                 tuple((p.time_ns, p.value) for p in points[::stride])))
+    return out
+
+
+def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mapping[str, AgentEfficiency],
+                   necks: Sequence[Bottleneck], comparisons: Sequence[Comparison],
+                   trend_list: Sequence[Trend]) -> list[Opportunity]:
+    """Rank what to look at first. Scores (0..1) are a stated heuristic, not a statistic:
+    a confirmed regression 0.8 + growth/10; a tool/model bottleneck its share times (0.25 + the
+    agent's part of all task time), at most 0.8; an error ratio itself (x2, capped); low utilisation (1-u)/3; the
+    costliest agent per task (at least 1.5x the cheapest) its share of cost / 2; a significant rising trend 0.4."""
+    out: list[Opportunity] = []
+    for c in comparisons:
+        if c.regressed:
+            growth = (c.change - 1.0) if c.metric != "error_ratio" else c.change * 4
+            out.append(Opportunity("regression", f"regression: {c.headline()} vs baseline "
+                                   f"(p={c.evidence.p_value:.2g})", min(1.0, 0.8 + 0.1 * growth), c.evidence))
+    busy_total = sum(e.busy_s for e in eff.values()) or 1.0
+    for b in necks:
+        if b.scope.startswith("agent:") and not b.key.startswith("self:") and b.share >= MIN_BOTTLENECK_SHARE:
+            agent = b.scope.split(":", 1)[1]
+            weight = eff[agent].busy_s / busy_total if agent in eff else 0.5
+            kind, name = b.key.split(":", 1)
+            what = "tool" if kind == "tool" else "LLM model"
+            out.append(Opportunity("bottleneck", f"{what} {name!r} is {b.share:.0%} of the critical-path time "
+                                   f"of the tasks of agent {agent!r}", min(0.8, b.share * (0.25 + weight)), b.evidence))
+    for e in eff.values():
+        if e.tasks >= MIN_TASKS and 1 - e.success_ratio >= MIN_ERROR_RATIO:
+            ratio = 1 - e.success_ratio
+            ev = dataclasses.replace(e.evidence, query=f"failed tasks / tasks of agent {e.agent!r}",
+                                     expression=f'count{{kind="task",agent="{e.agent}",error!=""}} / '
+                                                f'count{{kind="task",agent="{e.agent}"}}',
+                                     statistic=ratio)
+            out.append(Opportunity("errors", f"agent {e.agent!r} error ratio {ratio:.0%} ({e.failed} of {e.tasks} "
+                                   f"tasks failed)", min(1.0, 2 * ratio), ev))
+        if e.tasks >= MIN_TASKS and e.utilisation < LOW_UTILISATION:
+            out.append(Opportunity("utilisation", f"agent {e.agent!r} is busy only {e.utilisation:.0%} of its time "
+                                   f"(over-provisioned or starved of work)", (1 - e.utilisation) / 3, e.evidence))
+    costs = {a: e.cost_per_task_usd for a, e in eff.items() if e.cost_per_task_usd}
+    if len(costs) > 1 and max(costs.values()) >= 1.5 * min(costs.values()):
+        agent = max(costs, key=lambda a: costs[a])
+        share = (eff[agent].cost_usd or 0.0) / (sum(e.cost_usd or 0.0 for e in eff.values()) or 1.0)
+        out.append(Opportunity("cost", f"agent {agent!r} costs the most per task (${costs[agent]:.4f}/task, "
+                               f"{share:.0%} of spend)", share / 2, eff[agent].evidence))
+    for t in trend_list:
+        if t.significant and t.slope_per_s > 0 and t.metric != "throughput_per_s":
+            out.append(Opportunity("trend", f"trend: {t.headline()}", 0.4, t.evidence))
+    out.sort(key=lambda o: o.score, reverse=True)
+    return out
+
