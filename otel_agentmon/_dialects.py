@@ -5,29 +5,40 @@ span's attributes in the current OTel GenAI names, so the metric derivation, the
 and ``agentmon serve`` treat a span from OpenInference or OpenLLMetry exactly like one of ours.
 The span itself is never changed: exporters still ship what its instrumentation wrote.
 
-The mapping (also in the README):
+The mapping (also in the README). The operation comes from the first row that matches, and only
+for a span without ``gen_ai.operation.name`` (except ²); the provider and token rows apply to every
+span not made by otel_agentmon.
 
-================================  ==============================  ==========================
-Dialect input                     Recognised as                   Standard output
-================================  ==============================  ==========================
-``openinference.span.kind=AGENT`` agent invocation                ``invoke_agent``;
-                                                                  ``agent.name`` or span name
-``openinference.span.kind=TOOL``  tool call                       ``execute_tool``; ``tool.name``
-``openinference.span.kind=LLM``   inference                       ``chat``; ``llm.model_name``,
-                                                                  ``llm.provider``/``llm.system``,
-                                                                  ``llm.token_count.prompt`` /
-                                                                  ``.completion``
-``openinference.span.kind=CHAIN`` workflow, when it is a root     ``invoke_workflow``
-``traceloop.span.kind=agent``     agent invocation                ``invoke_agent``;
-                                                                  ``traceloop.entity.name``
-``traceloop.span.kind=tool``      tool call                       ``execute_tool``
-``traceloop.span.kind=workflow``  workflow                        ``invoke_workflow``;
-                                                                  ``traceloop.workflow.name``
-``llm.request.type`` (OpenLLMetry) inference                      ``chat`` / ``text_completion``
-``gen_ai.system``                 older GenAI name                ``gen_ai.provider.name``
-``gen_ai.usage.prompt_tokens`` /  older GenAI names               ``gen_ai.usage.input_tokens`` /
-``completion_tokens``                                             ``output_tokens``
-================================  ==============================  ==========================
+| Dialect input                                      | Recognised as | Standard view                                 |
+|----------------------------------------------------|---------------|-----------------------------------------------|
+| `openinference.span.kind=AGENT`                    | agent run     | `invoke_agent`; `agent.name`                  |
+| the same on a trace root, no `agent.name` ¹        | workflow      | `invoke_workflow`                             |
+| `openinference.span.kind=TOOL`                     | tool call     | `execute_tool`; `tool.name`                   |
+| `openinference.span.kind=LLM`                      | inference     | `chat`; model: `llm.model_name`               |
+| `openinference.span.kind=CHAIN` on a trace root    | workflow      | `invoke_workflow`                             |
+| `traceloop.span.kind=agent`                        | agent run     | `invoke_agent`; `traceloop.entity.name`       |
+| `traceloop.span.kind=tool`                         | tool call     | `execute_tool`; `traceloop.entity.name`       |
+| `traceloop.span.kind=workflow` ²                   | workflow      | `invoke_workflow`; `traceloop.workflow.name`  |
+| `llm.request.type=chat` / `completion`             | inference     | `chat` / `text_completion`                    |
+| `gen_ai.system` or `gen_ai.provider.name`          | GenAI span    | see ³                                         |
+| `gen_ai.system`, `llm.provider`, `llm.system`      | provider      | `gen_ai.provider.name`                        |
+| `gen_ai.usage.prompt_tokens` / `completion_tokens` | tokens        | `gen_ai.usage.input_tokens` / `output_tokens` |
+| `llm.token_count.prompt` / `completion`            | tokens        | `gen_ai.usage.input_tokens` / `output_tokens` |
+| `gen_ai.operation.name` set ⁴                      | as it says    | unchanged (same object)                       |
+| scope `otel_agentmon` (ours)                       | as it says    | unchanged (same object)                       |
+
+Names: the ones the row gives, else the span name (less a leading ``<operation> ``).
+Other CHAIN spans, and the kinds RETRIEVER, EMBEDDING, RERANKER, GUARDRAIL, EVALUATOR, are not counted.
+
+1. Scope ``openinference.instrumentation.openai_agents``: it opens the SDK's trace as a root AGENT
+   span named by ``RunConfig.workflow_name``; the agents are its descendants.
+2. Also when the span says ``gen_ai.operation.name=invoke_agent``: OpenLLMetry on LangGraph nests it
+   in an ``invoke_agent`` span of the same graph, and counting both would count every run twice.
+3. The first word of the span name when it is a GenAI operation (``invoke_agent``, ``execute_tool``,
+   ``invoke_workflow``, an inference one, ``embeddings``, ``create_agent``), else ``chat`` when
+   ``gen_ai.request.model`` is set. Only agent, tool, inference and workflow spans are counted.
+4. The current GenAI conventions (PydanticAI, AutoGen, ADK 2, MS Agent Framework, OpenLLMetry 0.5x+).
+   An ``invoke_agent`` span from them still gets its task type (below), so it is a copy.
 
 An agent invocation made by any instrumentation other than otel_agentmon's core API (whose
 tasks are explicit ``task`` spans) also counts as a task of type ``invoke_agent``: that is what
@@ -62,30 +73,34 @@ _OI_AGENT_NAME: Final = "agent.name"
 _OI_TOOL_NAME: Final = "tool.name"
 _OLD_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 _OLD_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
-_LLM_REQUEST_TYPES: Final = {"chat": sc.OP_CHAT, "completion": "text_completion"}
-_SPAN_NAME_OPS: Final = (sc.OP_INVOKE_AGENT, sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_WORKFLOW,
-                         *sorted(sc.INFERENCE_OPERATIONS))
+_LLM_REQUEST_TYPES: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLETION}
+#: OpenInference's OpenAI Agents SDK instrumentation: its trace root is an AGENT span (see ¹).
+OI_OPENAI_AGENTS_SCOPE: Final = "openinference.instrumentation.openai_agents"
+#: Operation names a GenAI span's name may start with ("chat gpt-4o", "embeddings ...").
+_SPAN_NAME_OPS: Final = frozenset({sc.OP_INVOKE_AGENT, sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_WORKFLOW,
+                                   *sc.INFERENCE_OPERATIONS, "embeddings", "create_agent"})
 
 Attrs = Mapping[str, object]
 
 
 def normalize(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> Attrs:
     """``attrs`` in standard GenAI names (the same object when nothing needs mapping)."""
-    op = attrs.get(sc.GEN_AI_OPERATION_NAME)
     if scope == CORE_SCOPE:
         return attrs  # ours: already standard, and our tasks are explicit
+    op = attrs.get(sc.GEN_AI_OPERATION_NAME)
     out: dict[str, object] | None = None
-    if op is None:
-        out = dict(attrs)
-        op = _operation(name, attrs, is_root)
+    if op is None or (op == sc.OP_INVOKE_AGENT and attrs.get(TL_KIND) == "workflow"):
+        op = _operation(name, attrs, scope, is_root)
         if op is None:
             return attrs
+        out = dict(attrs)
         out[sc.GEN_AI_OPERATION_NAME] = op
         _names(op, name, attrs, out)
-    if GEN_AI_SYSTEM in attrs or _OLD_PROMPT_TOKENS in attrs or _OLD_COMPLETION_TOKENS in attrs \
-            or _OI_PROMPT_TOKENS in attrs:
-        out = dict(attrs) if out is None else out
-        _usage(attrs, out)
+    if _has_legacy_names(attrs):
+        found = _usage(attrs)
+        if found:
+            out = dict(attrs) if out is None else out
+            out.update(found)
     if op == sc.OP_INVOKE_AGENT and sc.AGENTMON_TASK_TYPE not in attrs:
         out = dict(attrs) if out is None else out
         if sc.GEN_AI_AGENT_NAME not in out:
@@ -94,11 +109,13 @@ def normalize(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> Attr
     return attrs if out is None else out
 
 
-def _operation(name: str, attrs: Attrs, is_root: bool) -> str | None:
+def _operation(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> str | None:
     kind = attrs.get(OI_KIND)
     if isinstance(kind, str):
         kind = kind.upper()
         if kind == "AGENT":
+            if is_root and scope == OI_OPENAI_AGENTS_SCOPE and _OI_AGENT_NAME not in attrs:
+                return sc.OP_INVOKE_WORKFLOW  # the SDK's trace, whose descendants are the agents
             return sc.OP_INVOKE_AGENT
         if kind == "TOOL":
             return sc.OP_EXECUTE_TOOL
@@ -123,6 +140,13 @@ def _operation(name: str, attrs: Attrs, is_root: bool) -> str | None:
     return None
 
 
+def _has_legacy_names(attrs: Attrs) -> bool:
+    """Provider or token names from older GenAI conventions or OpenInference (seven lookups)."""
+    return (GEN_AI_SYSTEM in attrs or _OI_LLM_PROVIDER in attrs or _OI_LLM_SYSTEM in attrs
+            or _OLD_PROMPT_TOKENS in attrs or _OLD_COMPLETION_TOKENS in attrs
+            or _OI_PROMPT_TOKENS in attrs or _OI_COMPLETION_TOKENS in attrs)
+
+
 def _names(op: str, name: str, attrs: Attrs, out: dict[str, object]) -> None:
     entity = attrs.get(TL_ENTITY)
     if op == sc.OP_INVOKE_AGENT and sc.GEN_AI_AGENT_NAME not in attrs:
@@ -140,11 +164,13 @@ def _names(op: str, name: str, attrs: Attrs, out: dict[str, object]) -> None:
             out[sc.GEN_AI_REQUEST_MODEL] = model
 
 
-def _usage(attrs: Attrs, out: dict[str, object]) -> None:
+def _usage(attrs: Attrs) -> dict[str, object]:
+    """The standard provider and token attributes a span lacks but has under an older name."""
+    found: dict[str, object] = {}
     if sc.GEN_AI_PROVIDER_NAME not in attrs:
         provider = attrs.get(GEN_AI_SYSTEM, attrs.get(_OI_LLM_PROVIDER, attrs.get(_OI_LLM_SYSTEM)))
         if isinstance(provider, str):
-            out[sc.GEN_AI_PROVIDER_NAME] = provider
+            found[sc.GEN_AI_PROVIDER_NAME] = provider
     for standard, older in ((sc.GEN_AI_USAGE_INPUT_TOKENS, (_OLD_PROMPT_TOKENS, _OI_PROMPT_TOKENS)),
                             (sc.GEN_AI_USAGE_OUTPUT_TOKENS, (_OLD_COMPLETION_TOKENS, _OI_COMPLETION_TOKENS))):
         if standard in attrs:
@@ -152,8 +178,9 @@ def _usage(attrs: Attrs, out: dict[str, object]) -> None:
         for key in older:
             value = attrs.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
-                out[standard] = value
+                found[standard] = value
                 break
+    return found
 
 
 def _tail(name: str, op: str) -> str:
@@ -162,4 +189,5 @@ def _tail(name: str, op: str) -> str:
 
 
 def _agent_name(name: str) -> str:
-    return _tail(name, sc.OP_INVOKE_AGENT) or "unknown"
+    tail = _tail(name, sc.OP_INVOKE_AGENT)
+    return tail if tail and tail != sc.OP_INVOKE_AGENT else "unknown"
