@@ -2,6 +2,7 @@
 
     python examples/swarm.py                    # no backend needed: prints what each agent did
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python examples/swarm.py   # also export
+    python examples/swarm.py --live             # keeps working, with the live dashboard (Ctrl-C stops)
 
 Agents run both ways real swarms do: worker threads (researchers, a writer) and asyncio
 coroutines (a planner and a reviewer). Some tasks are slow, some fail. One trace per run:
@@ -18,6 +19,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import otel_agentmon as agentmon
 
@@ -154,11 +156,57 @@ def print_summary(monitor: agentmon.Monitor, elapsed: float) -> None:
               + ", ".join(f"{k.rsplit('.', 1)[-1]} x{v}" for k, v in sorted(s.errors.items())))
 
 
+def run_live(args: argparse.Namespace) -> None:
+    """The swarm in rounds, exporting to an in-process ``agentmon serve`` whose dashboard it prints."""
+    from otel_agentmon.serve import ServeConfig, Server
+
+    try:
+        server = Server(ServeConfig(port=args.port))
+    except OSError:
+        server = Server(ServeConfig(port=0))  # the standard port is taken (a Collector?): any free one
+        print(f"port {args.port} is taken; using {server.port}", flush=True)
+    server.start()
+    print(f"agentmon dashboard: {server.url}/   (Ctrl-C to stop)", flush=True)
+    monitor = agentmon.configure(service_name="swarm", swarm="research-swarm", endpoint=server.url,
+                                 alert_rules=Path(__file__).with_name("alert_rules.yaml"))
+    stop = threading.Event()
+    rounds: list[float] = []
+
+    def work() -> None:
+        seed = args.seed
+        while not stop.is_set():
+            start = time.monotonic()
+            asyncio.run(run_swarm(make_tasks(args.tasks, random.Random(seed))))
+            rounds.append(time.monotonic() - start)
+            seed += 1
+            stop.wait(0.5)
+
+    runner = threading.Thread(target=work, name="swarm-rounds", daemon=True)
+    runner.start()
+    try:
+        stop.wait(args.duration)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    stop.set()
+    runner.join(30.0)  # the round in progress finishes
+    print_summary(monitor, sum(rounds))
+    monitor.shutdown()
+    server.stop()
+    print(f"\n{len(rounds)} rounds; dashboard stopped", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--tasks", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--live", action="store_true",
+                        help="run rounds until Ctrl-C with the live dashboard (an in-process agentmon serve)")
+    parser.add_argument("--port", type=int, default=4318, help="dashboard port with --live (taken: any free one)")
+    parser.add_argument("--duration", type=float, help="with --live: stop after this many seconds")
     args = parser.parse_args()
+    if args.live:
+        run_live(args)
+        return
     exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_TRACES_EXPORTER"))
     # With no backend configured, keep everything in-process and just show the summary.
     options = {} if exporting else {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}

@@ -1,0 +1,236 @@
+"""Health and alert evaluation for received spans, and the dashboard's view of the swarm.
+
+The package's own machinery runs here unchanged: received span ends feed a ``Deriver`` (windows,
+per-agent summaries), a ``HealthLoop`` turns them into states on a clock (an agent whose spans stop
+arriving goes down) and evaluates the alert rules; its log records land in the store like any
+process's. Where a process reports an agent's health itself, that (fresher, authoritative) state
+is what the view shows, as long as the process keeps reporting.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from opentelemetry import _logs
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .._alerts import AlertRule
+from .._derive import Deriver
+from .._health import AgentHealth, HealthLoop, HealthPolicy
+from .._notify import Dispatcher, Notifier
+from .._records import SpanRecord
+from ._ingest import SERVE_SOURCE, apply_event
+from ._otlp import LogEvent
+from ._store import Alert, Reported, Store
+
+_RANK: Final = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_UTIL_WINDOW_S: Final = 30.0
+_SERIES_SENT: Final = 180  # resource/throughput points per series in one state message
+
+
+class _EventLogger(_logs.Logger):
+    """The health loop's event logger: its records go straight into the store."""
+
+    def __init__(self, sink: Callable[[LogEvent], None]) -> None:
+        super().__init__("otel_agentmon.serve")
+        self._sink = sink
+
+    def emit(self, record: _logs.LogRecord | None = None, *, timestamp: int | None = None,
+             observed_timestamp: int | None = None, context: Context | None = None,
+             severity_number: _logs.SeverityNumber | None = None, severity_text: str | None = None,
+             body: Any = None, attributes: Any = None, event_name: str | None = None,
+             exception: BaseException | None = None) -> None:
+        if event_name:
+            self._sink(LogEvent(event_name, dict(attributes or {}), "" if body is None else str(body),
+                                severity_text or "", time.time_ns(), "", "", {}))
+
+    def enabled(self, *, context: Context | None = None, severity_number: _logs.SeverityNumber | None = None,
+                event_name: str | None = None) -> bool:
+        return True
+
+
+class Evaluator:
+    def __init__(self, store: Store, policy: HealthPolicy, rules: list[AlertRule], interval: float,
+                 notifiers: Sequence[Notifier] = ()) -> None:
+        self.store = store
+        self.policy = policy
+        self.deriver = Deriver()
+        self._dispatcher = Dispatcher(list(notifiers))
+        self._logger = _EventLogger(lambda event: store.add_event(event, SERVE_SOURCE, apply_event))
+        self.loop = HealthLoop(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval)
+
+    def feed(self, spans: Iterable[tuple[SpanRecord, ReadableSpan]]) -> None:
+        for _, readable in spans:
+            self.deriver.offer(False, readable)
+
+    def heartbeat(self, agent: str) -> None:
+        self.deriver.heartbeat(agent)
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.deriver.stop(time.monotonic() + 0.5)
+        self._dispatcher.stop()
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _span_json(r: SpanRecord) -> dict[str, Any]:
+    return {"trace_id": r.trace_id, "span_id": r.span_id, "parent_id": r.parent_id, "name": r.name,
+            "kind": r.kind, "agent": r.agent, "tool": r.tool, "model": r.model, "task_type": r.task_type,
+            "service": r.service, "start": r.start_ns / 1e9, "duration": round(r.duration_s, 6),
+            "error": r.error, "tokens": r.input_tokens + r.output_tokens}
+
+
+class View:
+    """Builds the JSON state the dashboard renders (and ``/api/state`` returns)."""
+
+    def __init__(self, store: Store, evaluator: Evaluator) -> None:
+        self.store = store
+        self.evaluator = evaluator
+        self._busy: dict[str, collections.deque[tuple[float, float]]] = {}
+        self._totals: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=_SERIES_SENT)
+        self._started = time.time()
+
+    def _stale_after(self) -> float:
+        return max(3.0, self.evaluator.policy.heartbeat_timeout)
+
+    def _utilisation(self, name: str, busy: float, now: float, instances: int) -> float | None:
+        samples = self._busy.get(name)
+        if samples is None:
+            samples = self._busy[name] = collections.deque()
+        samples.append((now, busy))
+        while len(samples) > 2 and now - samples[0][0] > _UTIL_WINDOW_S:
+            samples.popleft()
+        t0, b0 = samples[0]
+        if now - t0 < 0.5:
+            return None
+        return max(0.0, (busy - b0) / (now - t0) / max(1, instances))
+
+    def _agent(self, name: str, derived: AgentHealth | None, reports: list[Reported], busy: float | None,
+               instances: list[str], now: float, mono: float) -> dict[str, Any]:
+        fresh = [r for r in reports if mono - r.at <= self._stale_after()]
+        stated = [r for r in fresh if r.state is not None]
+        if stated:
+            worst = max(stated, key=lambda r: _RANK.get(r.state or "", 0))
+            state, source, reasons = worst.state, "reported", list(worst.reasons)
+        elif derived is not None:
+            state, source, reasons = derived.state, "derived", list(derived.reasons)
+        else:
+            state, source, reasons = "healthy", "derived", []
+        ups = [r.up for r in fresh if r.up is not None]
+        up = any(ups) if ups else (derived.up if derived is not None else True)
+        if fresh and any(r.at for r in fresh):
+            in_flight = sum(r.in_flight for r in fresh)
+            oldest = max(r.oldest_age for r in fresh)
+            stuck = sum(r.stuck for r in fresh)
+        else:
+            in_flight = float(derived.in_flight) if derived is not None else 0.0
+            oldest = derived.oldest_task_age if derived is not None else 0.0
+            stuck = float(derived.stuck_tasks) if derived is not None else 0.0
+        stats = derived.window if derived is not None else None
+        count = stats.count if stats is not None else 0
+        util = None if busy is None else self._utilisation(name, busy, mono, max(1, len(instances)))
+        return {
+            "name": name, "state": state, "source": source, "up": up, "reasons": reasons,
+            "in_flight": int(in_flight), "oldest_age": round(oldest, 2), "stuck": int(stuck),
+            "throughput": _r(stats.throughput if stats else None), "p50": _r(stats.p50 if stats else None),
+            "p95": _r(stats.p95 if stats else None), "error_rate": _r(stats.error_rate if stats else None),
+            "tasks": count, "tokens_per_task": round(stats.tokens / count, 1) if stats and count else None,
+            "utilisation": _r(util, 3), "instances": instances[:8], "window": stats.window if stats else None,
+        }
+
+    def state(self) -> dict[str, Any]:
+        store, now, mono = self.store, time.time(), time.monotonic()
+        health = self.evaluator.loop.current
+        summaries = self.evaluator.deriver.agents()
+        with store.lock:
+            names = set(store.agent_instances) | set(health.agents)
+            reports: dict[str, list[Reported]] = collections.defaultdict(list)
+            for (agent, _), rep in store.reported.items():
+                reports[agent].append(rep)
+            instances = {a: [f"{k[0]}/{k[1][:8]}" if k[1] else k[0] for k in sorted(seen, key=seen.__getitem__)]
+                         for a, seen in store.agent_instances.items()}
+            alerts = [self._alert_json(a) for a in store.alerts.values()]
+            resolved = [self._alert_json(a) for a in store.resolved]
+            events = list(store.events)[:60]
+            resources = self._resources()
+            stats = store.stats()
+        agents = []
+        for name in sorted(names):
+            summary = summaries.get(name)
+            agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
+                                      summary.busy_seconds if summary is not None else None,
+                                      instances.get(name, []), now, mono))
+        live = {a["name"] for a in agents}
+        for gone in set(self._busy) - live:
+            del self._busy[gone]
+        return {"now": now, "uptime": round(now - self._started, 1), "swarm": self._swarm(agents, stats, now),
+                "agents": agents, "alerts": {"firing": alerts, "resolved": resolved}, "events": events,
+                "resources": resources, "store": stats, "limits": {
+                    "retention_s": store.limits.retention_s, "max_spans": store.limits.max_spans,
+                    "max_memory_bytes": store.limits.max_memory_bytes}}
+
+    def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
+        counts = collections.Counter(a["state"] for a in agents)
+        if agents and counts["unhealthy"] * 2 >= len(agents):
+            state = "unhealthy"
+        elif counts["unhealthy"] or counts["degraded"]:
+            state = "degraded"
+        else:
+            state = "healthy"
+        tasks = sum(a["tasks"] for a in agents)
+        failed = sum(round((a["error_rate"] or 0) * a["tasks"]) for a in agents)
+        throughput = sum(a["throughput"] or 0 for a in agents)
+        spans = stats.get("spans_received", 0)
+        self._totals.append((now, spans, 0))
+        t0, s0, _ = self._totals[0]
+        span_rate = (spans - s0) / (now - t0) if now - t0 > 0.5 else 0.0
+        return {"state": state, "agents": len(agents), "counts": dict(counts), "throughput": round(throughput, 3),
+                "error_rate": round(failed / tasks, 4) if tasks else None, "span_rate": round(span_rate, 1),
+                "down": sum(not a["up"] for a in agents), "in_flight": sum(a["in_flight"] for a in agents)}
+
+    def _resources(self) -> list[dict[str, Any]]:
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for (series, service, instance), points in self.store.series.items():
+            entry = out.setdefault((service, instance), {"service": service, "instance": instance[:8]})
+            entry[series] = [[round(t, 2), round(v, 4)] for t, v in list(points)[-_SERIES_SENT:]]
+        return sorted(out.values(), key=lambda e: (e["service"], e["instance"]))
+
+    @staticmethod
+    def _alert_json(alert: Alert) -> dict[str, Any]:
+        return {"rule": alert.rule, "agent": alert.agent, "severity": alert.severity, "state": alert.state,
+                "value": alert.value, "threshold": alert.threshold, "summary": alert.summary,
+                "source": alert.source, "since": alert.since, "at": alert.at}
+
+    def traces(self, recent: int, slowest: int) -> dict[str, Any]:
+        rec, slow = self.store.units(recent, slowest)
+        return {"recent": [_span_json(r) for r in rec], "slowest": [_span_json(r) for r in slow]}
+
+    def trace(self, trace_id: str, span_id: str | None) -> dict[str, Any]:
+        spans = self.store.trace(trace_id)
+        if span_id:
+            by_id = {s.span_id: s for s in spans}
+            children: dict[str | None, list[SpanRecord]] = collections.defaultdict(list)
+            for s in spans:
+                children[s.parent_id].append(s)
+            keep: list[SpanRecord] = []
+            node = by_id.get(span_id)
+            chain = []
+            while node is not None and node.parent_id is not None and node.parent_id in by_id:
+                node = by_id[node.parent_id]
+                chain.append(node)
+            keep.extend(reversed(chain))
+            stack = [span_id]
+            while stack and len(keep) < 5000:
+                current = by_id.get(stack.pop())
+                if current is not None:
+                    keep.append(current)
+                    stack.extend(c.span_id for c in children.get(current.span_id, []))
+            spans = keep
+        return {"trace_id": trace_id, "focus": span_id, "spans": [_span_json(s) for s in spans[:5000]]}
