@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,13 +72,14 @@ class Evidence:
         return "; ".join(parts)
 
 
+def fmt_time(ns: int) -> str:
+    """UTC ISO 8601 with centiseconds: ``2026-11-27T13:22:05.12Z``."""
+    stamp = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+
+
 def fmt_window(w: Window) -> str:
-    import datetime as _dt
-
-    def one(ns: int) -> str:
-        return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-
-    return f"[{one(w.start_ns)}, {one(w.end_ns)})"
+    return f"[{fmt_time(w.start_ns)}, {fmt_time(w.end_ns)})"
 
 
 def selector(dimension: Dimension, key: str) -> str:

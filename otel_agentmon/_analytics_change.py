@@ -136,7 +136,7 @@ def _median_test(metric: Metric, dim: Dimension, key: str, base: list[float], no
     field = "duration_s" if metric == "latency" else "task_tokens"
     sel = selector(dim, key)
     evidence = Evidence(
-        query=f"is {dim} {key!r}'s {field} larger in the recent window than in the baseline? ({MW_TEST}; "
+        query=f"is the {field} of {dim} {key!r} larger in the recent window than in the baseline? ({MW_TEST}; "
               f"regression if p < {policy.alpha} and median ratio >= {policy.min_ratio})",
         expression=f"mann_whitney_u({field}{sel}[recent] > {field}{sel}[baseline])",
         window=recent, baseline=baseline, trace_ids=slowest_traces(spans), n=len(now),
@@ -159,7 +159,7 @@ def _error_test(dim: Dimension, key: str, base: list[SpanRecord], now: list[Span
     r_base, r_now = k_base / len(base), k_now / len(now)
     sel = selector(dim, key)
     evidence = Evidence(
-        query=f"is {dim} {key!r}'s error ratio higher in the recent window? ({Z_TEST}; regression if "
+        query=f"is the error ratio of {dim} {key!r} higher in the recent window? ({Z_TEST}; regression if "
               f"p < {policy.alpha} and the ratio rose >= {policy.min_error_increase:.0%} points)",
         expression=f'z_test(count{sel[:-1]},error!=""}}/count{sel} [recent] > [baseline])',
         window=recent, baseline=baseline, trace_ids=failed_traces(now), n=len(now),

@@ -69,6 +69,53 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> TestResult |
     return TestResult(u, z, normal_sf(z))
 
 
+def mann_whitney_grouped(x_counts: Sequence[float], y_counts: Sequence[float]) -> TestResult | None:
+    """``mann_whitney_greater`` on grouped data: ``x_counts[i]``/``y_counts[i]`` observations fall in
+    ordered category ``i`` (a histogram bucket); values within a category are ties."""
+    if len(x_counts) != len(y_counts):
+        raise ValueError("both samples need the same categories")
+    n1, n2 = sum(x_counts), sum(y_counts)
+    if n1 <= 0 or n2 <= 0:
+        return None
+    n = n1 + n2
+    before = 0.0
+    rank_sum_x = 0.0
+    tie_term = 0.0
+    for cx, cy in zip(x_counts, y_counts, strict=True):
+        t = cx + cy
+        if t <= 0:
+            continue
+        rank_sum_x += cx * (before + (t + 1) / 2.0)
+        tie_term += t ** 3 - t
+        before += t
+    u = rank_sum_x - n1 * (n1 + 1) / 2.0
+    mean = n1 * n2 / 2.0
+    var = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
+    if var <= 0:
+        return TestResult(u, 0.0, 1.0 if u <= mean else 0.0)
+    z = (u - mean - 0.5) / math.sqrt(var)
+    return TestResult(u, z, normal_sf(z))
+
+
+def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
+    """Prometheus' ``histogram_quantile`` on per-bucket (not cumulative) ``counts`` with upper
+    ``bounds`` (the last may be ``inf``): linear interpolation inside the bucket."""
+    total = sum(counts)
+    if total <= 0 or not bounds:
+        return None
+    rank = q * total
+    seen = 0.0
+    for i, (upper, count) in enumerate(zip(bounds, counts, strict=True)):
+        if seen + count >= rank and count > 0:
+            lower = 0.0 if i == 0 else bounds[i - 1]
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+    finite = [b for b in bounds if not math.isinf(b)]
+    return finite[-1] if finite else None
+
+
 def two_proportion_greater(k1: int, n1: int, k2: int, n2: int) -> TestResult | None:
     """H1: the proportion ``k1/n1`` is larger than ``k2/n2`` (pooled z-test)."""
     if n1 <= 0 or n2 <= 0:

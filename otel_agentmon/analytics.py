@@ -115,6 +115,9 @@ class Insights:
     policy: RegressionPolicy
     prices_note: str
     spans: int
+    #: (end_ns, duration_s) of each agent's tasks in the window, for charts.
+    task_points: Mapping[str, Sequence[tuple[int, float]]] = dataclasses.field(
+        default_factory=dict[str, Sequence[tuple[int, float]]])
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -168,8 +171,12 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
     metric_list = summarize_metrics(metrics, window)
     note = "default example table, " + DEFAULT_PRICES_AS_OF if prices is None else "user-supplied price table"
     opportunities = _opportunities(stats, eff, necks, comparisons, trend_list)
+    points: dict[str, list[tuple[int, float]]] = {}
+    for s in inside:
+        if s.kind == "task" and s.agent is not None:
+            points.setdefault(s.agent, []).append((s.end_ns, s.duration_s))
     return Insights(window, baseline, recent, stats, eff, necks, comparisons, trend_list, alert_list, metric_list,
-                    opportunities, policy, note, len(inside))
+                    opportunities, policy, note, len(inside), points)
 
 
 def summarize_alerts(alerts: Iterable[AlertRecord], window: Window) -> list[AlertSummary]:

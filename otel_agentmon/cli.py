@@ -13,9 +13,9 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from . import _cli_rules, _cli_serve
+from . import _cli_report, _cli_rules, _cli_serve
 
-_COMMANDS = (_cli_rules, _cli_serve)
+_COMMANDS = (_cli_rules, _cli_serve, _cli_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from otel_agentmon._analytics_stats import (
+    histogram_quantile,
     mann_whitney_greater,
+    mann_whitney_grouped,
     ols,
     percentile,
     t_quantile,
@@ -81,3 +83,19 @@ def test_ols_calls_a_clear_slope_significant_and_refuses_degenerate_input() -> N
     assert fit is not None and fit.significant and fit.ci_low > 0.9
     assert ols([1, 2], [1, 2]) is None
     assert ols([3, 3, 3], [1, 2, 3]) is None
+
+
+def test_grouped_mann_whitney_equals_the_test_on_the_expanded_samples() -> None:
+    # Categories 0..3 (histogram buckets): x = 1, 2, 2, 3 and y = 0, 1, 1, 2 as counts per category.
+    grouped = mann_whitney_grouped([0, 1, 2, 1], [1, 2, 1, 0])
+    expanded = mann_whitney_greater([1, 2, 2, 3], [0, 1, 1, 2])
+    assert grouped is not None and expanded is not None
+    assert (grouped.statistic, grouped.z, grouped.p_value) == (expanded.statistic, expanded.z, expanded.p_value)
+
+
+def test_histogram_quantile_interpolates_like_prometheus() -> None:
+    # 10 in (0, 1], 10 in (1, 2]: the median is at the top of the first bucket, p75 half-way in the second.
+    assert histogram_quantile(0.5, [1, 2, math.inf], [10, 10, 0]) == 1.0
+    assert histogram_quantile(0.75, [1, 2, math.inf], [10, 10, 0]) == 1.5
+    assert histogram_quantile(0.99, [1, 2, math.inf], [0, 0, 5]) == 2.0  # in +Inf: the last finite bound
+    assert histogram_quantile(0.5, [1, 2], [0, 0]) is None
