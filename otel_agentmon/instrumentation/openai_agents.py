@@ -1,0 +1,83 @@
+"""The OpenAI Agents SDK through its own tracing API (``agents.tracing.TracingProcessor``).
+
+::
+
+    from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+    OpenAIAgentsInstrumentor().instrument()       # or opentelemetry-instrument (agentmon_openai_agents)
+
+``instrument()`` adds one trace processor next to the SDK's others (its default exporter to the
+OpenAI backend is left alone); ``uninstrument()`` removes exactly that one. Spans (scope
+``otel_agentmon.instrumentation.openai_agents``):
+
+* an SDK trace (one ``Runner.run``, or your ``agents.trace(...)`` block): ``invoke_workflow {name}``;
+* an agent span: ``invoke_agent {agent}``;
+* a generation or response span (a model call): ``chat {model}`` (CLIENT), provider ``openai``,
+  with token usage when the model reports it (``chat`` alone when the model is unknown);
+* a function span: ``execute_tool {tool}``.
+
+The SDK's task, turn, handoff, guardrail and custom spans get no span of their own; what runs
+inside them hangs under the enclosing agent. An SDK span with an error marks ours with
+``error.type`` set to the SDK's error message (a fixed text such as ``Error running tool``).
+
+**Coexistence.** When another OTel bridge is registered as a trace processor (OpenInference's
+or OpenLLMetry's ``OpenAIAgentsInstrumentor``, the OTel GenAI contrib processor: any processor
+from an ``openinference.*``, ``opentelemetry.*`` or ``logfire*`` module) a new SDK trace gets no
+spans from us and we log one warning; that peer's spans feed otel_agentmon's metrics and
+health through the dialect mapping. OpenInference's default (exclusive) mode removes the other
+processors, ours included, and puts them back when it is uninstrumented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+
+from ._base import FrameworkInstrumentor
+
+__all__ = ["OpenAIAgentsInstrumentor", "registered_processors"]
+
+_PEER_MODULES = ("openinference.", "opentelemetry.", "logfire")
+
+
+def registered_processors() -> list[Any] | None:
+    """The SDK's current trace processors, or None when they cannot be read."""
+    from agents.tracing import get_trace_provider
+
+    multi = getattr(get_trace_provider(), "_multi_processor", None)
+    processors = getattr(multi, "_processors", None)
+    return list(processors) if isinstance(processors, (tuple, list)) else None
+
+
+def _peer(ours: object) -> str | None:
+    for processor in registered_processors() or ():
+        module = type(processor).__module__
+        if processor is not ours and module.startswith(_PEER_MODULES):
+            return module
+    return None
+
+
+class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
+    """Spans for OpenAI Agents SDK runs, from the SDK's own trace events."""
+
+    framework = "openai_agents"
+    dependencies = ("openai-agents >= 0.21, < 1",)
+
+    _processor: Any = None
+
+    def _install(self, tracer: trace.Tracer, kwargs: Mapping[str, Any]) -> None:
+        from agents import add_trace_processor
+
+        from ._openai_agents_processor import AgentmonTracingProcessor
+
+        self._processor = AgentmonTracingProcessor(tracer, _peer, self.stand_down)
+        add_trace_processor(self._processor)
+
+    def _remove(self) -> None:
+        from agents import set_trace_processors
+
+        processor, self._processor = self._processor, None
+        current = registered_processors()
+        if current is not None and any(p is processor for p in current):
+            set_trace_processors([p for p in current if p is not processor])

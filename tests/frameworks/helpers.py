@@ -1,0 +1,58 @@
+"""Span-tree and metric checks shared by the framework tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from otel_agentmon import _semconv as sc
+from otel_agentmon.testing import Capture
+
+SCOPE = "otel_agentmon.instrumentation."
+
+
+def ours(cap: Capture, framework: str) -> list[ReadableSpan]:
+    """Finished spans our instrumentor for ``framework`` made."""
+    return [s for s in cap.spans() if s.instrumentation_scope is not None
+            and s.instrumentation_scope.name == SCOPE + framework]
+
+
+def scopes(cap: Capture) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in cap.spans():
+        name = s.instrumentation_scope.name if s.instrumentation_scope is not None else "?"
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+def parent_of(span: ReadableSpan, spans: Iterable[ReadableSpan]) -> ReadableSpan | None:
+    if span.parent is None:
+        return None
+    return next((s for s in spans if s.context.span_id == span.parent.span_id), None)
+
+
+def assert_agent_children(cap: Capture, agent: ReadableSpan, tools: int, chats: int) -> None:
+    """``agent``'s children are exactly ``tools`` tool calls and ``chats`` model calls, in its trace,
+    each carrying the agent's name."""
+    kids = cap.children(agent)
+    names = [k.name for k in kids]
+    assert len([k for k in kids if k.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_EXECUTE_TOOL]) == tools, names
+    assert len([k for k in kids if k.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_CHAT]) == chats, names
+    assert len(kids) == tools + chats, names
+    for k in kids:
+        assert k.context.trace_id == agent.context.trace_id
+        assert k.attributes[sc.GEN_AI_AGENT_NAME] == agent.attributes[sc.GEN_AI_AGENT_NAME]
+
+
+def metric_sum(cap: Capture, name: str, **attrs: object) -> float:
+    """Sum (or count, for histograms) over the points of ``name`` whose attributes include ``attrs``."""
+    total = 0.0
+    for p in cap.points(name):
+        if all(p.attributes.get(k) == v for k, v in attrs.items()):
+            total += p.sum if hasattr(p, "sum") else p.value
+    return total
+
+
+def histogram_count(cap: Capture, name: str, **attrs: object) -> int:
+    return sum(p.count for p in cap.points(name) if all(p.attributes.get(k) == v for k, v in attrs.items()))

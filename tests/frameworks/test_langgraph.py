@@ -1,0 +1,336 @@
+"""LangGraph runs for real (StateGraph + ToolNode) on a scripted chat model, instrumented by
+``LangGraphInstrumentor``: span tree, GenAI attributes, parent links across LangGraph's threads
+and asyncio tasks, derived metrics, errors, idempotence, uninstrument and peer coexistence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from langchain_core.tracers import context as lc_context
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, tools_condition
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_agentmon as agentmon
+from otel_agentmon import _semconv as sc
+from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor, langchain_peer
+from otel_agentmon.testing import Capture, capture
+from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+
+FW = "langgraph"
+
+
+class WeatherModel(BaseChatModel):
+    """A scripted chat model: asks for ``get_weather`` for the city named last in the question,
+    then answers with the tool's result. Deterministic under concurrency (no shared script)."""
+
+    model_name: str = "weather-model"
+
+    @property
+    def _llm_type(self) -> str:
+        return "weather-stub"
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            message = AIMessage(content=f"It is {last.content}.",
+                                usage_metadata={"input_tokens": 20, "output_tokens": 7, "total_tokens": 27})
+        else:
+            city = str(last.content).rsplit(" ", 1)[-1].strip("?")
+            message = AIMessage(content="", tool_calls=[{"name": "get_weather", "args": {"city": city},
+                                                         "id": f"call_{city}"}],
+                                usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> WeatherModel:  # type: ignore[override]
+        return self
+
+
+class ToolFailed(Exception):
+    pass
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Return the weather for a city."""
+    if city == "Atlantis":
+        raise ToolFailed("no weather under the sea")
+    return f"sunny in {city}"
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def build(name: str = "weather", *, fail_in_node: BaseException | None = None) -> Any:
+    model = WeatherModel()
+
+    def agent(state: State) -> dict[str, Any]:
+        if fail_in_node is not None:
+            raise fail_in_node
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(State)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", ToolNode([get_weather], handle_tool_errors=True))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    return graph.compile(name=name)
+
+
+def ask(city: str) -> dict[str, Any]:
+    return {"messages": [HumanMessage(f"What is the weather in {city}")]}
+
+
+@pytest.fixture
+def lg(agentmon_capture: Capture) -> Iterator[LangGraphInstrumentor]:
+    inst = LangGraphInstrumentor()
+    inst.instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
+    yield inst
+    inst.uninstrument()
+
+
+def test_graph_run_is_one_agent_trace_with_chat_and_tool_children(agentmon_capture: Capture,
+                                                                    lg: LangGraphInstrumentor) -> None:
+    out = build().invoke(ask("Paris"))
+    assert out["messages"][-1].content == "It is sunny in Paris."
+    cap = agentmon_capture
+    assert cap.tree() == [("invoke_agent weather", [("chat weather-model", []), ("execute_tool get_weather", []),
+                                                    ("chat weather-model", [])])]
+    assert len(ours(cap, FW)) == 4
+    agent = cap.span("invoke_agent weather")
+    assert agent.kind is SpanKind.INTERNAL
+    assert agent.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_INVOKE_AGENT
+    assert agent.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert_agent_children(cap, agent, tools=1, chats=2)
+    chat = cap.spans("chat weather-model")[0]
+    assert chat.kind is SpanKind.CLIENT
+    assert chat.attributes[sc.GEN_AI_REQUEST_MODEL] == "weather-model"
+    assert isinstance(chat.attributes[sc.GEN_AI_PROVIDER_NAME], str)
+    assert (chat.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS], chat.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
+    tool_span = cap.span("execute_tool get_weather")
+    assert tool_span.attributes[sc.GEN_AI_TOOL_NAME] == "get_weather"
+    assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_Paris"
+    assert tool_span.attributes[sc.GEN_AI_TOOL_DESCRIPTION] == "Return the weather for a city."
+
+
+def test_graph_run_feeds_the_genai_agent_metrics_and_tasks(agentmon_capture: Capture,
+                                                          lg: LangGraphInstrumentor) -> None:
+    build().invoke(ask("Paris"))
+    cap = agentmon_capture
+    assert histogram_count(cap, sc.M_INVOKE_AGENT_DURATION, **{sc.GEN_AI_AGENT_NAME: "weather"}) == 1
+    assert histogram_count(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.GEN_AI_TOOL_NAME: "get_weather"}) == 1
+    assert histogram_count(cap, sc.M_CLIENT_OPERATION_DURATION, **{sc.GEN_AI_REQUEST_MODEL: "weather-model"}) == 2
+    assert metric_sum(cap, sc.M_CLIENT_TOKEN_USAGE, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == 30
+    assert metric_sum(cap, sc.M_CLIENT_TOKEN_USAGE, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == 12
+    assert metric_sum(cap, sc.M_INVOKE_AGENT_TOOL_CALLS) == 1
+    assert metric_sum(cap, sc.M_INVOKE_AGENT_INFERENCE_CALLS) == 2
+    assert metric_sum(cap, sc.M_TASKS_COMPLETED, **{sc.GEN_AI_AGENT_NAME: "weather",
+                                                    sc.AGENTMON_TASK_OUTCOME: "success"}) == 1
+    summary = cap.monitor.snapshot()["weather"]
+    assert (summary.tasks_ok, summary.tool_calls, summary.input_tokens, summary.output_tokens) == (1, 1, 30, 12)
+
+
+def test_a_running_graph_is_a_task_in_flight(agentmon_capture: Capture, lg: LangGraphInstrumentor) -> None:
+    seen: list[int] = []
+
+    @tool("get_weather")
+    def probe(city: str) -> str:
+        """Return the weather for a city."""
+        seen.append(agentmon_capture.monitor.snapshot()["weather"].in_flight)
+        return "sunny"
+
+    model = WeatherModel()
+    graph = StateGraph(State)
+    graph.add_node("agent", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_node("tools", ToolNode([probe]))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    graph.compile(name="weather").invoke(ask("Paris"))
+    assert seen == [1]
+    assert agentmon_capture.monitor.snapshot()["weather"].in_flight == 0
+
+
+def test_root_is_parented_under_the_callers_span_and_async_runs_keep_their_trees(
+        agentmon_capture: Capture, lg: LangGraphInstrumentor) -> None:
+    async def main() -> None:
+        with agentmon.workflow("forecast-desk"):
+            await asyncio.gather(build("paris-agent").ainvoke(ask("Paris")),
+                                 build("oslo-agent").ainvoke(ask("Oslo")))
+
+    asyncio.run(main())
+    cap = agentmon_capture
+    root = cap.span("invoke_workflow forecast-desk")
+    for name, city in (("paris-agent", "Paris"), ("oslo-agent", "Oslo")):
+        agent = cap.span(f"invoke_agent {name}")
+        assert agent.parent is not None and agent.parent.span_id == root.context.span_id
+        assert_agent_children(cap, agent, tools=1, chats=2)
+        tool_span = next(k for k in cap.children(agent) if k.name == "execute_tool get_weather")
+        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
+    assert {s.context.trace_id for s in cap.spans()} == {root.context.trace_id}
+
+
+def test_batch_and_thread_pool_runs_keep_one_tree_per_run(agentmon_capture: Capture,
+                                                          lg: LangGraphInstrumentor) -> None:
+    app = build()
+    with agentmon.workflow("batch"):
+        outs = app.batch([ask("Paris"), ask("Oslo"), ask("Rome")])  # LangChain's own thread pool
+    assert [o["messages"][-1].content for o in outs] == [f"It is sunny in {c}." for c in ("Paris", "Oslo", "Rome")]
+    with ThreadPoolExecutor(4) as pool:  # no context passed: each run is its own trace
+        list(pool.map(lambda c: app.invoke(ask(c)), ["Lima", "Baku", "Doha", "Riga"]))
+    cap = agentmon_capture
+    agents = cap.spans("invoke_agent weather")
+    assert len(agents) == 7
+    for agent in agents:
+        assert_agent_children(cap, agent, tools=1, chats=2)
+    batch = cap.span("invoke_workflow batch")
+    under_batch = [a for a in agents if a.parent is not None and a.parent.span_id == batch.context.span_id]
+    assert len(under_batch) == 3
+    assert len({a.context.trace_id for a in agents if a not in under_batch}) == 4
+
+
+def test_tool_error_marks_the_tool_span_and_the_graph_goes_on(agentmon_capture: Capture,
+                                                              lg: LangGraphInstrumentor) -> None:
+    out = build().invoke(ask("Atlantis"))
+    assert "no weather under the sea" in out["messages"][-1].content  # ToolNode fed the error to the model
+    cap = agentmon_capture
+    tool_span = cap.span("execute_tool get_weather")
+    assert tool_span.status.status_code is StatusCode.ERROR
+    assert tool_span.attributes[sc.ERROR_TYPE].endswith("ToolFailed")
+    assert cap.span("invoke_agent weather").status.status_code is not StatusCode.ERROR
+    assert histogram_count(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.ERROR_TYPE: tool_span.attributes[sc.ERROR_TYPE]}) == 1
+
+
+def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture: Capture,
+                                                                lg: LangGraphInstrumentor) -> None:
+    boom = RuntimeError("node exploded")
+    with pytest.raises(RuntimeError) as raised:
+        build(fail_in_node=boom).invoke(ask("Paris"))
+    assert raised.value is boom
+    agent = agentmon_capture.span("invoke_agent weather")
+    assert agent.status.status_code is StatusCode.ERROR
+    assert agent.attributes[sc.ERROR_TYPE] == "RuntimeError"
+    assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "error"}) == 1
+
+
+def test_content_is_captured_only_when_enabled(lg: LangGraphInstrumentor) -> None:
+    for mode, expect in (("NO_CONTENT", False), ("SPAN_ONLY", True)):
+        cap, close = capture(capture_content=mode)
+        lg.uninstrument()
+        lg.instrument(tracer_provider=cap.monitor.tracer_provider)
+        try:
+            build().invoke(ask("Paris"))
+            chat = cap.spans("chat weather-model")[0]
+            tool_span = cap.span("execute_tool get_weather")
+            assert (sc.GEN_AI_INPUT_MESSAGES in chat.attributes) is expect
+            assert (sc.GEN_AI_TOOL_CALL_RESULT in tool_span.attributes) is expect
+            if expect:
+                assert "What is the weather in Paris" in str(chat.attributes[sc.GEN_AI_INPUT_MESSAGES])
+                assert "Paris" in str(tool_span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
+                assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_RESULT] == "sunny in Paris"
+            else:
+                assert not any("weather in" in str(v) for s in cap.spans() for v in s.attributes.values())
+        finally:
+            close()
+
+
+def test_instrument_twice_gives_one_tree_and_uninstrument_restores_langchain(agentmon_capture: Capture) -> None:
+    before = list(lc_context._configure_hooks)
+    inst = LangGraphInstrumentor()
+    inst.instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
+    LangGraphInstrumentor().instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
+    assert len(lc_context._configure_hooks) == len(before) + 1
+    build().invoke(ask("Paris"))
+    assert len(ours(agentmon_capture, FW)) == 4
+    inst.uninstrument()
+    after = lc_context._configure_hooks
+    assert len(after) == len(before) and all(a is b for a, b in zip(after, before, strict=True))
+    agentmon_capture.clear()
+    build().invoke(ask("Paris"))
+    assert agentmon_capture.spans() == []
+
+
+def test_callbacks_never_raise_into_langchain(lg: LangGraphInstrumentor, caplog: pytest.LogCaptureFixture,
+                                             fresh_log_limiter: None) -> None:
+    import uuid
+
+    handler = lg._handler
+    run = uuid.uuid4()
+    # Garbage where LangChain passes structured values: logged, never raised.
+    handler.on_chat_model_start(None, object(), run_id=run, invocation_params=object())
+    handler.on_llm_end(object(), run_id=run)
+    handler.on_tool_end(object(), run_id=uuid.uuid4())
+    handler.on_chain_error(object(), run_id=uuid.uuid4())
+    assert any("internal error" in r.getMessage() for r in caplog.records if r.name.startswith("otel_agentmon"))
+
+
+PEERS = [
+    pytest.param("openinference.instrumentation.langchain", "LangChainInstrumentor", id="openinference"),
+    pytest.param("opentelemetry.instrumentation.langchain", "LangchainInstrumentor", id="openllmetry"),
+]
+
+
+@pytest.fixture
+def restore_langchain() -> Iterator[None]:
+    """Put back what a peer patched: OpenLLMetry 0.62's uninstrument leaves its wrapper of
+    BaseCallbackManager.__init__ in place (and keeps tracing), which would leak into later tests."""
+    from langchain_core.callbacks import BaseCallbackManager
+    from langgraph.pregel import Pregel
+
+    saved = [(cls, name, cls.__dict__[name]) for cls, name in
+             ((BaseCallbackManager, "__init__"), (Pregel, "stream"), (Pregel, "astream"))]
+    yield
+    for cls, name, original in saved:
+        setattr(cls, name, original)
+
+
+@pytest.mark.parametrize("ours_first", [True, False], ids=["ours-first", "peer-first"])
+@pytest.mark.parametrize(("module", "cls"), PEERS)
+def test_next_to_a_peer_instrumentation_there_is_one_span_tree(
+        agentmon_capture: Capture, module: str, cls: str, ours_first: bool,
+        caplog: pytest.LogCaptureFixture, fresh_log_limiter: None, restore_langchain: None) -> None:
+    import importlib
+
+    tp = agentmon_capture.monitor.tracer_provider
+    peer = getattr(importlib.import_module(module), cls)()
+    inst = LangGraphInstrumentor()
+    first, second = (inst, peer) if ours_first else (peer, inst)
+    first.instrument(tracer_provider=tp)
+    second.instrument(tracer_provider=tp)
+    try:
+        with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+            build().invoke(ask("Paris"))
+            build().invoke(ask("Oslo"))
+        counts = scopes(agentmon_capture)
+        assert ours(agentmon_capture, FW) == [], counts
+        peer_spans = agentmon_capture.spans()
+        assert peer_spans, "the peer traced the runs"
+        tool_spans = [s for s in peer_spans if "get_weather" in s.name]
+        assert len(tool_spans) == 2, [s.name for s in peer_spans]  # one per run: no duplicates
+        warnings = [r for r in caplog.records
+                    if r.name.startswith("otel_agentmon") and "already traces" in r.getMessage()]
+        assert len(warnings) == 1
+        # The peer's spans still feed our tool metrics through the dialect mapping.
+        assert histogram_count(agentmon_capture, sc.M_EXECUTE_TOOL_DURATION) == 2
+    finally:
+        peer.uninstrument()
+    agentmon_capture.clear()
+    build().invoke(ask("Rome"))
+    if langchain_peer() is None:  # the peer is gone: we trace again
+        assert len(ours(agentmon_capture, FW)) == 4
+    else:  # OpenLLMetry 0.62 keeps tracing after its uninstrument(): we keep standing down
+        assert module.startswith("opentelemetry.") and ours(agentmon_capture, FW) == []
+    inst.uninstrument()
