@@ -112,16 +112,18 @@ def build_model(url: str, start: float | None, end: float | None, *, job: str | 
         full, bounds, expr = _buckets(prom, hist, label, t0, t1)
         base, _, base_expr = _buckets(prom, hist, label, t0, cut)
         now, _, now_expr = _buckets(prom, hist, label, cut, t1)
+        err_expr = prom.delta(f"{hist}_count", label, t0, t1, 'error_type!=""')
+        errors = {r["metric"].get(label): round(max(0.0, float(r["value"][1]))) for r in prom.query(err_expr, t1)}
         rows[dim] = []
         for key, counts in sorted(full.items()):
             n = int(sum(counts))
             if n == 0:
                 continue
             p50, p95 = histogram_quantile(0.5, bounds, counts), histogram_quantile(0.95, bounds, counts)
-            ev = Evidence(f"p50/p95 of {hist} for {label}={key!r} from bucket counts over the period",
+            ev = Evidence(f"p50/p95 of {hist} for {label}={key!r} from bucket counts over the period; errors",
                           f'histogram_quantile(0.5|0.95, {expr.replace(f"by (le, {label})", "by (le)")} '
-                          f'with {label}="{key}")', window, n=n, numbers={"p50_s": p50 or 0.0})
-            rows[dim].append(GroupRow(dim, key, n, 0, p50, p95, None, ev))
+                          f'with {label}="{key}"); {err_expr}', window, n=n, numbers={"p50_s": p50 or 0.0})
+            rows[dim].append(GroupRow(dim, key, n, errors.get(key, 0), p50, p95, None, ev))
             if key in base and key in now:
                 c = _latency_test(dim, key, bounds, base[key], now[key], base_w, recent_w, base_expr, now_expr,
                                   policy)

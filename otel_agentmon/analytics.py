@@ -215,8 +215,9 @@ def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mappi
                    trend_list: Sequence[Trend]) -> list[Opportunity]:
     """Rank what to look at first. Scores (0..1) are a stated heuristic, not a statistic:
     a confirmed regression 0.8 + growth/10; a tool/model bottleneck its share times (0.25 + the
-    agent's part of all task time), at most 0.8; an error ratio itself (x2, capped); low utilisation (1-u)/3; the
-    costliest agent per task (at least 1.5x the cheapest) its share of cost / 2; a significant rising trend 0.4."""
+    agent's part of all task time), at most 0.8, for the top one of each agent; an error ratio
+    0.3 + 2x the ratio; low utilisation (1-u)/3; the costliest agent per task (at least 1.5x the
+    cheapest) its share of cost / 2; a significant rising latency or error trend 0.4."""
     out: list[Opportunity] = []
     for c in comparisons:
         if c.regressed:
@@ -224,8 +225,11 @@ def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mappi
             out.append(Opportunity("regression", f"regression: {c.headline()} vs baseline "
                                    f"(p={c.evidence.p_value:.2g})", min(1.0, 0.8 + 0.1 * growth), c.evidence))
     busy_total = sum(e.busy_s for e in eff.values()) or 1.0
-    for b in necks:
-        if b.scope.startswith("agent:") and not b.key.startswith("self:") and b.share >= MIN_BOTTLENECK_SHARE:
+    seen_scopes: set[str] = set()
+    for b in necks:  # ranked within each scope: the top tool/model of each agent's tasks
+        if b.scope.startswith("agent:") and not b.key.startswith("self:") and b.share >= MIN_BOTTLENECK_SHARE \
+                and b.scope not in seen_scopes:
+            seen_scopes.add(b.scope)
             agent = b.scope.split(":", 1)[1]
             weight = eff[agent].busy_s / busy_total if agent in eff else 0.5
             kind, name = b.key.split(":", 1)
@@ -240,7 +244,7 @@ def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mappi
                                                 f'count{{kind="task",agent="{e.agent}"}}',
                                      statistic=ratio)
             out.append(Opportunity("errors", f"agent {e.agent!r} error ratio {ratio:.0%} ({e.failed} of {e.tasks} "
-                                   f"tasks failed)", min(1.0, 2 * ratio), ev))
+                                   f"tasks failed)", min(1.0, 0.3 + 2 * ratio), ev))
         if e.tasks >= MIN_TASKS and e.utilisation < LOW_UTILISATION:
             out.append(Opportunity("utilisation", f"agent {e.agent!r} is busy only {e.utilisation:.0%} of its time "
                                    f"(over-provisioned or starved of work)", (1 - e.utilisation) / 3, e.evidence))

@@ -76,6 +76,7 @@ def test_report_of_the_regression_example_names_slowest_agent_busiest_tool_and_t
     assert {key for _, key in regressed} <= {"db_query", "reviewer", "review"}, regressed
     assert "**ReviewerSlow** for `reviewer`" in text  # the alert the slowdown fired, from the recording
     assert "tasks of `reviewer`: `tool:db_query`" in text  # its critical path is dominated by the tool
+    assert re.search(r"\*\*agent 'researcher' error ratio \d+% \(\d+ of \d+ tasks failed\)\*\*", text)
     page = html.read_text()
     assert_offline(page)
     assert page.count("<svg") >= 3 and "db_query" in page and "writer" in page
