@@ -154,3 +154,42 @@ def test_span_processor_drops_and_counts_when_its_queue_is_full(tmp_path: Path) 
             pass
     assert recorder.dropped == 5
     provider.shutdown()
+
+
+def test_writer_memory_does_not_grow_with_what_it_wrote(tmp_path: Path) -> None:
+    import tracemalloc
+
+    writer = RecordingWriter(tmp_path / "run.jsonl", max_bytes=16 * 1024)
+    spans = [_span(i) for i in range(200)]
+    for s in spans:  # warm up (file buffers, json encoder caches)
+        writer.write_span(s)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            for s in spans:
+                writer.write_span(s)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    writer.close()
+    assert writer.written == 2_200 and writer.rotations > 5
+    assert after - before < 32 * 1024  # nothing retained per line
+    assert peak - before < 256 * 1024
+
+
+def test_span_processor_queue_is_bounded_while_the_writer_is_stuck(tmp_path: Path) -> None:
+    recorder = RecordingSpanProcessor(tmp_path / "run.jsonl", max_queue_size=10)
+    provider = TracerProvider()
+    provider.add_span_processor(recorder)
+    tracer = provider.get_tracer("t")
+    with recorder.writer._lock:  # the disk "hangs": the recorder thread blocks on its first write
+        for _ in range(50):
+            with tracer.start_as_current_span("s"):
+                pass
+        dropped = recorder.dropped
+    # At most the queue (10) plus the one span being written were kept; the rest were counted.
+    assert dropped >= 50 - 10 - 1
+    assert recorder.force_flush()
+    provider.shutdown()
+    assert len(read_recording(tmp_path / "run.jsonl").spans) == 50 - dropped
