@@ -43,13 +43,16 @@ def get_tracer(framework: str, kwargs: Mapping[str, Any]) -> trace.Tracer:
 class Entry:
     """An open span (or the span a framework run without one of its own maps onto)."""
 
-    __slots__ = ("span", "ctx", "agent", "owner")
+    __slots__ = ("span", "ctx", "agent", "owner", "label", "prev")
 
-    def __init__(self, span: trace.Span, ctx: otel_context.Context, agent: str | None, owner: bool) -> None:
+    def __init__(self, span: trace.Span, ctx: otel_context.Context, agent: str | None, owner: bool,
+                 label: str | None = None) -> None:
         self.span = span
         self.ctx = ctx
         self.agent = agent  # gen_ai.agent.name its children inherit
         self.owner = owner  # False: an alias of an ancestor's span, ended by that ancestor
+        self.label = label  # an alias's own run name (for a later promotion)
+        self.prev: otel_context.Context | None = None  # set by make_current
 
 
 class SpanTable:
@@ -73,7 +76,10 @@ class SpanTable:
         ``agent`` names the agent this span runs as; without it the span inherits its parent's
         agent and carries it as ``gen_ai.agent.name``.
         """
-        parent = self.get(parent_key)
+        return self._open_span(key, self.get(parent_key), name, kind, attrs, agent)
+
+    def _open_span(self, key: Hashable, parent: Entry | None, name: str, kind: SpanKind,
+                   attrs: Mapping[str, Any], agent: str | None) -> Entry:
         ctx = parent.ctx if parent is not None else otel_context.get_current()
         attributes = dict(attrs)
         if agent is None and parent is not None:
@@ -81,18 +87,30 @@ class SpanTable:
         if agent is not None and sc.GEN_AI_AGENT_NAME not in attributes:
             attributes[sc.GEN_AI_AGENT_NAME] = agent
         span = self._tracer.start_span(clean_name(name), ctx, kind, clean_attributes(attributes))
-        entry = Entry(span, trace.set_span_in_context(span, ctx), agent, True)
+        inner = trace.set_span_in_context(span, ctx)
+        if agent is not None:  # agentmon.tool()/task() opened inside take the agent's name
+            inner = otel_context.set_value(_state.AGENT_KEY, agent, inner)
+        entry = Entry(span, inner, agent, True)
         self._put(key, entry)
         return entry
 
-    def alias(self, key: Hashable, parent_key: Hashable | None) -> bool:
+    def alias(self, key: Hashable, parent_key: Hashable | None, label: str | None = None) -> bool:
         """Map run ``key`` onto its parent's span (a framework run we do not show); False if the
         parent is unknown."""
         parent = self.get(parent_key)
         if parent is None:
             return False
-        self._put(key, Entry(parent.span, parent.ctx, parent.agent, False))
+        self._put(key, Entry(parent.span, parent.ctx, parent.agent, False, label))
         return True
+
+    def promote(self, key: Hashable, name: str, kind: SpanKind, attrs: Mapping[str, Any], *,
+                agent: str | None = None) -> Entry | None:
+        """Give aliased run ``key`` a span of its own after all (it turned out to matter), under
+        the span it was mapped onto."""
+        entry = self.get(key)
+        if entry is None or entry.owner:
+            return entry
+        return self._open_span(key, entry, name, kind, attrs, agent)
 
     def _put(self, key: Hashable, entry: Entry) -> None:
         with self._lock:
@@ -102,6 +120,19 @@ class SpanTable:
                 log_once(logging.WARNING, "instrumentation:max-open",
                          "otel_agentmon: more than %d framework runs open; forgot the oldest", MAX_OPEN)
             self._open[key] = entry
+
+    @staticmethod
+    def make_current(entry: Entry) -> None:
+        """Make ``entry``'s span the current span until it ends, so spans the user's code opens
+        inside the framework operation nest under it.
+
+        Only for operations whose start and end the framework reports from one call in one
+        context (a tool call): the previous context is set back at the end, and only if our span
+        is still the current one there, so nothing leaks when that does not hold. Plain sets, no
+        detach tokens: a token reset from another context would fail.
+        """
+        entry.prev = otel_context.get_current()
+        otel_context.attach(entry.ctx)
 
     def pop(self, key: Hashable | None) -> Entry | None:
         if key is None:
@@ -120,6 +151,8 @@ class SpanTable:
         if error is not None:
             record_error(entry.span, error)
         entry.span.end()
+        if entry.prev is not None and trace.get_current_span() is entry.span:
+            otel_context.attach(entry.prev)
         return entry
 
 

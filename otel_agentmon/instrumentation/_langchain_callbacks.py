@@ -25,6 +25,7 @@ from ._base import SpanTable, content_on_spans
 #: Exceptions LangGraph uses for control flow (interrupts, commands to a parent graph).
 _CONTROL_FLOW = ("GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentCommand")
 _AGENT_CHAINS = ("AgentExecutor",)  # langchain's classic agent loop
+_GRAPH_STEP = "graph:step:"  # LangGraph tags each node run of a graph with its step
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name")
 
 
@@ -144,9 +145,15 @@ class AgentmonCallbackHandler(BaseCallbackHandler):
     def on_chain_start(self, serialized: dict[str, Any] | None, inputs: dict[str, Any] | Any, *, run_id: UUID,
                        parent_run_id: UUID | None = None, tags: list[str] | None = None,
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if self.table.alias(run_id, parent_run_id) or not self._ours(parent_run_id):
-            return  # nodes and inner chains: their calls hang under the enclosing span
         name = _run_name(serialized, kwargs, "chain")
+        parent = self.table.get(parent_run_id)
+        if parent is not None and not parent.owner and tags and any(t.startswith(_GRAPH_STEP) for t in tags):
+            # A graph step under a run we had hidden: that run is a nested graph, i.e. a sub-agent.
+            sub = parent.label or "subgraph"
+            self.table.promote(parent_run_id, f"{sc.OP_INVOKE_AGENT} {sub}", SpanKind.INTERNAL,
+                               {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT}, agent=sub)
+        if self.table.alias(run_id, parent_run_id, name) or not self._ours(parent_run_id):
+            return  # nodes and inner chains: their calls hang under the enclosing span
         if (metadata or {}).get("ls_integration") == "langgraph" or name in _AGENT_CHAINS:
             self.table.start(run_id, parent_run_id, f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL,
                              {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT}, agent=name)
@@ -225,7 +232,8 @@ class AgentmonCallbackHandler(BaseCallbackHandler):
             attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
         if content_on_spans():
             attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = to_json(inputs if inputs is not None else input_str)
-        self.table.start(run_id, parent_run_id, f"{sc.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL, attrs)
+        entry = self.table.start(run_id, parent_run_id, f"{sc.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL, attrs)
+        self.table.make_current(entry)  # BaseTool.run/arun report start and end from one call
 
     @guarded(None)
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -101,9 +101,10 @@ class AgentmonTracingProcessor(TracingProcessor):
             self.table.start(key, parent_key, name, SpanKind.CLIENT, attrs)
         elif isinstance(data, FunctionSpanData):
             name = clean_name(data.name)
-            self.table.start(key, parent_key, f"{sc.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL,
-                             {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: name,
-                              sc.GEN_AI_TOOL_TYPE: "function"})
+            entry = self.table.start(key, parent_key, f"{sc.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL,
+                                     {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: name,
+                                      sc.GEN_AI_TOOL_TYPE: "function"})
+            self.table.make_current(entry)  # the SDK brackets a tool call in one `with function_span()`
 
     @guarded(None)
     def on_span_end(self, span: Span[Any]) -> None:

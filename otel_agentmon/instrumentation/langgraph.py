@@ -11,6 +11,8 @@ LangChain run gets it without passing ``callbacks=``. Spans (scope
 
 * the outermost run: ``invoke_agent {graph name}`` for a LangGraph graph (name from
   ``compile(name=...)`` / ``run_name``), ``invoke_workflow {name}`` for any other chain;
+* a graph nested in it (a compiled graph used as a node, or invoked from a node): a sub-agent,
+  ``invoke_agent {its name}``, under the enclosing agent;
 * every chat model call: ``chat {model}`` (CLIENT) with provider, model and token usage;
   a completion model: ``text_completion {model}``;
 * every tool call: ``execute_tool {tool}`` with the tool call id.

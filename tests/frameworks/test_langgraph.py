@@ -334,3 +334,71 @@ def test_next_to_a_peer_instrumentation_there_is_one_span_tree(
     else:  # OpenLLMetry 0.62 keeps tracing after its uninstrument(): we keep standing down
         assert module.startswith("opentelemetry.") and ours(agentmon_capture, FW) == []
     inst.uninstrument()
+
+
+def test_failing_graph_runs_make_the_agent_unhealthy(health_capture: Any) -> None:
+    cap = health_capture()
+    inst = LangGraphInstrumentor()
+    inst.instrument(tracer_provider=cap.monitor.tracer_provider)
+    try:
+        build().invoke(ask("Paris"))
+        for _ in range(5):
+            with pytest.raises(RuntimeError):
+                build(fail_in_node=RuntimeError("down")).invoke(ask("Paris"))
+        agent = cap.monitor.evaluate_health().agents["weather"]
+        assert agent.state == "unhealthy" and agent.up
+        assert any("error rate" in reason for reason in agent.reasons), agent.reasons
+    finally:
+        inst.uninstrument()
+
+
+def test_nested_graphs_are_sub_agents_under_the_supervisor(agentmon_capture: Capture,
+                                                           lg: LangGraphInstrumentor) -> None:
+    researcher, writer = build("researcher"), build("writer")
+
+    def write(state: State) -> Any:
+        return writer.invoke(state)  # a graph called from a node
+
+    graph = StateGraph(State)
+    graph.add_node("research", researcher)  # a compiled graph as a node
+    graph.add_node("write", write)
+    graph.add_edge(START, "research")
+    graph.add_edge("research", "write")
+    graph.compile(name="supervisor").invoke(ask("Paris"))
+    cap = agentmon_capture
+    leaf = [("chat weather-model", []), ("execute_tool get_weather", []), ("chat weather-model", [])]
+    assert cap.tree() == [("invoke_agent supervisor", [("invoke_agent researcher", leaf),
+                                                       ("invoke_agent writer", leaf)])]
+    for name in ("researcher", "writer"):
+        assert_agent_children(cap, cap.span(f"invoke_agent {name}"), tools=1, chats=2)
+    assert {a for a in cap.monitor.snapshot()} == {"supervisor", "researcher", "writer"}
+    assert metric_sum(cap, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "success"}) == 3
+
+
+def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_capture: Capture,
+                                                                  lg: LangGraphInstrumentor) -> None:
+    from opentelemetry import trace
+
+    @tool("get_weather")
+    def lookup(city: str) -> str:
+        """Return the weather for a city."""
+        with agentmon.tool("weather-api"):
+            return "sunny"
+
+    model = WeatherModel()
+    graph = StateGraph(State)
+    graph.add_node("agent", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_node("tools", ToolNode([lookup]))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    app = graph.compile(name="weather")
+    app.invoke(ask("Paris"))
+    asyncio.run(app.ainvoke(ask("Oslo")))
+    cap = agentmon_capture
+    for inner in cap.spans("execute_tool weather-api"):
+        outer = next(s for s in cap.spans() if s.context.span_id == inner.parent.span_id)  # type: ignore[union-attr]
+        assert outer.name == "execute_tool get_weather" and outer.instrumentation_scope.name.endswith(FW)  # type: ignore[union-attr]
+        assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert len(cap.spans("execute_tool weather-api")) == 2
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left current in the caller

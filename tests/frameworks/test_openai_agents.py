@@ -277,3 +277,49 @@ def test_next_to_a_peer_instrumentation_there_is_one_span_tree(
     else:  # OpenLLMetry 0.62's uninstrument() leaves its processor tracing: we keep standing down
         assert module.startswith("opentelemetry.") and ours(agentmon_capture, FW) == []
     inst.uninstrument()
+
+
+def test_failing_runs_make_the_agent_unhealthy(health_capture: Any) -> None:
+    cap = health_capture()
+    inst = OpenAIAgentsInstrumentor()
+    inst.instrument(tracer_provider=cap.monitor.tracer_provider)
+    try:
+        run(weather_agent())
+        for _ in range(5):
+            with pytest.raises(RuntimeError):
+                run(weather_agent(error=RuntimeError("model down")))
+        agent = cap.monitor.evaluate_health().agents["weather"]
+        assert agent.state == "unhealthy" and agent.up
+        assert any("error rate" in reason for reason in agent.reasons), agent.reasons
+    finally:
+        inst.uninstrument()
+
+
+def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_capture: Capture,
+                                                                  oa: OpenAIAgentsInstrumentor) -> None:
+    from opentelemetry import trace
+
+    @function_tool(name_override="get_weather")
+    def lookup(city: str) -> str:
+        """Return the weather for a city."""
+        with agentmon.tool("weather-api"):
+            return "sunny"
+
+    @function_tool(name_override="get_weather")
+    async def alookup(city: str) -> str:
+        """Return the weather for a city."""
+        with agentmon.tool("weather-api"):
+            return "sunny"
+
+    for fn in (lookup, alookup):
+        agent = weather_agent()
+        agent.tools = [fn]
+        run(agent)
+    cap = agentmon_capture
+    inner_spans = cap.spans("execute_tool weather-api")
+    assert len(inner_spans) == 2
+    for inner in inner_spans:
+        outer = next(s for s in cap.spans() if s.context.span_id == inner.parent.span_id)  # type: ignore[union-attr]
+        assert outer.name == "execute_tool get_weather" and outer.instrumentation_scope.name.endswith(FW)  # type: ignore[union-attr]
+        assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert trace.get_current_span() is trace.INVALID_SPAN

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -225,3 +226,19 @@ def test_openinference_span_processor_coexists_without_duplicates() -> None:
     finally:
         inst.uninstrument()
         close()
+
+
+def test_failing_runs_make_the_agent_unhealthy(health_capture: Any) -> None:
+    cap = health_capture()
+    inst = PydanticAIInstrumentor()
+    inst.instrument(tracer_provider=cap.monitor.tracer_provider)
+    try:
+        ask(weather_agent(), "What is the weather in Paris?")
+        for _ in range(5):
+            with pytest.raises(ToolFailed):
+                ask(weather_agent(), "What is the weather in Atlantis?")
+        agent = cap.monitor.evaluate_health().agents["weather"]
+        assert agent.state == "unhealthy" and agent.up
+        assert any("error rate" in reason for reason in agent.reasons), agent.reasons
+    finally:
+        inst.uninstrument()
