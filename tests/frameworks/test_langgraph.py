@@ -402,3 +402,25 @@ def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_captu
         assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
     assert len(cap.spans("execute_tool weather-api")) == 2
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left current in the caller
+
+
+def test_an_interrupt_is_control_flow_not_an_error(agentmon_capture: Capture, lg: LangGraphInstrumentor) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command, interrupt
+
+    def review(state: State) -> dict[str, Any]:
+        verdict = interrupt("approve?")
+        return {"messages": [AIMessage(content=f"reviewed: {verdict}")]}
+
+    graph = StateGraph(State)
+    graph.add_node("review", review)
+    graph.add_edge(START, "review")
+    app = graph.compile(name="reviewer", checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t1"}}
+    paused = app.invoke(ask("Paris"), config)
+    assert "__interrupt__" in paused
+    done = app.invoke(Command(resume="yes"), config)
+    assert done["messages"][-1].content == "reviewed: yes"
+    runs = agentmon_capture.spans("invoke_agent reviewer")
+    assert len(runs) == 2 and all(r.status.status_code is not StatusCode.ERROR for r in runs)
+    assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "success"}) == 2
