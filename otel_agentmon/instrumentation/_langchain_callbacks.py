@@ -169,6 +169,20 @@ class AgentmonCallbackHandler(BaseCallbackHandler):
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.table.end(run_id, error=None if _is_control_flow(error) else error)
 
+    # --- retrievers: no span of their own, like inner chains -----------------------------------
+    @guarded(None)
+    def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID,
+                           parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self.table.alias(run_id, parent_run_id)
+
+    @guarded(None)
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.table.end(run_id)
+
+    @guarded(None)
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.table.end(run_id)
+
     # --- models -------------------------------------------------------------------------------
     def _start_model(self, operation: str, serialized: dict[str, Any] | None, run_id: UUID,
                      parent_run_id: UUID | None, metadata: dict[str, Any] | None,
