@@ -323,3 +323,11 @@ def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_captu
         assert outer.name == "execute_tool get_weather" and outer.instrumentation_scope.name.endswith(FW)  # type: ignore[union-attr]
         assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_processor_callbacks_never_raise_into_the_sdk(oa: OpenAIAgentsInstrumentor, caplog: pytest.LogCaptureFixture,
+                                                      fresh_log_limiter: None) -> None:
+    processor = oa._processor
+    for event in (processor.on_trace_start, processor.on_trace_end, processor.on_span_start, processor.on_span_end):
+        event(object())  # garbage where the SDK passes a Trace or a Span: logged, never raised
+    assert any("internal error" in r.getMessage() for r in caplog.records if r.name.startswith("otel_agentmon"))

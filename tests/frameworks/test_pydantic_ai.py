@@ -242,3 +242,15 @@ def test_failing_runs_make_the_agent_unhealthy(health_capture: Any) -> None:
         assert any("error rate" in reason for reason in agent.reasons), agent.reasons
     finally:
         inst.uninstrument()
+
+
+def test_a_broken_provider_never_breaks_instrument_or_the_agent(caplog: pytest.LogCaptureFixture,
+                                                                fresh_log_limiter: None) -> None:
+    inst = PydanticAIInstrumentor()
+    inst.instrument(tracer_provider=object())  # not a TracerProvider: logged, not raised
+    try:
+        assert Agent._instrument_default is False
+        assert ask(weather_agent(), "What is the weather in Paris?") == "It is sunny in Paris."
+        assert any("internal error" in r.getMessage() for r in caplog.records if r.name.startswith("otel_agentmon"))
+    finally:
+        inst.uninstrument()
