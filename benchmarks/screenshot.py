@@ -24,21 +24,24 @@ from tests.support.browser import chromium  # noqa: E402
 
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "dashboard.png"
-    wait = float(os.environ.get("SCREENSHOT_AFTER", "6.5"))
+    warmup = float(os.environ.get("SCREENSHOT_WARMUP", "25"))  # the research swarm's charts fill up
+    wait = float(os.environ.get("SCREENSHOT_AFTER", "6.5"))  # the failing swarm: stuck, failing, down
     with Server(ServeConfig(port=0)) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = server.url
-        procs = [subprocess.Popen([sys.executable, str(ROOT / "examples" / "failing_swarm.py")], env=env,
-                                  stdout=subprocess.DEVNULL, cwd=ROOT),
-                 subprocess.Popen([sys.executable, "-c", _SWARM_FOREVER], env=env, stdout=subprocess.DEVNULL, cwd=ROOT)]
-        driver = chromium(1600, 1180)
+        procs = [subprocess.Popen([sys.executable, "-c", _SWARM_FOREVER], env=env, stdout=subprocess.DEVNULL, cwd=ROOT)]
+        driver = chromium(1600, 1240)
         try:
             driver.get(server.url + "/")
+            time.sleep(warmup)
+            procs.append(subprocess.Popen([sys.executable, str(ROOT / "examples" / "failing_swarm.py")], env=env,
+                                          stdout=subprocess.DEVNULL, cwd=ROOT))
             time.sleep(wait)
             # open the waterfall of one of the swarm's research tasks
             driver.execute_script("""
                 const rows = [...document.querySelectorAll('#traces tbody tr')];
-                const pick = rows.find(r => r.textContent.includes('task research')) || rows[0];
+                const ok = rows.filter(r => r.textContent.includes('task research') && r.textContent.endsWith('ok'));
+                const pick = ok[0] || rows[0];
                 if (pick) pick.click();""")
             time.sleep(1.0)
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -171,10 +171,28 @@ def response(signal: str, rejected: int, message: str, is_json: bool) -> bytes:
     return bytes(resp.SerializeToString())
 
 
+_INTERNED: dict[str, str] = {}
+_INTERN_MAX: Final = 65536
+_INTERN_LEN: Final = 64
+
+
+def intern(text: str) -> str:
+    """One shared copy of a short, repeating string (names, keys, enum-like values): the store
+    holds many spans with the same ones. Bounded: past the cap, strings are kept as they come."""
+    if len(text) > _INTERN_LEN:
+        return text
+    found = _INTERNED.get(text)
+    if found is not None:
+        return found
+    if len(_INTERNED) < _INTERN_MAX:
+        _INTERNED[text] = text
+    return text
+
+
 def value_of(v: AnyValue) -> Any:
     which = v.WhichOneof("value")
     if which == "string_value":
-        return v.string_value
+        return intern(v.string_value)
     if which == "int_value":
         return v.int_value
     if which == "double_value":
@@ -191,7 +209,7 @@ def value_of(v: AnyValue) -> Any:
 
 
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: value_of(kv.value) for kv in kvs}
+    return {intern(kv.key): value_of(kv.value) for kv in kvs}
 
 
 def _scalars(attrs: Mapping[str, Any]) -> dict[str, SCALAR]:
@@ -227,13 +245,14 @@ def _spans(request: ExportTraceServiceRequest) -> Decoded:
                 attrs = attributes(span.attributes)
                 code = span.status.code
                 error = code == 2  # STATUS_CODE_ERROR
-                record = build(trace_id=trace_id, span_id=span_id, parent_id=parent_id, name=span.name,
+                name = intern(span.name)
+                record = build(trace_id=trace_id, span_id=span_id, parent_id=parent_id, name=name,
                                start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano, attrs=attrs,
                                scope=scope_name, is_root=parent_id is None or remote, error_status=error,
                                resource=resource)
                 parent = None if parent_id is None else SpanContext(trace_id, parent_id, remote, _SAMPLED)
                 readable = ReadableSpan(
-                    name=span.name, context=SpanContext(trace_id, span_id, False, _SAMPLED), parent=parent,
+                    name=name, context=SpanContext(trace_id, span_id, False, _SAMPLED), parent=parent,
                     resource=_NO_RESOURCE, attributes=attrs,
                     status=_ERROR if error else _OK if code == 1 else _UNSET,
                     start_time=span.start_time_unix_nano, end_time=span.end_time_unix_nano,

@@ -246,7 +246,7 @@
       const bar = el("span", "bar"); bar.style.width = `${Math.max(2, (t.duration / max) * 90)}px`;
       if (t.error) bar.style.background = "var(--red)";
       const dur = el("td"); dur.append(bar, document.createTextNode(secs(t.duration)));
-      tr.append(el("td", "", ago(t.start + t.duration, now)), el("td", "", t.name), el("td", "", t.agent || t.service), dur,
+      tr.append(el("td", "", clock(t.start + t.duration)), el("td", "", t.name), el("td", "", t.agent || t.service), dur,
         el("td", t.error ? "bad" : "up-yes", t.error ? t.error.split(".").pop() : "ok"));
       tr.addEventListener("click", () => select(t));
       return tr;
@@ -269,6 +269,8 @@
       if (!kids.has(p)) kids.set(p, []);
       kids.get(p).push(s);
     }
+    const ancestors = new Set();
+    for (let p = byId.get(focus); p && byId.has(p.parent_id); p = byId.get(p.parent_id)) ancestors.add(p.parent_id);
     const ordered = [];
     const walk = (parent, depth) => {
       for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) { ordered.push([s, depth]); walk(s.span_id, depth + 1); }
@@ -286,7 +288,8 @@
       name.title = [s.name, s.agent && `agent ${s.agent}`, s.tool && `tool ${s.tool}`, s.model && `model ${s.model}`,
         s.tokens && `${s.tokens} tokens`, s.error && `error ${s.error}`].filter(Boolean).join(" · ");
       const track = el("div", "wf-track");
-      const bar = el("div", `wf-bar k-${s.kind}${s.error ? " k-error" : ""}`);
+      // the task's ancestors run beyond the task: drawn faded, clipped to its time range
+      const bar = el("div", `wf-bar k-${s.kind}${s.error ? " k-error" : ""}${ancestors.has(s.span_id) ? " wf-ctx" : ""}`);
       const left = Math.max(0, Math.min(100, ((s.start - t0) / (t1 - t0)) * 100));
       const width = Math.max(0.4, Math.min(100 - left, (s.duration / (t1 - t0)) * 100));
       bar.style.left = `${left}%`; bar.style.width = `${width}%`;
