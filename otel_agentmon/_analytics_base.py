@@ -143,7 +143,7 @@ def failed_traces(records: Iterable[SpanRecord], k: int = EVIDENCE_TRACES) -> tu
 
 #: EXAMPLE prices, USD per 1M tokens (input, output), as listed publicly by the providers in
 #: 2025-06. They are not maintained: pass ``prices=`` (or ``--prices FILE``) with your own.
-DEFAULT_PRICES_AS_OF: Final = "2025-06 (example list prices, not maintained)"
+DEFAULT_PRICES_AS_OF: Final = "public list prices as of 2025-06, not maintained"
 DEFAULT_PRICES: Final[Mapping[str, tuple[float, float]]] = {
     "gpt-4o": (2.50, 10.00),
     "gpt-4o-mini": (0.15, 0.60),

@@ -14,7 +14,7 @@ from ._report_md import _regressions as md_regressions
 from ._report_model import ReportModel, Series
 
 _PALETTE = ("#2f6fbd", "#d9534f", "#3a9d5d", "#e08e0b", "#7b52ab", "#17a2b8", "#8c564b", "#e377c2", "#555555")
-_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 220, 56, 28, 24, 12
+_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 220, 56, 28, 24, 28
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;
@@ -140,7 +140,8 @@ def render(m: ReportModel) -> str:
           "-" if a.tokens_per_task is None else f"{a.tokens_per_task:.0f}",
           "-" if a.cost_per_task_usd is None else f"{a.cost_per_task_usd:.5f}"] for a in m.agents]))
     if m.prices_note:
-        out.append(f'<p class="meta">Cost uses the {_e(m.prices_note)} price table (USD per 1M tokens).</p>')
+        out.append(f'<p class="meta">Cost per task uses {_e(m.prices_note)}, in USD per 1M input/output '
+                   f'tokens.</p>')
     out.append('<div class="charts">' + line_chart(m.latency_chart, "task p50 latency by agent", "s")
                + line_chart(m.throughput_chart, "tasks per second by agent", "/s") + "</div>")
     for title, rows in (("Tools", m.tools), ("Models", m.models)):

@@ -78,7 +78,7 @@ def render(m: ReportModel) -> str:
     for a in m.agents:
         out += [f"- `{a.agent}`", evidence_line(a.evidence)]
     if m.prices_note:
-        out += ["", f"Cost uses the {m.prices_note} price table (USD per 1M input/output tokens)."]
+        out += ["", f"Cost per task uses {m.prices_note}, in USD per 1M input/output tokens."]
     out.append("")
     out += _groups("Tools", m.tools) + _groups("Models", m.models)
     out += _regressions(m)

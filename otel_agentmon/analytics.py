@@ -169,7 +169,8 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
     trend_list = trends(inside, window, trend_buckets)
     alert_list = summarize_alerts(alerts, window)
     metric_list = summarize_metrics(metrics, window)
-    note = "default example table, " + DEFAULT_PRICES_AS_OF if prices is None else "user-supplied price table"
+    note = f"the default example price table ({DEFAULT_PRICES_AS_OF})" if prices is None else \
+        "the price table given"
     opportunities = _opportunities(stats, eff, necks, comparisons, trend_list)
     points: dict[str, list[tuple[int, float]]] = {}
     for s in inside:
