@@ -225,7 +225,10 @@ def test_store_stays_within_its_bounds() -> None:
         assert stats["agents"] <= 20 and stats["instances"] <= 5
         kept = list(srv.store.spans())
         assert kept[-1].agent == "agent-59"  # the newest are kept, the oldest evicted
-        assert len(get_json(srv, "/api/state")["agents"]) <= 20 + 60  # derived health forgets nothing it saw
+        shown = get_json(srv, "/api/state")["agents"]
+        assert [a["name"] for a in shown] == sorted(f"agent-{i}" for i in range(40, 60))  # the 20 newest
+        # the health evaluation lets go of what the store let go of
+        assert wait_for(lambda: set(srv.evaluator.loop.current.agents) <= {a["name"] for a in shown}, timeout=5)
     with Server(ServeConfig(port=0, limits=Limits(max_spans=10**6, max_memory_bytes=200_000))) as srv:
         for i in range(20):
             post(srv, "/v1/traces", body_of(agent_spans(9, agent=f"a{i}")), {"Content-Type": PB})
@@ -239,4 +242,5 @@ def test_retention_by_age() -> None:
         assert srv.store.span_count == 5
         wait_for(lambda: get_json(srv, "/api/state")["store"]["spans"] == 0, timeout=5)
         assert srv.store.trace_count == 0
+        assert get_json(srv, "/api/state")["agents"] == []  # agents not heard from within the retention go too
         assert srv.store.stats()["spans_evicted_age"] == 5

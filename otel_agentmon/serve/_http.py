@@ -167,14 +167,20 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         sent = -1
         self.wfile.write(b"retry: 1000\n\n")
-        while not app.stopping.is_set():
-            seq, payload = app.publisher.wait(sent, _SSE_KEEPALIVE_S)
-            if seq == sent:
-                self.wfile.write(b": keepalive\n\n")
-            else:
-                self.wfile.write(b"data: " + payload + b"\n\n")
-                sent = seq
-            self.wfile.flush()
+        app.publisher.subscribe(1)
+        try:
+            while not app.stopping.is_set():
+                seq, payload = app.publisher.wait(sent, _SSE_KEEPALIVE_S)
+                if app.stopping.is_set():
+                    break
+                if seq == sent:
+                    self.wfile.write(b": keepalive\n\n")
+                else:
+                    self.wfile.write(b"data: " + payload + b"\n\n")
+                    sent = seq
+                self.wfile.flush()
+        finally:
+            app.publisher.subscribe(-1)
 
 
 def _varint(n: int) -> bytes:
@@ -204,20 +210,42 @@ class Publisher:
     second: health moves on a clock), and hands the same bytes to every stream."""
 
     def __init__(self, build: Any, changed: threading.Condition, version: Any, interval: float,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, maintain: Any) -> None:
         self._build = build
+        self._maintain = maintain
         self._changed = changed
         self._version = version
         self._interval = interval
         self._stop = stop
         self._cond = threading.Condition()
         self.seq = 0
+        self.subscribers = 0
         self.payload = b"{}"
         self.thread = threading.Thread(target=self._run, name="agentmon-serve-push", daemon=True)
+
+    def subscribe(self, delta: int) -> None:
+        with self._cond:
+            self.subscribers += delta
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every stream so it sees the stop."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _run(self) -> None:
         seen = -1
         while not self._stop.is_set():
+            with self._cond:
+                idle = not self.subscribers
+                if idle:  # nobody watching: build nothing (``/api/state`` builds its own)
+                    self._cond.wait(1.0)
+            if idle:
+                try:
+                    self._maintain()  # retention applies whether or not anyone watches
+                except Exception:  # noqa: BLE001
+                    _LOG.exception("store maintenance failed")
+                continue
             with self._changed:
                 if self._version() == seen:
                     self._changed.wait(1.0)

@@ -150,7 +150,7 @@ class View:
         health = self.evaluator.loop.current
         summaries = self.evaluator.deriver.agents()
         with store.lock:
-            names = set(store.agent_instances) | set(health.agents)
+            names = set(store.agent_instances)  # bounded (and aged) by the store
             reports: dict[str, list[Reported]] = collections.defaultdict(list)
             for (agent, _), rep in store.reported.items():
                 reports[agent].append(rep)
@@ -167,14 +167,22 @@ class View:
             agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
                                       summary.busy_seconds if summary is not None else None,
                                       instances.get(name, []), now, mono))
-        live = {a["name"] for a in agents}
-        for gone in set(self._busy) - live:
-            del self._busy[gone]
+        self.prune(names)
         return {"now": now, "uptime": round(now - self._started, 1), "swarm": self._swarm(agents, stats, now),
                 "agents": agents, "alerts": {"firing": alerts, "resolved": resolved}, "events": events,
                 "resources": resources, "store": stats, "limits": {
                     "retention_s": store.limits.retention_s, "max_spans": store.limits.max_spans,
                     "max_memory_bytes": store.limits.max_memory_bytes}}
+
+    def prune(self, names: set[str] | None = None) -> None:
+        """Let go of agents the store let go of (evicted past ``max_agents``, or aged out)."""
+        if names is None:
+            with self.store.lock:
+                names = set(self.store.agent_instances)
+        for gone in set(self._busy) - names:
+            self._busy.pop(gone, None)
+        for gone in set(self.evaluator.loop.current.agents) - names:
+            self.evaluator.deriver.forget(gone)
 
     def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
         counts = collections.Counter(a["state"] for a in agents)

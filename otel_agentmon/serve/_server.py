@@ -75,7 +75,7 @@ class Server:
                 self.recorder.close()
             raise
         self.publisher = Publisher(self._state_json, self.store.changed, lambda: self.store.version,
-                                   config.push_interval, self.stopping)
+                                   config.push_interval, self.stopping, self._maintain)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="agentmon-serve-http", daemon=True)
         self._static: dict[str, bytes] = {}
@@ -102,6 +102,7 @@ class Server:
         self.stopping.set()
         with self.store.changed:
             self.store.changed.notify_all()
+        self.publisher.close()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.evaluator.stop()
@@ -154,6 +155,10 @@ class Server:
                 self.store.add_event(event, "otlp", apply_event)
 
     # --- outputs ------------------------------------------------------------------------------
+    def _maintain(self) -> None:
+        self.store.expire()
+        self.view.prune()
+
     def _state_json(self) -> bytes:
         self.store.expire()
         return json.dumps(self.view.state(), separators=(",", ":")).encode()

@@ -148,6 +148,9 @@ class Store:
                 self.forget_agent(oldest)
                 self.counts["agents_evicted"] += 1
             seen = self.agent_instances[agent] = {}
+        elif key in seen:
+            seen[key] = now
+            return
         if key not in seen and len(seen) >= 64:
             del seen[min(seen, key=seen.__getitem__)]
         seen[key] = now
@@ -207,10 +210,24 @@ class Store:
                     del self._traces[record.trace_id]
 
     def expire(self) -> None:
-        """Apply age retention even when nothing arrives (called by the push loop)."""
+        """Apply age retention even when nothing arrives (called by the push loop): to spans, and to
+        agents and processes not heard from within the retention."""
         with self.lock:
+            changed = False
             if self._spans and self._spans[0][0] < time.time() - self.limits.retention_s:
                 self._evict(time.time())
+                changed = True
+            mono_cutoff = time.monotonic() - self.limits.retention_s
+            for agent in [a for a, seen in self.agent_instances.items() if max(seen.values()) < mono_cutoff]:
+                self.forget_agent(agent)
+                changed = True
+            wall_cutoff = time.time() - self.limits.retention_s
+            for key in [k for k, inst in self.instances.items() if inst.last_seen < wall_cutoff]:
+                del self.instances[key]
+                for skey in [s for s in self.series if s[1:] == key]:
+                    del self.series[skey]
+                changed = True
+            if changed:
                 self._touch()
 
     @property
