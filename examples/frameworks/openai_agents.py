@@ -13,8 +13,8 @@ import asyncio
 import os
 import sys
 
-# This file is named like the SDK's import package is not, but keep the example directory off the
-# import path anyway, as in the other framework examples.
+# Keep this directory off the import path: langgraph.py, pydantic_ai.py and smolagents.py beside
+# this file would shadow those packages for anything that imports them.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 

@@ -22,6 +22,7 @@ CASES = {
     "langgraph": ("langgraph-example", "chat FakeToolChatModel", "invoke_agent weather", True),
     "openai_agents": ("openai-agents-example", "chat", "invoke_workflow weather-run", False),
     "pydantic_ai": ("pydantic-ai-example", "chat scripted", "invoke_agent weather", True),
+    "smolagents": ("smolagents-example", "chat scripted", "invoke_agent weather", True),
 }
 
 

@@ -14,11 +14,13 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
+from otel_agentmon.instrumentation.smolagents import SmolagentsInstrumentor
 
 INSTRUMENTORS = {
     "agentmon_langgraph": LangGraphInstrumentor,
     "agentmon_openai_agents": OpenAIAgentsInstrumentor,
     "agentmon_pydantic_ai": PydanticAIInstrumentor,
+    "agentmon_smolagents": SmolagentsInstrumentor,
 }
 
 
@@ -38,7 +40,7 @@ def test_declared_framework_range_is_satisfied_by_the_installed_framework(cls: t
     assert get_dependency_conflicts(deps) is None
 
 
-BLOCKED = ("langchain_core", "langgraph", "agents", "pydantic_ai")
+BLOCKED = ("langchain_core", "langgraph", "agents", "pydantic_ai", "smolagents")
 
 
 def test_package_and_instrumentors_work_without_any_framework_installed() -> None:
@@ -51,7 +53,9 @@ def test_package_and_instrumentors_work_without_any_framework_installed() -> Non
         from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor
         from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor
         from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
-        for cls in (LangGraphInstrumentor, OpenAIAgentsInstrumentor, PydanticAIInstrumentor):
+        from otel_agentmon.instrumentation.smolagents import SmolagentsInstrumentor
+        for cls in (LangGraphInstrumentor, OpenAIAgentsInstrumentor, PydanticAIInstrumentor,
+                    SmolagentsInstrumentor):
             cls().instrument(skip_dep_check=True)   # what opentelemetry-instrument does
             cls().uninstrument()
             cls().instrument()
