@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -178,3 +180,29 @@ def test_the_demo_picks_another_port_when_the_default_is_taken() -> None:
     time.sleep(0)  # the demo's server is gone with its process
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/", timeout=2)
+
+
+def test_the_demo_stops_cleanly_on_ctrl_c() -> None:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "swarm.py"), "--live", "--port", "0",
+                             "--tasks", "20"], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        match = re.match(r"agentmon dashboard: (http://127\.0\.0\.1:\d+)/", proc.stdout.readline())
+        assert match
+        assert wait_for(lambda: len(state_of(match.group(1))["agents"]) == 4, timeout=15)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopping" in out and "rounds; dashboard stopped" in out
+    assert "Traceback" not in err
+
+
+def state_of(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "/api/state", timeout=10) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
