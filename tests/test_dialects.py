@@ -214,3 +214,16 @@ def test_spans_without_any_dialect_pass_through() -> None:
     http = {"http.request.method": "GET", "url.full": "http://x"}
     assert normalize("GET", http, "opentelemetry.instrumentation.requests", True) is http
     assert normalize("anything", {}, None, True) == {}
+
+
+def test_span_attributes_as_the_sdk_holds_them_give_the_same_view() -> None:
+    """Spans carry BoundedAttributes, not dicts: same mapping, and identity is the span's own object."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    llm = {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.token_count.prompt": 3}
+    bounded = BoundedAttributes(attributes=llm, immutable=True)
+    assert dict(normalize("gen", bounded, OI_LANGCHAIN, False)) == dict(normalize("gen", llm, OI_LANGCHAIN, False))
+    chat = BoundedAttributes(attributes={OP: "chat", "gen_ai.provider.name": "x"}, immutable=True)
+    assert normalize("chat m", chat, "pydantic-ai", False) is chat
+    plain = BoundedAttributes(attributes={"http.request.method": "GET"}, immutable=True)
+    assert normalize("GET", plain, "x", True) is plain
