@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ._alerts import AlertEvent, AlertRule
 from ._classes import instrument, uninstrument
-from ._context import ContextThreadPoolExecutor, with_context
+from ._context import ContextThreadPoolExecutor, inject_env, with_context
 from ._derive import AgentSummary
 from ._health import AgentHealth, HealthPolicy, SwarmHealth
 from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
@@ -51,6 +51,7 @@ __all__ = [
     "error_type",
     "get_monitor",
     "heartbeat",
+    "inject_env",
     "instrument",
     "llm",
     "load_rules",

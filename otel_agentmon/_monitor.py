@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from . import _sanitize, _state
+from . import _context, _sanitize, _state
 from . import _semconv as sc
 from ._checks import CheckFn
 from ._derive import AgentSummary, Deriver
@@ -307,6 +307,7 @@ def configure(**options: Any) -> Monitor:
         settings = resolve(options)
         monitor = Monitor(settings)
         _install(monitor)
+        _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
         if monitor.settings.disabled:
             _state.enabled = False
         _current = monitor

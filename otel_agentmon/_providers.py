@@ -119,7 +119,7 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
                              views=views(settings.metric_cardinality_limit))
     pipes.meter_provider = provider
     pipes.owns_meter_provider = True
-    if settings.set_global and not isinstance(existing, MeterProvider):
+    if settings.set_global and _api_placeholder(existing, "_ProxyMeterProvider"):
         metrics.set_meter_provider(provider)
     return provider
 
@@ -140,9 +140,15 @@ def logger_provider(settings: Settings, resource: Resource, pipes: Pipelines) ->
         provider.add_log_record_processor(AccountingLogProcessor(pipes.log_worker, settings.shutdown_timeout))
     pipes.logger_provider = provider
     pipes.owns_logger_provider = True
-    if settings.set_global and type(existing).__name__ == "ProxyLoggerProvider":
+    if settings.set_global and _api_placeholder(existing, "ProxyLoggerProvider"):
         _logs.set_logger_provider(provider)
     return provider
+
+
+def _api_placeholder(provider: object, name: str) -> bool:
+    """The OTel API's stand-in, the only global one may replace (e.g. Logfire's proxies are set)."""
+    cls = type(provider)
+    return cls.__name__ == name and cls.__module__.startswith("opentelemetry.")
 
 
 def start_system_metrics(settings: Settings, provider: metrics.MeterProvider) -> object | None:
