@@ -30,7 +30,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = server.url
         procs = [subprocess.Popen([sys.executable, "-c", _SWARM_FOREVER], env=env, stdout=subprocess.DEVNULL, cwd=ROOT)]
-        driver = chromium(1600, 1240)
+        driver = chromium(1600, 1400)
         try:
             driver.get(server.url + "/")
             time.sleep(warmup)

@@ -244,3 +244,16 @@ def test_retention_by_age() -> None:
         assert srv.store.trace_count == 0
         assert get_json(srv, "/api/state")["agents"] == []  # agents not heard from within the retention go too
         assert srv.store.stats()["spans_evicted_age"] == 5
+
+
+def test_insights_from_the_analytics_engine(server: Server) -> None:
+    post(server, "/v1/traces", body_of(agent_spans(8, agent="flaky", fail=True)), {"Content-Type": PB})
+    post(server, "/v1/traces", body_of(agent_spans(8, agent="steady")), {"Content-Type": PB})
+    insights = get_json(server, "/api/insights")
+    assert insights["spans"] == 2 * 17
+    assert insights["busiest_tool"]["name"] == "web_search" and insights["busiest_tool"]["n"] == 16
+    errors = [o for o in insights["opportunities"] if o["kind"] == "errors"]
+    assert errors and "'flaky'" in errors[0]["title"]
+    assert errors[0]["trace_ids"] and errors[0]["evidence"].startswith("window ")
+    trace_id = errors[0]["trace_ids"][0]
+    assert get_json(server, f"/api/trace/{trace_id}")["spans"]  # the evidence opens as a waterfall

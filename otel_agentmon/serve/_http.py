@@ -141,6 +141,8 @@ class Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/trace/"):
                 span = query.get("span", [""])[0] or None
                 self._json(app.view.trace(path.removeprefix("/api/trace/").lower(), span))
+            elif path == "/api/insights":
+                self._json(app.insights.get())
             elif path == "/api/export":
                 self._send(200, app.export_bytes(), "application/x-ndjson",
                            {"Content-Disposition": 'attachment; filename="agentmon-export.jsonl"'})

@@ -24,6 +24,7 @@ from .._recording import DEFAULT_MAX_BYTES, AlertRecord, MetricSample, Recording
 from .._records import SpanRecord
 from ._http import HTTPServer, Publisher
 from ._ingest import apply_event, apply_points
+from ._insights import InsightsCache
 from ._live import Evaluator, View
 from ._otlp import SCALAR, BadRequest, Decoded, TooLarge, decode, inflate, parse, response
 from ._store import Alert, Limits, Store
@@ -62,6 +63,7 @@ class Server:
         self.evaluator = Evaluator(self.store, config.policy, list(config.rules), config.health_interval,
                                    config.notifiers)
         self.view = View(self.store, self.evaluator)
+        self.insights = InsightsCache(self.store)
         self._decoding = threading.BoundedSemaphore(_MAX_CONCURRENT_DECODES)
         self.recorder: RecordingWriter | None = None
         if config.record is not None:

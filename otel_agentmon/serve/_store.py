@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -242,6 +243,13 @@ class Store:
         with self.lock:
             records = [r for _, r, _ in self._spans]
         return iter(records)
+
+    def recent_spans(self, limit: int) -> list[SpanRecord]:
+        """The ``limit`` most recently received spans, oldest first."""
+        with self.lock:
+            newest = [entry[1] for entry in itertools.islice(reversed(self._spans), limit)]
+        newest.reverse()
+        return newest
 
     def trace(self, trace_id: str) -> list[SpanRecord]:
         with self.lock:

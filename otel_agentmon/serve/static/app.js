@@ -256,7 +256,7 @@
     selected = t;
     for (const tr of $("traces").tBodies[0].rows) tr.classList.toggle("selected", tr.dataset.span === t.span_id);
     $("wf-title").textContent = `${t.name} · ${t.agent || t.service} · trace ${t.trace_id.slice(0, 12)}…`;
-    const res = await fetch(`/api/trace/${t.trace_id}?span=${t.span_id}`, { cache: "no-store" });
+    const res = await fetch(`/api/trace/${t.trace_id}${t.span_id ? `?span=${t.span_id}` : ""}`, { cache: "no-store" });
     renderWaterfall((await res.json()).spans, t.span_id);
   }
   function renderWaterfall(spans, focus) {
@@ -276,7 +276,7 @@
       for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) { ordered.push([s, depth]); walk(s.span_id, depth + 1); }
     };
     walk(null, 0);
-    const focusSpan = byId.get(focus) || spans[0];
+    const focusSpan = byId.get(focus) || spans.reduce((a, b) => (b.duration > a.duration ? b : a));
     const t0 = focusSpan.start, t1 = focusSpan.start + Math.max(focusSpan.duration, 1e-6);
     const legend = el("div", "legend");
     for (const k of ["agent", "task", "tool", "llm", "workflow"]) { const i = el("i", `k-${k}`); legend.append(el("span", "", "")); legend.lastChild.append(i, k); }
@@ -298,6 +298,33 @@
       rowsOut.push(row);
     }
     box.replaceChildren(...rowsOut);
+  }
+  async function loadInsights() {
+    try {
+      const data = await (await fetch("/api/insights", { cache: "no-store" })).json();
+      const facts = [];
+      if (data.slowest_agent) facts.push(["slowest agent", `${data.slowest_agent.name} (p50 ${secs(data.slowest_agent.p50)})`]);
+      if (data.busiest_tool) facts.push(["busiest tool", `${data.busiest_tool.name} (${data.busiest_tool.n} calls)`]);
+      if (data.spans) facts.push(["over", `${data.spans} spans`]);
+      $("insights-facts").replaceChildren(...facts.map(([k, v]) => { const s = el("span", "", `${k} `); s.append(el("b", "", v)); return s; }));
+      const items = data.opportunities.length ? data.opportunities
+        : data.bottlenecks.map((b) => ({ kind: "bottleneck", title: b.headline, evidence: "", trace_ids: b.trace_ids }));
+      $("insights").replaceChildren(...items.map((o) => {
+        const li = el("li");
+        li.append(el("span", "kind", o.kind), el("span", "", o.title));
+        const ev = el("span", "ev", o.evidence);
+        ev.title = o.query || o.evidence;
+        li.append(ev);
+        for (const id of o.trace_ids || []) {
+          const a = el("a", "", id.slice(0, 8));
+          a.title = `waterfall of trace ${id}`;
+          a.addEventListener("click", () => select({ trace_id: id, span_id: "", name: "trace", agent: id.slice(0, 12) }));
+          li.append(a);
+        }
+        return li;
+      }));
+      $("insights-empty").style.display = items.length ? "none" : "block";
+    } catch (err) { /* offline */ }
   }
   for (const b of document.querySelectorAll(".tabs button")) {
     b.addEventListener("click", () => {
@@ -330,4 +357,6 @@
   connect();
   loadTraces();
   setInterval(loadTraces, 2000);
+  loadInsights();
+  setInterval(loadInsights, 10000);
 })();
