@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,26 @@ def test_serve_command_refuses_a_taken_port() -> None:
                               capture_output=True, text=True, timeout=30, cwd=ROOT, check=False)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_a_late_gauge_does_not_undo_a_newer_health_event() -> None:
+    from otel_agentmon import _semconv as sc
+    from otel_agentmon.serve._ingest import apply_event, apply_points
+    from otel_agentmon.serve._otlp import LogEvent, Point
+
+    resource = {"service.name": "svc", "service.instance.id": "i-1"}
+    with Server(ServeConfig(port=0)) as srv:
+        now_ns = time.time_ns()
+        event = LogEvent("agentmon.health.changed", {sc.GEN_AI_AGENT_NAME: "doomed", sc.AGENTMON_HEALTH_STATE:
+                                                     "unhealthy", "agentmon.health.reasons": ["down: no activity"]},
+                         "agent doomed is unhealthy", "ERROR", now_ns, "", "", resource)
+        srv.store.add_event(event, "otlp", apply_event)
+
+        def gauge(state: str, at_ns: int) -> Point:
+            return Point(sc.M_AGENT_HEALTH, {sc.GEN_AI_AGENT_NAME: "doomed", sc.AGENTMON_HEALTH_STATE: state},
+                         1.0, at_ns, resource)
+
+        srv.store.add_points([gauge("healthy", now_ns - 300_000_000)], apply_points)  # collected before the event
+        assert (agent(srv, "doomed") or {})["state"] == "unhealthy"
+        srv.store.add_points([gauge("healthy", now_ns + 300_000_000)], apply_points)  # a newer observation
+        assert (agent(srv, "doomed") or {})["state"] == "healthy"

@@ -50,8 +50,9 @@ def apply_points(store: Store, points: list[Point], now: float) -> None:
             if not isinstance(agent, str):
                 continue
             if name == sc.M_AGENT_HEALTH:
-                if point.value >= 1:
-                    per_agent[(name + "=" + str(point.attrs.get(sc.AGENTMON_HEALTH_STATE)), agent, key)] = 1
+                if point.value >= 1:  # the current state (1); value: when it was observed
+                    state_key = (name + "=" + str(point.attrs.get(sc.AGENTMON_HEALTH_STATE)), agent, key)
+                    per_agent[state_key] = max(per_agent.get(state_key, 0), point.time_ns)
             else:
                 per_agent[(name, agent, key)] += point.value
         elif name == sc.M_ALERT_FIRING:
@@ -68,10 +69,12 @@ def apply_points(store: Store, points: list[Point], now: float) -> None:
         if name == sc.M_AGENT_UP:
             rep.up = value >= 1
         elif name.startswith(sc.M_AGENT_HEALTH + "="):
-            state = name.split("=", 1)[1]
+            state, observed_ns = name.split("=", 1)[1], int(value)
+            if observed_ns < rep.state_ns:
+                continue  # older than what a health event already said: exports cross on the wire
             if state != rep.state:
                 rep.reasons = ()
-            rep.state, rep.state_at = state, mono
+            rep.state, rep.state_ns = state, observed_ns
         elif name == sc.M_TASKS_IN_FLIGHT:
             rep.in_flight = value
         elif name == sc.M_TASK_OLDEST_AGE:
@@ -88,6 +91,8 @@ def _alert_gauge(store: Store, point: Point, key: tuple[str, str], now: float) -
     agent = point.attrs.get(sc.GEN_AI_AGENT_NAME)
     agent_name = agent if isinstance(agent, str) else None
     source = _source(key)
+    if (source, rule, agent_name) in store.alerts_by_event:
+        return  # its log records say when it fires and resolves, in order
     current = store.alerts.get((source, rule, agent_name))
     if point.value >= 1 and current is None:
         store.set_alert(Alert(rule, agent_name, str(point.attrs.get(sc.AGENTMON_ALERT_SEVERITY, "warning")),
@@ -122,7 +127,8 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
                 return False  # the process reports this agent's health itself: that state is shown
         else:
             rep = store.reported_for(agent_name, key, time.monotonic())
-            rep.state, rep.state_at, rep.reasons = state, time.monotonic(), reason_list
+            if event.time_ns >= rep.state_ns:
+                rep.state, rep.state_ns, rep.reasons = state, event.time_ns, reason_list
         store.events.appendleft({"t": at, "kind": "health", "agent": agent_name, "state": state,
                                  "previous": str(attrs.get("agentmon.health.previous_state", "")),
                                  "text": "; ".join(reason_list), "source": origin})
@@ -133,6 +139,9 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
         if not isinstance(rule, str) or not isinstance(alert_state, str):
             return False
         state = alert_state
+        if len(store.alerts_by_event) >= 10_000:
+            store.alerts_by_event.clear()
+        store.alerts_by_event.add((origin, rule, agent_name))
         summary = event.body.split(": ", 1)[1] if ": " in event.body else ""
         severity = str(attrs.get(sc.AGENTMON_ALERT_SEVERITY, "warning"))
         store.set_alert(Alert(rule, agent_name, severity, state, _float(attrs.get("agentmon.alert.value")),

@@ -55,7 +55,7 @@ class Reported:
     """What a process says about one of its agents (our SDK's agentmon.* gauges and health events)."""
 
     state: str | None = None
-    state_at: float = 0.0  # monotonic
+    state_ns: int = 0  # when the process decided it (the record's or the data point's own time)
     up: bool | None = None
     in_flight: float = 0.0
     oldest_age: float = 0.0
@@ -117,6 +117,8 @@ class Store:
         self.series: dict[tuple[str, str, str], collections.deque[tuple[float, float]]] = {}
         self._counters: dict[tuple[str, str, str], tuple[float, float]] = {}
         self.alerts: dict[tuple[str, str, str | None], Alert] = {}
+        #: alert instances whose transitions arrive as log records: their gauge is not needed
+        self.alerts_by_event: set[tuple[str, str, str | None]] = set()
         self.resolved: collections.deque[Alert] = collections.deque(maxlen=_RESOLVED_KEPT)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=_EVENTS_KEPT)
         #: optional listeners (a recording): called under the lock with each kept item
