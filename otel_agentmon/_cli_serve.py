@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from ._health import HealthPolicy
+from ._notify import LoggingNotifier
 from ._rules import load_rules, parse_duration
 
 
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                     max_memory_bytes=int(args.max_memory_mb * 1024 * 1024))
     policy = HealthPolicy(heartbeat_timeout=args.heartbeat_timeout, stuck_after=args.stuck_after, cpu_limit=None)
     config = ServeConfig(host=args.host, port=args.port, limits=limits, policy=policy, rules=rules,
-                         record=args.record, record_max_bytes=int(args.record_max_mb * 1024 * 1024))
+                         notifiers=[LoggingNotifier()] if rules else [], record=args.record,
+                         record_max_bytes=int(args.record_max_mb * 1024 * 1024))
     try:
         server = Server(config)
     except OSError as exc:
