@@ -78,7 +78,7 @@ _LLM_REQUEST_TYPES: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLE
 OI_OPENAI_AGENTS_SCOPE: Final = "openinference.instrumentation.openai_agents"
 #: Operation names a GenAI span's name may start with ("chat gpt-4o", "embeddings ...").
 _SPAN_NAME_OPS: Final = frozenset({sc.OP_INVOKE_AGENT, sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_WORKFLOW,
-                                   *sc.INFERENCE_OPERATIONS, "embeddings", "create_agent"})
+                                   *sc.INFERENCE_OPERATIONS, sc.OP_EMBEDDINGS, sc.OP_CREATE_AGENT})
 
 Attrs = Mapping[str, object]
 

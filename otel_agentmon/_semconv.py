@@ -17,6 +17,8 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_CHAT: Final = "chat"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_CREATE_AGENT: Final = "create_agent"
 OP_TEXT_COMPLETION: Final = "text_completion"
 INFERENCE_OPERATIONS: Final = frozenset({"chat", "generate_content", "text_completion"})
 
