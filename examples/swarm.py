@@ -158,14 +158,11 @@ def print_summary(monitor: agentmon.Monitor, elapsed: float) -> None:
 
 def run_live(args: argparse.Namespace) -> None:
     """The swarm in rounds, exporting to an in-process ``agentmon serve`` whose dashboard it prints."""
-    from otel_agentmon.serve import ServeConfig, Server
+    from otel_agentmon.serve import start_in_process
 
-    try:
-        server = Server(ServeConfig(port=args.port))
-    except OSError:
-        server = Server(ServeConfig(port=0))  # the standard port is taken (a Collector?): any free one
+    server = start_in_process(args.port)  # the standard port taken (a Collector?): any free one
+    if args.port and server.port != args.port:
         print(f"port {args.port} is taken; using {server.port}", flush=True)
-    server.start()
     print(f"agentmon dashboard: {server.url}/   (Ctrl-C to stop)", flush=True)
     monitor = agentmon.configure(service_name="swarm", swarm="research-swarm", endpoint=server.url,
                                  alert_rules=Path(__file__).with_name("alert_rules.yaml"))

@@ -3,7 +3,7 @@ evaluation, and a live web dashboard (see ``otel_agentmon.serve.Server``)."""
 
 from __future__ import annotations
 
-from ._server import DEFAULT_PORT, ServeConfig, Server
+from ._server import DEFAULT_PORT, ServeConfig, Server, start_in_process
 from ._store import Limits
 
-__all__ = ["DEFAULT_PORT", "Limits", "ServeConfig", "Server"]
+__all__ = ["DEFAULT_PORT", "Limits", "ServeConfig", "Server", "start_in_process"]

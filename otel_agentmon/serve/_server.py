@@ -223,3 +223,14 @@ def _metric_sample(series: str, key: tuple[str, str], t: float, value: float) ->
     if series.startswith("net_"):
         attrs["network.io.direction"] = "receive" if series == "net_rx" else "transmit"
     return MetricSample(name=name, value=value, time_ns=int(t * 1e9), unit=unit, attributes=attrs)
+
+
+def start_in_process(port: int = DEFAULT_PORT, **options: object) -> Server:
+    """A started ``Server`` in this process (its threads are daemons): on ``port``, or on any free
+    port when that one is taken. Point ``configure(endpoint=server.url)`` at it for a live view
+    of this process with no other service; ``server.stop()`` ends it."""
+    try:
+        server = Server(ServeConfig(port=port, **options))  # type: ignore[arg-type]
+    except OSError:
+        server = Server(ServeConfig(port=0, **options))  # type: ignore[arg-type]
+    return server.start()
