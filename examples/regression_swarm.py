@@ -22,7 +22,6 @@ import threading
 import time
 
 import otel_agentmon as agentmon
-from otel_agentmon._recording import AlertRecord, RecordingSpanProcessor
 
 #: Seconds per phase (default); the regression phase starts after the baseline.
 PHASE_S = 1.5
@@ -116,19 +115,14 @@ def main() -> None:
     args = parser.parse_args()
     exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     options = {} if exporting else {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none"}
-    recorder = RecordingSpanProcessor(args.recording)
-
-    def record_alert(event: agentmon.AlertEvent) -> None:
-        record = AlertRecord.from_event(event)
-        if record is not None:
-            recorder.writer.write_alert(record)
+    recorder = agentmon.RecordingSpanProcessor(args.recording)
 
     slow_reviews = agentmon.AlertRule(name="ReviewerSlow", signal="latency_p95", op=">", threshold=0.025,
                                       window=0.5, agent="reviewer", severity="warning",
                                       annotations={"summary": "{agent} p95 {value}s > {threshold}s"})
     monitor = agentmon.configure(service_name="regression-swarm", system_metrics="off", health_interval=0.1,
-                                 alert_rules=[slow_reviews], notifiers=[agentmon.CallbackNotifier(record_alert)],
-                                 **options)
+                                 alert_rules=[slow_reviews],
+                                 notifiers=[agentmon.CallbackNotifier(recorder.record_alert)], **options)
     provider = monitor.tracer_provider
     add = getattr(provider, "add_span_processor", None)
     if add is None:

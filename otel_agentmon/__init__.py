@@ -25,6 +25,7 @@ from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
 from ._monitor import Monitor, configure, get_monitor, heartbeat
 from ._notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
 from ._providers import VERSION as __version__
+from ._recording import RecordingSpanProcessor, read_recording
 from ._rules import load_rules, to_prometheus
 from ._spans import SpanHandle, agent, error_type, task, tool, workflow
 from ._stats import Stats
@@ -41,6 +42,7 @@ __all__ = [
     "LoggingNotifier",
     "Monitor",
     "Notifier",
+    "RecordingSpanProcessor",
     "SpanHandle",
     "Stats",
     "SwarmHealth",
@@ -55,6 +57,7 @@ __all__ = [
     "instrument",
     "llm",
     "load_rules",
+    "read_recording",
     "record_llm_messages",
     "record_llm_usage",
     "task",

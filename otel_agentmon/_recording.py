@@ -339,6 +339,15 @@ class RecordingSpanProcessor(SpanProcessor):
         self._thread.join(5.0)
         self.writer.close()
 
+    def record_alert(self, event: AlertEvent) -> None:
+        """Also record alert transitions: ``notifiers=[CallbackNotifier(recorder.record_alert)]``."""
+        try:
+            record = AlertRecord.from_event(event)
+            if record is not None:
+                self.writer.write_alert(record)
+        except Exception:  # noqa: BLE001 - a notifier must not fail the alert dispatch
+            report_internal_error("RecordingSpanProcessor.record_alert")
+
     @property
     def dropped(self) -> int:
         """Spans not recorded: queue full, after shutdown, in a forked child, or unwritable."""

@@ -22,7 +22,7 @@ def test_readme_has_exactly_the_main_and_test_commands() -> None:
     assert README.count("<!-- test-command -->") == 1
     blocks = re.findall(r"<!-- (main|test)-command -->\n```sh\n(.+?)\n```", README)
     assert dict(blocks) == {
-        "main": "pip install -e . && python examples/swarm.py",
+        "main": "pip install -e . && python examples/swarm.py --live",
         "test": "collector-config/build && pip install -e '.[dev]' && ruff check . && mypy && python -m pytest",
     }
 
