@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -38,6 +38,9 @@ from ._sanitize import clean_name
 from ._settings import Settings, resolve
 from ._stats import Stats
 
+if TYPE_CHECKING:
+    from .serve import Server
+
 _lock = threading.Lock()
 _current: Monitor | None = None
 
@@ -62,6 +65,7 @@ class Monitor:
         self._shutdown_lock = threading.Lock()
         self._deriver = Deriver(run_thread=not settings.disabled)
         self._system: Any = None
+        self._dashboard: Server | None = None  # the in-process agentmon serve behind dashboard=True
         resource = build_resource(settings)
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
@@ -194,6 +198,11 @@ class Monitor:
                                     critical=critical)
 
     @property
+    def dashboard_url(self) -> str | None:
+        """The live dashboard's URL when ``dashboard`` is on (its OTLP endpoint too)."""
+        return self._dashboard.url + "/" if self._dashboard is not None else None
+
+    @property
     def health_url(self) -> str | None:
         """Base URL of the health endpoint when ``health_port`` is set."""
         return self._health_server.url if self._health_server is not None else None
@@ -272,6 +281,8 @@ class Monitor:
                     ok = False
             if self._pipes.owns_logger_provider and lp is not None:
                 lp.shutdown()  # type: ignore[attr-defined]
+            if self._dashboard is not None:
+                self._dashboard.stop()
         except Exception:  # noqa: BLE001
             report_internal_error("shutdown")
             return False
@@ -305,7 +316,11 @@ def configure(**options: Any) -> Monitor:
                          "configure() already ran; ignoring the new arguments (call shutdown() first)")
             return _current
         settings = resolve(options)
+        dashboard = _start_dashboard(settings)
+        if dashboard is not None and settings.endpoint is None:
+            settings = dataclasses.replace(settings, endpoint=dashboard.url)
         monitor = Monitor(settings)
+        monitor._dashboard = dashboard  # noqa: SLF001
         _install(monitor)
         _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
         if monitor.settings.disabled:
@@ -313,6 +328,19 @@ def configure(**options: Any) -> Monitor:
         _current = monitor
         atexit.register(_shutdown_at_exit, monitor)
         return monitor
+
+
+def _start_dashboard(settings: Settings) -> Server | None:
+    """The in-process ``agentmon serve`` behind ``dashboard=True`` (``None`` when off or failing)."""
+    if not settings.dashboard or settings.disabled:
+        return None
+    try:
+        from .serve import start_in_process
+
+        return start_in_process()
+    except Exception:  # noqa: BLE001 - no dashboard is better than no telemetry
+        log_once(logging.WARNING, "dashboard", "could not start the live dashboard", exc_info=True)
+        return None
 
 
 def _shutdown_at_exit(monitor: Monitor) -> None:

@@ -182,6 +182,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("health_port", "AGENTMON_HEALTH_PORT", _parse_port, None,
            "serve `/healthz` and `/readyz` on this port (0: any free port); off by default"),
     Option("health_host", "AGENTMON_HEALTH_HOST", _parse_str, "127.0.0.1", "address the health endpoint binds"),
+    Option("dashboard", "AGENTMON_DASHBOARD", _parse_bool, False,
+           "serve the live dashboard (an in-process `agentmon serve`) on 127.0.0.1:4318, or any free port "
+           "when that is taken, and export to it unless `endpoint` is set; `Monitor.dashboard_url`"),
     Option("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"),
     Option("set_global", None, _parse_bool, True,
            "install our providers as the global ones when the application has none; `False` builds "
@@ -227,6 +230,7 @@ class Settings:
     alert_webhook: str | None
     notifiers: object
     health_port: int | None
+    dashboard: bool
     health_host: str
     disabled: bool
     set_global: bool

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,3 +261,13 @@ def test_insights_from_the_analytics_engine(server: Server) -> None:
     assert errors[0]["trace_ids"] and errors[0]["evidence"].startswith("window ")
     trace_id = errors[0]["trace_ids"][0]
     assert get_json(server, f"/api/trace/{trace_id}")["spans"]  # the evidence opens as a waterfall
+
+
+@pytest.mark.subprocess
+def test_configure_dashboard_serves_this_process_live_and_stops_with_it() -> None:
+    script = Path(__file__).parent / "scripts" / "dashboard_option.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60,
+                          check=False, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "ok"
