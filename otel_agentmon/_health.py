@@ -126,6 +126,10 @@ class HealthLoop:
             self._thread.join(wait)  # a tick in progress finishes before the providers shut down
         self.checks.stop()
 
+    def forget(self, agent: str) -> None:
+        """Drop what the loop remembers of an agent that is gone (its last state)."""
+        self._states.pop(agent, None)
+
     def restart_after_fork(self) -> None:
         """Threads do not survive fork: start this process's own loop (and forget the parent's)."""
         self._states.clear()

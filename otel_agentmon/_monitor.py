@@ -187,6 +187,8 @@ class Monitor:
     def forget_agent(self, agent: str) -> None:
         """Stop tracking an agent that retired on purpose, so it is not reported down."""
         self._deriver.forget(clean_name(agent))
+        if self._health is not None:
+            self._health.forget(clean_name(agent))
 
     def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
                          agent: str | None = None, critical: bool = False) -> None:

@@ -183,6 +183,7 @@ class View:
             self._busy.pop(gone, None)
         for gone in set(self.evaluator.loop.current.agents) - names:
             self.evaluator.deriver.forget(gone)
+            self.evaluator.loop.forget(gone)
 
     def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
         counts = collections.Counter(a["state"] for a in agents)
