@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from . import _context, _sanitize, _state
 from . import _semconv as sc
 from ._checks import CheckFn
+from ._dashboard import dashboard_target
 from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import after_fork_in_child, log_once, report_internal_error
@@ -66,6 +67,7 @@ class Monitor:
         self._deriver = Deriver(run_thread=not settings.disabled)
         self._system: Any = None
         self._dashboard: Server | None = None  # the in-process agentmon serve behind dashboard=True
+        self._dashboard_url: str | None = None  # ... or the one this process joined
         resource = build_resource(settings)
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
@@ -123,6 +125,7 @@ class Monitor:
                 self._health.restart_after_fork()
             self._dispatcher.restart_after_fork()
             self._health_server = None  # the parent serves the endpoint
+            self._dashboard = None  # ... and the dashboard, which this child exports to
         except Exception:  # noqa: BLE001
             report_internal_error("after fork")
 
@@ -202,7 +205,7 @@ class Monitor:
     @property
     def dashboard_url(self) -> str | None:
         """The live dashboard's URL when ``dashboard`` is on (its OTLP endpoint too)."""
-        return self._dashboard.url + "/" if self._dashboard is not None else None
+        return self._dashboard_url + "/" if self._dashboard_url is not None else None
 
     @property
     def health_url(self) -> str | None:
@@ -318,11 +321,12 @@ def configure(**options: Any) -> Monitor:
                          "configure() already ran; ignoring the new arguments (call shutdown() first)")
             return _current
         settings = resolve(options)
-        dashboard = _start_dashboard(settings)
-        if dashboard is not None and settings.endpoint is None:
-            settings = dataclasses.replace(settings, endpoint=dashboard.url)
+        dashboard, dashboard_url = dashboard_target(settings)
+        if dashboard_url is not None and settings.endpoint is None:
+            settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
+                                           explicit=settings.explicit | {"endpoint", "protocol"})
         monitor = Monitor(settings)
-        monitor._dashboard = dashboard  # noqa: SLF001
+        monitor._dashboard, monitor._dashboard_url = dashboard, dashboard_url  # noqa: SLF001
         _install(monitor)
         _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
         if monitor.settings.disabled:
@@ -330,19 +334,6 @@ def configure(**options: Any) -> Monitor:
         _current = monitor
         atexit.register(_shutdown_at_exit, monitor)
         return monitor
-
-
-def _start_dashboard(settings: Settings) -> Server | None:
-    """The in-process ``agentmon serve`` behind ``dashboard=True`` (``None`` when off or failing)."""
-    if not settings.dashboard or settings.disabled:
-        return None
-    try:
-        from .serve import start_in_process
-
-        return start_in_process()
-    except Exception:  # noqa: BLE001 - no dashboard is better than no telemetry
-        log_once(logging.WARNING, "dashboard", "could not start the live dashboard", exc_info=True)
-        return None
 
 
 def _shutdown_at_exit(monitor: Monitor) -> None:

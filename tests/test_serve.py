@@ -271,3 +271,23 @@ def test_configure_dashboard_serves_this_process_live_and_stops_with_it() -> Non
                           check=False, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "ok"
+
+
+def test_dashboard_joins_an_agentmon_serve_already_on_the_port_and_else_starts_its_own() -> None:
+    from otel_agentmon._dashboard import dashboard_target
+    from otel_agentmon._settings import resolve
+    from otel_agentmon.serve import ServeConfig, Server
+
+    settings = resolve({"dashboard": True})
+    running = Server(ServeConfig(port=0)).start()
+    try:
+        own, url = dashboard_target(settings, port=running.port)
+        assert own is None and url == running.url  # the swarm's first process serves; this one joins
+    finally:
+        running.stop()
+    own, url = dashboard_target(settings, port=running.port)  # nobody there now: start one
+    try:
+        assert own is not None and url == own.url
+    finally:
+        if own is not None:
+            own.stop()

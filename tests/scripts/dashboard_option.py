@@ -18,9 +18,19 @@ def state(url: str) -> dict[str, Any]:
 
 
 def main() -> int:
+    # Something that is not agentmon serve (a Collector, say) holds the standard port, if nothing
+    # else already does: the dashboard must come up elsewhere and the exports must follow it.
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", 4318))
+        squatter.listen()
+        squatting = True
+    except OSError:  # taken already: by an agentmon serve (joined) or by something else (avoided)
+        squatting = False
     monitor = agentmon.configure(service_name="dashboard-option", dashboard=True, system_metrics="off")
     url = monitor.dashboard_url
     assert url is not None and url.startswith("http://127.0.0.1:"), url
+    assert not (squatting and ":4318/" in url), url
     print(url, flush=True)
 
     @agentmon.agent("alpha")
@@ -43,6 +53,7 @@ def main() -> int:
     assert monitor.shutdown(5)
     with socket.socket() as s:  # the dashboard stopped with the monitor
         assert s.connect_ex(("127.0.0.1", port)) != 0
+    squatter.close()
     print("ok", flush=True)
     return 0
 
