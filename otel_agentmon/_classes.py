@@ -70,7 +70,7 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
 
 def instrument_function(module: Any, name: str, role: Role, label: str | None = None) -> None:
     """Wrap the module-level function ``module.name`` as an agent, task, tool or workflow."""
-    fn = getattr(module, name)
+    fn = _unwrap(getattr(module, name))  # instrumented before: wrap the original, never a wrapper
     saved = (name in vars(module), vars(module).get(name))
     setattr(module, name, _wrapped(fn, role, label or name, clean_name(label or name), bound=False))
     with _lock:
@@ -107,7 +107,12 @@ def _agent_namer(target: Any, agent: str | None) -> Namer:
         return clean_name(value) if isinstance(value, str) and value else fallback
 
     def from_instance(self: Any) -> str:
-        value = getattr(self, attr, None)
+        try:
+            value = getattr(self, attr, None)
+        except Exception:  # noqa: BLE001 - a raising property must not break the user's call
+            log_once(30, f"instrument:attr:{attr}", "reading the agent name from .%s raised; "
+                     "using the class name", attr, exc_info=True)
+            return fallback
         return clean_name(value) if isinstance(value, str) and value else fallback
 
     return from_instance
@@ -121,14 +126,15 @@ def _patch(target: Any, method: str, role: Role, label: str | None,
     original = own.get(method) if had_own else None
     raw = inspect.getattr_static(target, method)
     if is_class:
+        # A base class instrumented already hands down its wrapper: wrap its original instead.
         if isinstance(raw, staticmethod):
-            fn = raw.__func__
+            fn = _unwrap(raw.__func__)
             setattr(target, method, staticmethod(_wrapped(fn, role, label or method, agent_name, bound=False)))
         elif isinstance(raw, classmethod):
-            fn = raw.__func__
+            fn = _unwrap(raw.__func__)
             setattr(target, method, classmethod(_wrapped(fn, role, label or method, agent_name, bound=True)))
         elif inspect.isfunction(raw):
-            setattr(target, method, _wrapped(raw, role, label or method, agent_name, bound=True))
+            setattr(target, method, _wrapped(_unwrap(raw), role, label or method, agent_name, bound=True))
         else:
             raise TypeError(f"{target.__name__}.{method} is not a function, staticmethod or classmethod")
     else:
@@ -194,6 +200,10 @@ def _wrapped(fn: Callable[..., Any], role: Role, label: str, agent_name: Namer, 
     functools.update_wrapper(wrapper, fn)
     setattr(wrapper, _MARK, fn)
     return wrapper
+
+
+def _unwrap(fn: Any) -> Any:
+    return getattr(fn, _MARK, fn)
 
 
 def _restore(target: Any, saved: Mapping[str, tuple[bool, Any]]) -> None:

@@ -168,3 +168,47 @@ def test_agent_spans_feed_health(agentmon_capture: Capture, clean: None) -> None
     Worker("healthy-one").run(["a", "b", "c"])
     snapshot: dict[str, Any] = agentmon_capture.monitor.snapshot()
     assert snapshot["healthy-one"].tasks_ok == 3
+
+
+def test_a_subclass_of_an_instrumented_class_gets_one_span_per_call(agentmon_capture: Capture, clean: None) -> None:
+    agentmon.instrument(Worker, invoke=["run"])
+    agentmon.instrument(Child, invoke=["run"])
+    Child("c").run(["a"])
+    assert [s.name for s in agentmon_capture.spans()] == ["invoke_agent Child"]
+    agentmon.uninstrument(Worker)
+    agentmon_capture.clear()
+    Child("c").run(["a"])
+    assert [s.name for s in agentmon_capture.spans()] == ["invoke_agent Child"]
+
+
+def test_a_module_function_instrumented_twice_gets_one_span(agentmon_capture: Capture) -> None:
+    import types
+
+    from otel_agentmon._classes import instrument_function
+
+    module = types.ModuleType("zc_fn")
+    exec("def f(x):\n    return x + 1\n", module.__dict__)
+    original = module.f
+    instrument_function(module, "f", "tool")
+    instrument_function(module, "f", "tool")
+    assert module.f(1) == 2
+    assert [s.name for s in agentmon_capture.spans()] == ["execute_tool f"]
+    agentmon.uninstrument(module)
+    assert module.f is original
+
+
+def test_a_raising_name_property_never_breaks_the_call(agentmon_capture: Capture) -> None:
+    class Flaky:
+        @property
+        def name(self) -> str:
+            raise RuntimeError("not ready")
+
+        def run(self) -> str:
+            return "done"
+
+    agentmon.instrument(Flaky, agent="@name", invoke=["run"])
+    try:
+        assert Flaky().run() == "done"
+    finally:
+        agentmon.uninstrument(Flaky)
+    assert [s.name for s in agentmon_capture.spans()] == ["invoke_agent Flaky"]
