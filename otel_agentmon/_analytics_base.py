@@ -38,6 +38,27 @@ class Window:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvidencePart:
+    """One piece of an evidence line: ``label`` (our words) then ``values`` joined with ", ".
+
+    The values can come from span attributes (agent, tool and model names, trace ids): a renderer
+    must escape them. ``code``: they are identifiers or expressions (code spans, ``<code>``).
+    """
+
+    name: str  # what it is: query, expression, window, baseline, n, <a numbers key>, statistic, p, traces
+    label: str
+    values: tuple[str, ...]
+    code: bool = False
+
+    def plain(self) -> str:
+        return self.label + ", ".join(self.values)
+
+
+#: The ``Evidence.numbers`` an evidence line shows, in this order.
+EVIDENCE_NUMBERS: Final = ("n_baseline", "n_recent", "z", "median_baseline", "median_recent")
+
+
+@dataclasses.dataclass(frozen=True)
 class Evidence:
     """What an insight was computed from, so a user can check it.
 
@@ -57,19 +78,27 @@ class Evidence:
     numbers: Mapping[str, float] = dataclasses.field(default_factory=dict[str, float])
     baseline: Window | None = None  # the comparison window, for regressions
 
-    def describe(self) -> str:
-        """One line: the window(s), n, the test result and the traces."""
-        parts = [f"window {fmt_window(self.window)}"]
+    def parts(self) -> tuple[EvidencePart, ...]:
+        """The query, the expression, the window(s), n, the numbers, the test result and the traces."""
+        out = [EvidencePart("query", "", (self.query,)),
+               EvidencePart("expression", "", (self.expression,), code=True),
+               EvidencePart("window", "window ", (fmt_window(self.window),))]
         if self.baseline is not None:
-            parts.append(f"baseline {fmt_window(self.baseline)}")
-        parts.append(f"n={self.n}")
+            out.append(EvidencePart("baseline", "baseline ", (fmt_window(self.baseline),)))
+        out.append(EvidencePart("n", "n=", (str(self.n),)))
+        out += [EvidencePart(key, f"{key}=", (f"{self.numbers[key]:.4g}",))
+                for key in EVIDENCE_NUMBERS if key in self.numbers]
         if self.statistic is not None:
-            parts.append(f"statistic={self.statistic:.4g}")
+            out.append(EvidencePart("statistic", "statistic=", (f"{self.statistic:.4g}",)))
         if self.p_value is not None:
-            parts.append(f"p={self.p_value:.3g}")
+            out.append(EvidencePart("p", "p=", (f"{self.p_value:.3g}",)))
         if self.trace_ids:
-            parts.append("traces " + ", ".join(self.trace_ids))
-        return "; ".join(parts)
+            out.append(EvidencePart("traces", "traces ", self.trace_ids, code=True))
+        return tuple(out)
+
+    def describe(self) -> str:
+        """One plain-text line: the window(s), n, the numbers, the test result and the traces."""
+        return "; ".join(p.plain() for p in self.parts() if p.name not in ("query", "expression"))
 
 
 def fmt_time(ns: int) -> str:

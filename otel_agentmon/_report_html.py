@@ -10,8 +10,7 @@ import html
 from collections.abc import Sequence
 
 from ._analytics_base import Evidence, fmt_time, fmt_window
-from ._report_md import _regressions as md_regressions
-from ._report_model import ReportModel, Series
+from ._report_model import ReportModel, Series, policy_text
 
 _PALETTE = ("#2f6fbd", "#d9534f", "#3a9d5d", "#e08e0b", "#7b52ab", "#17a2b8", "#8c564b", "#e377c2", "#555555")
 _W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 640, 220, 56, 28, 24, 28
@@ -35,16 +34,9 @@ def _e(text: object) -> str:
 
 
 def _evidence(ev: Evidence) -> str:
-    parts = [_e(ev.query), f"<code>{_e(ev.expression)}</code>", f"window {_e(fmt_window(ev.window))}"]
-    if ev.baseline is not None:
-        parts.append(f"baseline {_e(fmt_window(ev.baseline))}")
-    parts.append(f"n={ev.n}")
-    if ev.statistic is not None:
-        parts.append(f"statistic={ev.statistic:.4g}")
-    if ev.p_value is not None:
-        parts.append(f"p={ev.p_value:.3g}")
-    if ev.trace_ids:
-        parts.append("traces " + ", ".join(f"<code>{_e(t)}</code>" for t in ev.trace_ids))
+    """The same pieces as the Markdown evidence line (``Evidence.parts``), every value escaped."""
+    parts = (_e(p.label) + ", ".join(f"<code>{_e(v)}</code>" if p.code else _e(v) for v in p.values)
+             for p in ev.parts())
     return f'<div class="ev">evidence: {"; ".join(parts)}</div>'
 
 
@@ -168,8 +160,7 @@ def render(m: ReportModel) -> str:
 
 
 def _regressions(m: ReportModel) -> list[str]:
-    policy = md_regressions(m)[2]  # the stated tests and thresholds, same words as the Markdown
-    out = ["<h2>Regressions</h2>", f"<p>{_e(policy)}</p><ul>"]
+    out = ["<h2>Regressions</h2>", f"<p>{_e(policy_text(m))}</p><ul>"]
     for c in m.regressions:
         out.append(f'<li><span class="bad">REGRESSION</span>: {_e(c.headline())}{_evidence(c.evidence)}</li>')
     out.append("</ul>" + ("" if m.regressions else "<p>No regression.</p>"))

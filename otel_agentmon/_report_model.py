@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ._analytics_base import Evidence, Window
 from ._analytics_bottleneck import Bottleneck
-from ._analytics_change import Comparison, RegressionPolicy, Trend
+from ._analytics_change import MW_TEST, Z_TEST, Comparison, RegressionPolicy, Trend
 from ._analytics_stats import percentile
 from .analytics import AlertSummary, Insights, MetricSummary, Opportunity
 
@@ -77,6 +77,15 @@ class ReportModel:
     throughput_chart: Series = dataclasses.field(default_factory=dict[str, list[tuple[float, float]]])
     notes: list[str] = dataclasses.field(default_factory=list[str])
     prices_note: str = ""
+
+
+def policy_text(m: ReportModel) -> str:
+    """The regression tests and thresholds in words (plain text: the renderers escape it)."""
+    p = m.policy
+    return (f"Recent window vs baseline. Latency and tokens/task: {MW_TEST}; regression when p < {p.alpha} and the "
+            f"median ratio is >= {p.min_ratio}, with >= {p.min_samples} samples in each window. Error ratio: "
+            f"{Z_TEST}; regression when p < {p.alpha} and the ratio rose by >= {p.min_error_increase:.0%} points, "
+            f">= {p.min_error_samples} samples each. {m.tests_run} tests run.")
 
 
 def highlights(agents: Sequence[AgentRow], tools: Sequence[GroupRow]) -> list[Highlight]:
