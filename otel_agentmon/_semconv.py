@@ -108,6 +108,8 @@ M_AGENT_HEALTH: Final = "agentmon.agent.health"
 M_TASK_OLDEST_AGE: Final = "agentmon.task.oldest_in_flight_age"
 M_TASKS_STUCK: Final = "agentmon.tasks.stuck"
 M_ALERT_FIRING: Final = "agentmon.alert.firing"
+#: agentmon serve's per-second rate of a process's system.network.io counter (By/s)
+M_PROCESS_NETWORK_IO_RATE: Final = "agentmon.process.network.io.rate"
 UNIT_AGENT: Final = "{agent}"
 UNIT_ALERT: Final = "{alert}"
 
@@ -122,6 +124,13 @@ SERVICE_NAMESPACE: Final = "service.namespace"
 SERVICE_VERSION: Final = "service.version"
 TELEMETRY_DISTRO_NAME: Final = "telemetry.distro.name"
 TELEMETRY_DISTRO_VERSION: Final = "telemetry.distro.version"
+
+# --- Process and system metrics (system-metrics instrumentation) -------------------------------
+PROCESS_CPU_UTILIZATION: Final = "process.cpu.utilization"
+PROCESS_MEMORY_USAGE: Final = "process.memory.usage"
+SYSTEM_NETWORK_IO: Final = "system.network.io"
+NETWORK_IO_DIRECTION: Final = "network.io.direction"
+NETWORK_IO_DIRECTION_LEGACY: Final = "direction"  # older system-metrics instrumentation
 
 # Content-capture environment variable (util-genai semantics).
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -4,17 +4,25 @@ A stdlib ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, one thread per connection
 follow the OTLP/HTTP spec: 200 with the signal's export response (``partial_success`` when some
 items were rejected), 400 for an undecodable body, 413 over the size cap, 415 for a content type
 other than protobuf or JSON, 503 (retryable) when too many requests are being decoded at once.
+
+Bound to a loopback address, every request must name a loopback host (``Host: 127.0.0.1``,
+``localhost`` or ``[::1]``, any port), or it is answered 403: a web page the browser fetched
+from a rebound DNS name cannot read the store. SDKs and Collectors send the host of the
+endpoint they were given, which is one of those.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Final
 
+from .._guard import log_once
 from ._otlp import SIGNALS, BadRequest, TooLarge
 
 if TYPE_CHECKING:
@@ -26,6 +34,55 @@ _JSON: Final = "application/json"
 _STATIC_TYPES: Final = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 _SSE_KEEPALIVE_S: Final = 15.0
+_LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def dumps(data: Any) -> bytes:
+    """JSON the browser's ``JSON.parse`` reads: a NaN or infinity that got this far becomes null
+    (``allow_nan=False`` catches it; the slow path only runs then)."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        log_once(logging.WARNING, "serve:nan", "serve: a non-finite number reached a JSON answer; sent as null")
+        return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _finite(node: Any) -> Any:
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_finite(v) for v in node]
+    return node
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(header: str | None, bound: str) -> bool:
+    """Whether a request with this ``Host`` header may be answered by a server bound to ``bound``
+    (a loopback bind only answers requests addressed to a loopback name)."""
+    if not is_loopback(bound):
+        return True
+    if header is None:
+        return True  # HTTP/1.0 clients; browsers always send a Host
+    host = header.strip().lower()
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        name, port = name + "]", rest.removeprefix(":")
+    else:
+        name, _, port = host.partition(":")
+    if port and not port.isdigit():
+        return False
+    shown = f"[{bound.lower()}]" if ":" in bound else bound.lower()
+    return name in _LOOPBACK_NAMES or name == shown
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -61,7 +118,39 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, data: Any, code: int = 200) -> None:
-        self._send(code, json.dumps(data, separators=(",", ":")).encode(), _JSON)
+        self._send(code, dumps(data), _JSON)
+
+    def _host_ok(self) -> bool:
+        """Refuse (403) a request addressed to a name other than loopback's: DNS rebinding."""
+        if host_allowed(self.headers.get("Host"), self.server.app.config.host):
+            return True
+        self.close_connection = True  # a POST's body was not read
+        self._send(403, b"forbidden: the Host header must name this machine (127.0.0.1, localhost, [::1])\n",
+                   "text/plain")
+        return False
+
+    def _send_chunked(self, chunks: Any, content_type: str, headers: dict[str, str]) -> None:
+        """A body of unknown length, sent as it is produced (chunked transfer encoding)."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-store")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:
+            raise  # the connection failed: do_GET lets it go
+        except Exception:  # noqa: BLE001 - no last chunk: the client sees a cut body, not a short one
+            log_once(logging.WARNING, "serve:chunked", "serve: streaming %s failed", self.path[:200], exc_info=True)
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
 
     def _error(self, code: int, message: str, is_json: bool) -> None:
         # google.rpc.Status: INVALID_ARGUMENT (3), RESOURCE_EXHAUSTED (8) or UNKNOWN (2).
@@ -94,6 +183,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- OTLP ingestion -----------------------------------------------------------------------
     def do_POST(self) -> None:
+        if not self._host_ok():
+            return
         path = urllib.parse.urlsplit(self.path).path.rstrip("/")
         signal = path.removeprefix("/v1/")
         if not path.startswith("/v1/") or signal not in SIGNALS:
@@ -128,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        if not self._host_ok():
+            return
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
         app = self.server.app
@@ -144,10 +237,10 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/api/insights":
                 self._json(app.insights.get())
             elif path == "/api/export":
-                self._send(200, app.export_bytes(), "application/x-ndjson",
-                           {"Content-Disposition": 'attachment; filename="agentmon-export.jsonl"'})
+                self._send_chunked(app.export_chunks(), "application/x-ndjson",
+                                   {"Content-Disposition": 'attachment; filename="agentmon-export.jsonl"'})
             elif path in ("/healthz", "/readyz"):
-                self._json({"status": "ok", **app.store.stats()})
+                self._json({"status": "ok", **app.stats()})
             else:
                 static = app.static_file(path)
                 if static is None:
@@ -157,6 +250,13 @@ class Handler(BaseHTTPRequestHandler):
                     self._send(200, static, _STATIC_TYPES.get(suffix, "application/octet-stream"))
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception:  # noqa: BLE001 - answer 500 rather than drop the connection
+            log_once(logging.WARNING, f"serve:GET:{path[:40]}", "serve: GET %s failed", path[:200], exc_info=True)
+            self.close_connection = True
+            try:
+                self._send(500, b"internal error\n", "text/plain")
+            except OSError:
+                pass
 
     def _stream(self) -> None:
         """Server-Sent Events: the full state at most ``push_interval`` apart, when it changed."""

@@ -9,6 +9,7 @@ exports (``agentmon.*`` gauges and the ``agentmon.health.changed`` / ``agentmon.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Mapping
 from typing import Final
@@ -22,8 +23,7 @@ EVENT_ALERT: Final = "agentmon.alert"
 EVENT_STUCK: Final = "agentmon.task.stuck"
 SERVE_SOURCE: Final = "serve"
 #: resource metrics kept as series: metric name -> series name (summed over the point attributes)
-_GAUGES: Final = {"process.cpu.utilization": "cpu", "process.memory.usage": "memory"}
-_NETWORK: Final = "system.network.io"
+_GAUGES: Final = {sc.PROCESS_CPU_UTILIZATION: "cpu", sc.PROCESS_MEMORY_USAGE: "memory"}
 _DIRECTIONS: Final = {"receive": "net_rx", "transmit": "net_tx"}
 _PER_AGENT: Final = frozenset({sc.M_AGENT_UP, sc.M_AGENT_HEALTH, sc.M_TASKS_IN_FLIGHT, sc.M_TASK_OLDEST_AGE,
                                sc.M_TASKS_STUCK})
@@ -40,8 +40,8 @@ def apply_points(store: Store, points: list[Point], now: float) -> None:
         name = point.metric
         if name in _GAUGES:
             sums[(_GAUGES[name], key)] += point.value
-        elif name == _NETWORK:
-            direction = point.attrs.get("network.io.direction", point.attrs.get("direction"))
+        elif name == sc.SYSTEM_NETWORK_IO:
+            direction = point.attrs.get(sc.NETWORK_IO_DIRECTION, point.attrs.get(sc.NETWORK_IO_DIRECTION_LEGACY))
             series = _DIRECTIONS.get(str(direction))
             if series is not None:
                 sums[(series, key)] += point.value
@@ -107,7 +107,11 @@ def _source(key: tuple[str, str]) -> str:
 
 
 def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, or None (NaN and infinities have no JSON spelling the dashboard can read)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def apply_event(store: Store, event: LogEvent, source: str) -> bool:

@@ -10,6 +10,8 @@ is what the view shows, as long as the process keeps reporting.
 from __future__ import annotations
 
 import collections
+import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
@@ -20,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .._alerts import AlertRule
 from .._derive import Deriver
+from .._guard import log_once
 from .._health import AgentHealth, HealthLoop, HealthPolicy
 from .._notify import Dispatcher, Notifier
 from .._records import SpanRecord
@@ -77,7 +80,12 @@ class Evaluator:
 
 
 def _r(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _n(value: float) -> int:
+    """A count for the page: 0 for what is not a finite number (a sum that overflowed)."""
+    return int(value) if math.isfinite(value) else 0
 
 
 def _span_json(r: SpanRecord) -> dict[str, Any]:
@@ -138,7 +146,7 @@ class View:
         util = None if busy is None else self._utilisation(name, busy, mono, max(1, len(instances)))
         return {
             "name": name, "state": state, "source": source, "up": up, "reasons": reasons,
-            "in_flight": int(in_flight), "oldest_age": round(oldest, 2), "stuck": int(stuck),
+            "in_flight": _n(in_flight), "oldest_age": _r(oldest, 2) or 0.0, "stuck": _n(stuck),
             "throughput": _r(stats.throughput if stats else None), "p50": _r(stats.p50 if stats else None),
             "p95": _r(stats.p95 if stats else None), "error_rate": _r(stats.error_rate if stats else None),
             "tasks": count, "tokens_per_task": round(stats.tokens / count, 1) if stats and count else None,
@@ -164,9 +172,13 @@ class View:
         agents = []
         for name in sorted(names):
             summary = summaries.get(name)
-            agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
-                                      summary.busy_seconds if summary is not None else None,
-                                      instances.get(name, []), now, mono))
+            try:  # one agent's odd numbers must not take the page down
+                agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
+                                          summary.busy_seconds if summary is not None else None,
+                                          instances.get(name, []), now, mono))
+            except Exception:  # noqa: BLE001
+                log_once(logging.WARNING, "serve:agent-row", "dashboard row of agent %r failed; left out", name,
+                         exc_info=True)
         self.prune(names)
         return {"now": now, "uptime": round(now - self._started, 1), "swarm": self._swarm(agents, stats, now),
                 "agents": agents, "alerts": {"firing": alerts, "resolved": resolved}, "events": events,
@@ -208,7 +220,8 @@ class View:
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for (series, service, instance), points in self.store.series.items():
             entry = out.setdefault((service, instance), {"service": service, "instance": instance[:8]})
-            entry[series] = [[round(t, 2), round(v, 4)] for t, v in list(points)[-_SERIES_SENT:]]
+            entry[series] = [[round(t, 2), round(v, 4)] for t, v in list(points)[-_SERIES_SENT:]
+                             if math.isfinite(v)]
         return sorted(out.values(), key=lambda e: (e["service"], e["instance"]))
 
     @staticmethod

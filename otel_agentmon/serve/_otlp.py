@@ -11,6 +11,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias
@@ -273,8 +274,12 @@ def _metrics(request: ExportMetricsServiceRequest) -> Decoded:
                     points: Any = metric.sum.data_points if which == "sum" else metric.gauge.data_points
                     for p in points:
                         out.items += 1
-                        number = p.as_double if p.WhichOneof("value") == "as_double" else p.as_int
-                        out.points.append(Point(metric.name, _scalars(attributes(p.attributes)), float(number),
+                        number = float(p.as_double if p.WhichOneof("value") == "as_double" else p.as_int)
+                        if not math.isfinite(number):  # no JSON spelling; would poison sums and rates
+                            out.rejected += 1
+                            out.error = f"non-finite value of {metric.name[:100]}"
+                            continue
+                        out.points.append(Point(metric.name, _scalars(attributes(p.attributes)), number,
                                                 p.time_unix_nano, resource))
                 elif which in ("histogram", "exponential_histogram", "summary"):
                     out.items += len(getattr(metric, which).data_points)

@@ -7,34 +7,33 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Final
 
 from .. import _semconv as sc
 from .._alerts import AlertRule
+from .._guard import after_fork_in_child
 from .._health import HealthPolicy
 from .._notify import Notifier
-from .._recording import DEFAULT_MAX_BYTES, AlertRecord, MetricSample, RecordingWriter
+from .._recording import DEFAULT_MAX_BYTES, RecordingWriter
 from .._records import SpanRecord
-from ._http import HTTPServer, Publisher
+from ._http import HTTPServer, Publisher, dumps
 from ._ingest import apply_event, apply_points
 from ._insights import InsightsCache
 from ._live import Evaluator, View
-from ._otlp import SCALAR, BadRequest, Decoded, TooLarge, decode, inflate, parse, response
+from ._otlp import BadRequest, Decoded, TooLarge, decode, inflate, parse, response
+from ._recorder import QueuedRecorder, alert_record, metric_sample
 from ._store import Alert, Limits, Store
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 DEFAULT_PORT: Final = 4318
-#: series name -> (metric name written to recordings and exports, unit)
-SERIES_METRICS: Final = {"cpu": ("process.cpu.utilization", "1"), "memory": ("process.memory.usage", "By"),
-                         "net_rx": ("system.network.io.rate", "By/s"), "net_tx": ("system.network.io.rate", "By/s")}
 _MAX_CONCURRENT_DECODES: Final = 16
+EXPORT_CHUNK_LINES: Final = 1000  # JSON Lines per chunk of a streamed /api/export
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +64,9 @@ class Server:
         self.view = View(self.store, self.evaluator)
         self.insights = InsightsCache(self.store)
         self._decoding = threading.BoundedSemaphore(_MAX_CONCURRENT_DECODES)
-        self.recorder: RecordingWriter | None = None
+        self.recorder: QueuedRecorder | None = None
         if config.record is not None:
-            self.recorder = RecordingWriter(config.record, config.record_max_bytes)
+            self.recorder = QueuedRecorder(RecordingWriter(config.record, config.record_max_bytes))
             self._attach_recorder(self.recorder)
         try:
             self.httpd = HTTPServer((config.host, config.port), self)
@@ -81,6 +80,7 @@ class Server:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="agentmon-serve-http", daemon=True)
         self._static: dict[str, bytes] = {}
+        after_fork_in_child(self._after_fork_in_child)
 
     # --- lifecycle ----------------------------------------------------------------------------
     @property
@@ -99,17 +99,30 @@ class Server:
         return self
 
     def stop(self) -> None:
+        """Stop serving and release the port; safe before ``start()`` and more than once."""
         if self.stopping.is_set():
             return
         self.stopping.set()
         with self.store.changed:
             self.store.changed.notify_all()
         self.publisher.close()
-        self.httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: only if it runs
+            self.httpd.shutdown()
         self.httpd.server_close()
         self.evaluator.stop()
         if self.recorder is not None:
             self.recorder.close()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child drops the inherited server: the parent serves (and records). Its threads
+        do not exist here and its locks may be held, so only the listening socket is closed."""
+        stopped = threading.Event()  # a fresh one: the inherited one's lock may be held
+        stopped.set()
+        self.stopping = stopped
+        try:
+            self.httpd.socket.close()
+        except OSError:
+            pass
 
     def __enter__(self) -> Server:
         return self.start()
@@ -163,26 +176,41 @@ class Server:
 
     def _state_json(self) -> bytes:
         self.store.expire()
-        return json.dumps(self.view.state(), separators=(",", ":")).encode()
+        return dumps(self.view.state())  # no NaN: the browser's JSON.parse rejects it
 
     def state_bytes(self) -> bytes:
         return self._state_json()
 
-    def export_bytes(self) -> bytes:
-        """The store as a recording (JSON Lines: spans, alert transitions, metric samples)."""
-        out = io.StringIO()
-        for record in self.store.spans():
-            out.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+    def export_chunks(self, lines_per_chunk: int = EXPORT_CHUNK_LINES) -> Iterator[bytes]:
+        """The store as a recording (JSON Lines: spans, alert transitions, metric samples), in
+        chunks of ``lines_per_chunk`` lines: taken from a snapshot of the store, encoded as sent."""
+        records = self.store.spans()
         with self.store.lock:
-            alerts = [*self.store.alerts.values(), *self.store.resolved]
+            alerts = sorted([*self.store.alerts.values(), *self.store.resolved], key=lambda a: a.at)
             series = {k: list(v) for k, v in self.store.series.items()}
-        for alert in sorted(alerts, key=lambda a: a.at):
-            out.write(json.dumps(_alert_record(alert).to_json(), separators=(",", ":")) + "\n")
+        lines: list[str] = []
+        for obj in self._export_objects(records, alerts, series):
+            lines.append(json.dumps(obj, separators=(",", ":"), default=str))
+            if len(lines) >= lines_per_chunk:
+                yield ("\n".join(lines) + "\n").encode()
+                lines.clear()
+        if lines:
+            yield ("\n".join(lines) + "\n").encode()
+
+    @staticmethod
+    def _export_objects(records: Iterator[SpanRecord], alerts: list[Alert],
+                        series: dict[tuple[str, str, str], list[tuple[float, float]]]) -> Iterator[dict[str, object]]:
+        for record in records:
+            yield record.to_json()
+        for alert in alerts:
+            yield alert_record(alert).to_json()
         for (name, service, instance), points in series.items():
             for t, value in points:
-                sample = _metric_sample(name, (service, instance), t, value)
-                out.write(json.dumps(sample.to_json(), separators=(",", ":")) + "\n")
-        return out.getvalue().encode()
+                yield metric_sample(name, (service, instance), t, value).to_json()
+
+    def export_bytes(self) -> bytes:
+        """The whole export in memory (for tests and small stores; ``/api/export`` streams)."""
+        return b"".join(self.export_chunks())
 
     def static_file(self, path: str) -> bytes | None:
         name = "index.html" if path in ("", "/", "/index.html") else path.removeprefix("/static/")
@@ -197,32 +225,23 @@ class Server:
             self._static[name] = cached
         return cached
 
-    def _attach_recorder(self, writer: RecordingWriter) -> None:
-        def on_span(record: SpanRecord) -> None:
-            writer.write_span(record)
-
+    def _attach_recorder(self, recorder: QueuedRecorder) -> None:
+        """The store's listeners only queue (they run under its lock); the recorder's thread writes."""
         def on_alert(alert: Alert) -> None:
             if alert.state in ("firing", "resolved"):
-                writer.write_alert(_alert_record(alert))
+                recorder.put(alert)
 
         def on_point(name: str, key: tuple[str, str], t: float, value: float) -> None:
-            writer.write_metric(_metric_sample(name, key, t, value))
+            recorder.put((name, key, t, value))
 
-        self.store.on_span, self.store.on_alert, self.store.on_point = on_span, on_alert, on_point
+        self.store.on_span, self.store.on_alert, self.store.on_point = recorder.put, on_alert, on_point
 
-
-def _alert_record(alert: Alert) -> AlertRecord:
-    return AlertRecord(rule=alert.rule, state="resolved" if alert.state == "resolved" else "firing",
-                       severity=alert.severity, time_ns=int(alert.at * 1e9), agent=alert.agent, value=alert.value,
-                       summary=alert.summary, labels={"source": alert.source})
-
-
-def _metric_sample(series: str, key: tuple[str, str], t: float, value: float) -> MetricSample:
-    name, unit = SERIES_METRICS.get(series, (series, ""))
-    attrs: dict[str, SCALAR] = {sc.SERVICE_NAME: key[0], "service.instance.id": key[1]}
-    if series.startswith("net_"):
-        attrs["network.io.direction"] = "receive" if series == "net_rx" else "transmit"
-    return MetricSample(name=name, value=value, time_ns=int(t * 1e9), unit=unit, attributes=attrs)
+    def stats(self) -> dict[str, int]:
+        """The store's counts, and what the recording dropped (``/healthz``)."""
+        stats = self.store.stats()
+        if self.recorder is not None:
+            stats["recording_dropped"] = self.recorder.dropped + self.recorder.writer.dropped
+        return stats
 
 
 def start_in_process(port: int = DEFAULT_PORT, **options: object) -> Server:

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._records import SpanRecord
+from .. import _semconv as sc
+from .._records import SERVICE_INSTANCE_ID, SpanRecord
 from ._otlp import SCALAR, LogEvent, Point
 
 _SERIES_POINTS: Final = 600  # per series: 10 min at one sample a second
@@ -87,8 +88,8 @@ class _Trace:
 
 
 def instance_key(resource: dict[str, SCALAR] | Any) -> tuple[str, str]:
-    service = str(resource.get("service.name") or "unknown_service")
-    return service, str(resource.get("service.instance.id") or "")
+    service = str(resource.get(sc.SERVICE_NAME) or "unknown_service")
+    return service, str(resource.get(SERVICE_INSTANCE_ID) or "")
 
 
 def _size(record: SpanRecord) -> int:
@@ -121,7 +122,8 @@ class Store:
         self.alerts_by_event: set[tuple[str, str, str | None]] = set()
         self.resolved: collections.deque[Alert] = collections.deque(maxlen=_RESOLVED_KEPT)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=_EVENTS_KEPT)
-        #: optional listeners (a recording): called under the lock with each kept item
+        #: optional listeners (a recording): called under the lock with each kept item, so they
+        #: must only hand it on (serve's recorder queues it for its own thread)
         self.on_span: Callable[[SpanRecord], None] | None = None
         self.on_alert: Callable[[Alert], None] | None = None
         self.on_point: Callable[[str, tuple[str, str], float, float], None] | None = None
@@ -136,12 +138,19 @@ class Store:
         inst = self.instances.get(key)
         if inst is None:
             if len(self.instances) >= self.limits.max_instances:
-                oldest = min(self.instances, key=lambda k: self.instances[k].last_seen)
-                del self.instances[oldest]
+                self._drop_instance(min(self.instances, key=lambda k: self.instances[k].last_seen))
                 self.counts["instances_evicted"] += 1
             inst = self.instances[key] = Instance(key[0], key[1], dict(resource), now, now)
         inst.last_seen = now
         return inst
+
+    def _drop_instance(self, key: tuple[str, str]) -> None:
+        """A process and everything kept about it: its resource series and counter samples."""
+        self.instances.pop(key, None)
+        for skey in [s for s in self.series if s[1:] == key]:
+            del self.series[skey]
+        for ckey in [c for c in self._counters if c[1:] == key]:
+            del self._counters[ckey]
 
     def _agent_seen(self, agent: str, key: tuple[str, str], now: float) -> None:
         seen = self.agent_instances.get(agent)
@@ -226,9 +235,7 @@ class Store:
                 changed = True
             wall_cutoff = time.time() - self.limits.retention_s
             for key in [k for k, inst in self.instances.items() if inst.last_seen < wall_cutoff]:
-                del self.instances[key]
-                for skey in [s for s in self.series if s[1:] == key]:
-                    del self.series[skey]
+                self._drop_instance(key)
                 changed = True
             if changed:
                 self._touch()
@@ -261,7 +268,8 @@ class Store:
     def units(self, recent: int, slowest: int) -> tuple[list[SpanRecord], list[SpanRecord]]:
         with self.lock:
             live = [u for u in self._units if u.trace_id in self._traces]
-        return live[-recent:][::-1], heapq.nlargest(slowest, live, key=lambda r: r.end_ns - r.start_ns)
+        newest = live[-recent:][::-1] if recent > 0 else []  # live[-0:] would be all of them
+        return newest, heapq.nlargest(slowest, live, key=lambda r: r.end_ns - r.start_ns)
 
     # --- metrics ------------------------------------------------------------------------------
     def add_series(self, name: str, key: tuple[str, str], t: float, value: float) -> None:
@@ -277,11 +285,15 @@ class Store:
             self.on_point(name, key, t, value)
 
     def add_counter_rate(self, name: str, key: tuple[str, str], t: float, total: float) -> None:
-        """A cumulative counter sample, kept as a per-second rate between consecutive samples."""
+        """A cumulative counter sample, kept as a per-second rate between consecutive samples.
+
+        The last sample of each counter is kept in update order: past ``max_series`` counters, the
+        one not updated for longest goes (a process that stopped reporting)."""
         ckey = (name, *key)
-        previous = self._counters.get(ckey)
+        previous = self._counters.pop(ckey, None)
         if previous is None and len(self._counters) >= self.limits.max_series:
-            return
+            del self._counters[next(iter(self._counters))]
+            self.counts["counters_evicted"] += 1
         self._counters[ckey] = (t, total)
         if previous is not None and t > previous[0] and total >= previous[1]:
             self.add_series(name, key, t, (total - previous[1]) / (t - previous[0]))
