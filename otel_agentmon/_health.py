@@ -235,14 +235,14 @@ class HealthLoop:
         self._states[health.agent] = health.state
         if previous == health.state:
             return
-        attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: health.agent, "agentmon.health.state": health.state,
-                                 "agentmon.health.previous_state": previous,
-                                 "agentmon.health.reasons": list(health.reasons) or ["recovered"]}
-        self._emit("agentmon.health.changed", attrs, _SEVERITY[health.state],
+        attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: health.agent, sc.AGENTMON_HEALTH_STATE: health.state,
+                                 sc.AGENTMON_HEALTH_PREVIOUS_STATE: previous,
+                                 sc.AGENTMON_HEALTH_REASONS: list(health.reasons) or ["recovered"]}
+        self._emit(sc.EVENT_HEALTH_CHANGED, attrs, _SEVERITY[health.state],
                    f"agent {health.agent} is {health.state}")
         for _, _, span in view.running:
             if isinstance(span, trace.Span) and span.is_recording():
-                span.add_event("agentmon.health.changed", attrs)
+                span.add_event(sc.EVENT_HEALTH_CHANGED, attrs)
 
     def _flag_stuck(self, views: list[AgentView]) -> None:
         live: set[int] = set()
@@ -254,32 +254,32 @@ class HealthLoop:
                     continue
                 self._stuck_seen.add(span_id)
                 attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: view.name, sc.AGENTMON_TASK_TYPE: task_type,
-                                         "agentmon.task.age": round(age, 3)}
+                                         sc.AGENTMON_TASK_AGE: round(age, 3)}
                 task_id = (span.attributes or {}).get(sc.AGENTMON_TASK_ID)
                 if task_id is not None:
                     attrs[sc.AGENTMON_TASK_ID] = task_id
                 if isinstance(span, trace.Span) and span.is_recording():
-                    span.add_event("agentmon.task.stuck", attrs)
-                    span.set_attribute("agentmon.task.stuck", True)
-                self._emit("agentmon.task.stuck", attrs, SeverityNumber.WARN,
+                    span.add_event(sc.EVENT_TASK_STUCK, attrs)
+                    span.set_attribute(sc.EVENT_TASK_STUCK, True)
+                self._emit(sc.EVENT_TASK_STUCK, attrs, SeverityNumber.WARN,
                            f"task {task_type} of {view.name} running for {age:.1f}s",
                            context=trace.set_span_in_context(trace.NonRecordingSpan(span.context)))
         self._stuck_seen &= live  # bounded: forget tasks that ended
 
     def _emit_alert(self, event: AlertEvent) -> None:
         rule = event.rule
-        attrs: dict[str, Any] = {"agentmon.alert.rule": rule.name, "agentmon.alert.state": event.state,
-                                 "agentmon.alert.previous_state": event.previous,
-                                 "agentmon.alert.severity": rule.severity,
-                                 "agentmon.alert.threshold": rule.threshold, "agentmon.alert.signal": rule.signal}
+        attrs: dict[str, Any] = {sc.AGENTMON_ALERT_RULE: rule.name, sc.AGENTMON_ALERT_STATE: event.state,
+                                 sc.AGENTMON_ALERT_PREVIOUS_STATE: event.previous,
+                                 sc.AGENTMON_ALERT_SEVERITY: rule.severity,
+                                 sc.AGENTMON_ALERT_THRESHOLD: rule.threshold, sc.AGENTMON_ALERT_SIGNAL: rule.signal}
         if event.value is not None:
-            attrs["agentmon.alert.value"] = event.value
+            attrs[sc.AGENTMON_ALERT_VALUE] = event.value
         if event.agent is not None:
             attrs[sc.GEN_AI_AGENT_NAME] = event.agent
-        attrs.update({f"agentmon.alert.label.{k}": v for k, v in rule.labels.items()})
+        attrs.update({sc.AGENTMON_ALERT_LABEL_PREFIX + k: v for k, v in rule.labels.items()})
         severity = SeverityNumber.ERROR if event.state == "firing" else SeverityNumber.INFO
         summary = event.render(rule.annotations.get("summary", ""))
-        self._emit("agentmon.alert", attrs, severity,
+        self._emit(sc.EVENT_ALERT, attrs, severity,
                    f"alert {rule.name} {event.state}" + (f": {summary}" if summary else ""))
 
     def _emit(self, name: str, attrs: dict[str, Any], severity: SeverityNumber, body: str,

@@ -18,9 +18,9 @@ from .. import _semconv as sc
 from ._otlp import SCALAR, LogEvent, Point
 from ._store import Alert, Store, instance_key
 
-EVENT_HEALTH: Final = "agentmon.health.changed"
-EVENT_ALERT: Final = "agentmon.alert"
-EVENT_STUCK: Final = "agentmon.task.stuck"
+EVENT_HEALTH: Final = sc.EVENT_HEALTH_CHANGED
+EVENT_ALERT: Final = sc.EVENT_ALERT
+EVENT_STUCK: Final = sc.EVENT_TASK_STUCK
 SERVE_SOURCE: Final = "serve"
 #: resource metrics kept as series: metric name -> series name (summed over the point attributes)
 _GAUGES: Final = {sc.PROCESS_CPU_UTILIZATION: "cpu", sc.PROCESS_MEMORY_USAGE: "memory"}
@@ -124,7 +124,7 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
     origin = source if source == SERVE_SOURCE else _source(key)
     if event.event_name == EVENT_HEALTH and agent_name is not None:
         state = str(attrs.get(sc.AGENTMON_HEALTH_STATE, ""))
-        reasons = attrs.get("agentmon.health.reasons")
+        reasons = attrs.get(sc.AGENTMON_HEALTH_REASONS)
         reason_list = tuple(str(r) for r in reasons) if isinstance(reasons, list) else ()
         if source == SERVE_SOURCE:
             if any(a == agent_name and r.state is not None for (a, _), r in store.reported.items()):
@@ -134,12 +134,12 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
             if event.time_ns >= rep.state_ns:
                 rep.state, rep.state_ns, rep.reasons = state, event.time_ns, reason_list
         store.events.appendleft({"t": at, "kind": "health", "agent": agent_name, "state": state,
-                                 "previous": str(attrs.get("agentmon.health.previous_state", "")),
+                                 "previous": str(attrs.get(sc.AGENTMON_HEALTH_PREVIOUS_STATE, "")),
                                  "text": "; ".join(reason_list), "source": origin})
         return True
     if event.event_name == EVENT_ALERT:
         rule = attrs.get(sc.AGENTMON_ALERT_RULE)
-        alert_state = attrs.get("agentmon.alert.state")
+        alert_state = attrs.get(sc.AGENTMON_ALERT_STATE)
         if not isinstance(rule, str) or not isinstance(alert_state, str):
             return False
         state = alert_state
@@ -148,8 +148,8 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
         store.alerts_by_event.add((origin, rule, agent_name))
         summary = event.body.split(": ", 1)[1] if ": " in event.body else ""
         severity = str(attrs.get(sc.AGENTMON_ALERT_SEVERITY, "warning"))
-        store.set_alert(Alert(rule, agent_name, severity, state, _float(attrs.get("agentmon.alert.value")),
-                              _float(attrs.get("agentmon.alert.threshold")), summary, origin, at, at))
+        store.set_alert(Alert(rule, agent_name, severity, state, _float(attrs.get(sc.AGENTMON_ALERT_VALUE)),
+                              _float(attrs.get(sc.AGENTMON_ALERT_THRESHOLD)), summary, origin, at, at))
         if state in ("firing", "resolved"):
             store.events.appendleft({"t": at, "kind": "alert", "agent": agent_name, "state": state,
                                      "rule": rule, "severity": severity, "text": summary, "source": origin})
