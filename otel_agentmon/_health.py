@@ -92,8 +92,11 @@ class HealthLoop:
     """Ticks every ``interval`` s: health, stuck tasks, checks, alerts, notifications."""
 
     def __init__(self, deriver: Deriver, policy: HealthPolicy, rules: list[AlertRule], dispatcher: Dispatcher,
-                 event_logger: Callable[[], _logs.Logger], interval: float) -> None:
+                 event_logger: Callable[[], _logs.Logger], interval: float,
+                 resources: Callable[[], tuple[float | None, int | None]] | None = None) -> None:
         self._deriver = deriver
+        #: (CPU ratio, memory bytes) of the monitored process; ``agentmon serve`` monitors others
+        self._read_resources = resources or self._own_resources
         self.policy = policy
         self.engine = AlertEngine(rules)
         self.checks = HealthChecks()
@@ -159,7 +162,7 @@ class HealthLoop:
         self.last_tick = now
         self.checks.run_due(now)
         views = self._deriver.health_view(self._windows)
-        cpu, memory = self._resources()
+        cpu, memory = self._read_resources()
         checks = self.checks.results()
         agents = {v.name: self._agent_health(v, cpu, memory, checks) for v in views}
         for view in views:
@@ -179,7 +182,7 @@ class HealthLoop:
         self.current = SwarmHealth(swarm, agents, cpu, memory, tuple(self.engine.firing()))
         return self.current
 
-    def _resources(self) -> tuple[float | None, int | None]:
+    def _own_resources(self) -> tuple[float | None, int | None]:
         try:
             import psutil
 

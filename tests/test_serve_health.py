@@ -168,3 +168,19 @@ def test_a_late_gauge_does_not_undo_a_newer_health_event() -> None:
         assert (agent(srv, "doomed") or {})["state"] == "unhealthy"
         srv.store.add_points([gauge("healthy", now_ns + 300_000_000)], apply_points)  # a newer observation
         assert (agent(srv, "doomed") or {})["state"] == "healthy"
+
+
+def test_serve_never_blames_its_own_cpu_or_memory_on_the_agents_it_watches() -> None:
+    # A policy that would degrade every agent on any CPU use, and rules that would fire on any:
+    # serve's own process must not feed them.
+    greedy = HealthPolicy(heartbeat_timeout=30.0, cpu_limit=0.0, memory_limit_bytes=1)
+    rules = [AlertRule("Cpu", "cpu", ">=", 0.0), AlertRule("Memory", "memory", ">", 0.0)]
+    with Server(ServeConfig(port=0, policy=greedy, rules=rules, health_interval=0.05)) as srv:
+        exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces", timeout=5)
+        exporter.export(agent_spans(3, agent="calm"))
+        exporter.shutdown()
+        assert wait_for(lambda: (agent(srv, "calm") or {}).get("tasks") == 4, timeout=5)
+        time.sleep(0.3)  # several health ticks
+        calm = agent(srv, "calm")
+        assert calm is not None and (calm["state"], calm["reasons"]) == ("healthy", [])
+        assert state(srv)["alerts"] == {"firing": [], "resolved": []}

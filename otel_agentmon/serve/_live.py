@@ -64,7 +64,9 @@ class Evaluator:
         self.deriver = Deriver()
         self._dispatcher = Dispatcher(list(notifiers))
         self._logger = _EventLogger(lambda event: store.add_event(event, SERVE_SOURCE, apply_event))
-        self.loop = HealthLoop(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval)
+        # serve's own CPU and memory say nothing of the agents it watches: no pressure, no cpu/memory rules.
+        self.loop = HealthLoop(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval,
+                               resources=lambda: (None, None))
 
     def feed(self, spans: Iterable[tuple[SpanRecord, ReadableSpan]]) -> None:
         for _, readable in spans:
