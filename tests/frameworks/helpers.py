@@ -45,6 +45,20 @@ def assert_agent_children(cap: Capture, agent: ReadableSpan, tools: int, chats: 
         assert k.attributes[sc.GEN_AI_AGENT_NAME] == agent.attributes[sc.GEN_AI_AGENT_NAME]
 
 
+def assert_parallel_agents_under(cap: Capture, workflow: str, agents: dict[str, str]) -> None:
+    """Agents run concurrently inside ``with agentmon.workflow(workflow)``: each agent (name ->
+    city asked) sits under the workflow span with one tool and two chat children, its tool call id
+    is ``call_<city>``, and the whole run is one trace."""
+    root = cap.span(f"invoke_workflow {workflow}")
+    for name, city in agents.items():
+        agent = cap.span(f"invoke_agent {name}")
+        assert agent.parent is not None and agent.parent.span_id == root.context.span_id
+        assert_agent_children(cap, agent, tools=1, chats=2)
+        tool_span = next(k for k in cap.children(agent) if k.name == "execute_tool get_weather")
+        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
+    assert {s.context.trace_id for s in cap.spans()} == {root.context.trace_id}
+
+
 def metric_sum(cap: Capture, name: str, **attrs: object) -> float:
     """Sum (or count, for histograms) over the points of ``name`` whose attributes include ``attrs``."""
     total = 0.0

@@ -25,7 +25,14 @@ import otel_agentmon as agentmon
 from otel_agentmon import _semconv as sc
 from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor, langchain_peer
 from otel_agentmon.testing import Capture, capture
-from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+from tests.frameworks.helpers import (
+    assert_agent_children,
+    assert_parallel_agents_under,
+    histogram_count,
+    metric_sum,
+    ours,
+    scopes,
+)
 
 FW = "langgraph"
 
@@ -172,15 +179,7 @@ def test_root_is_parented_under_the_callers_span_and_async_runs_keep_their_trees
                                  build("oslo-agent").ainvoke(ask("Oslo")))
 
     asyncio.run(main())
-    cap = agentmon_capture
-    root = cap.span("invoke_workflow forecast-desk")
-    for name, city in (("paris-agent", "Paris"), ("oslo-agent", "Oslo")):
-        agent = cap.span(f"invoke_agent {name}")
-        assert agent.parent is not None and agent.parent.span_id == root.context.span_id
-        assert_agent_children(cap, agent, tools=1, chats=2)
-        tool_span = next(k for k in cap.children(agent) if k.name == "execute_tool get_weather")
-        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
-    assert {s.context.trace_id for s in cap.spans()} == {root.context.trace_id}
+    assert_parallel_agents_under(agentmon_capture, "forecast-desk", {"paris-agent": "Paris", "oslo-agent": "Oslo"})
 
 
 def test_batch_and_thread_pool_runs_keep_one_tree_per_run(agentmon_capture: Capture,

@@ -24,7 +24,14 @@ import otel_agentmon as agentmon
 from otel_agentmon import _semconv as sc
 from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
 from otel_agentmon.testing import Capture, capture
-from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+from tests.frameworks.helpers import (
+    assert_agent_children,
+    assert_parallel_agents_under,
+    histogram_count,
+    metric_sum,
+    ours,
+    scopes,
+)
 
 FW = "pydantic_ai"
 
@@ -137,15 +144,7 @@ def test_root_is_parented_under_the_callers_span_and_concurrent_runs_keep_their_
                                  weather_agent("oslo-agent").run("What is the weather in Oslo?"))
 
     asyncio.run(main())
-    cap = agentmon_capture
-    root = cap.span("invoke_workflow forecast-desk")
-    for name, city in (("paris-agent", "Paris"), ("oslo-agent", "Oslo")):
-        agent = cap.span(f"invoke_agent {name}")
-        assert agent.parent is not None and agent.parent.span_id == root.context.span_id
-        assert_agent_children(cap, agent, tools=1, chats=2)
-        tool_span = next(k for k in cap.children(agent) if k.name == "execute_tool get_weather")
-        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
-    assert {s.context.trace_id for s in cap.spans()} == {root.context.trace_id}
+    assert_parallel_agents_under(agentmon_capture, "forecast-desk", {"paris-agent": "Paris", "oslo-agent": "Oslo"})
 
 
 def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture: Capture,
