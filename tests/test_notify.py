@@ -7,13 +7,22 @@ import datetime as dt
 import json
 import logging
 import re
+import socket
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any
+from urllib.request import OpenerDirector
 
 import pytest
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import otel_agentmon as agentmon
 from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy, LoggingNotifier, WebhookNotifier
@@ -41,11 +50,13 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
 class Hook:
     """A local webhook receiver on 127.0.0.1 answering ``statuses`` in turn (then 200), or hanging."""
 
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False) -> None:
+    def __init__(self, statuses: list[int] | None = None, hang: bool = False, location: str | None = None) -> None:
         self.statuses = list(statuses or [])
         self.hang = hang
+        self.location = location  # sent with a 3xx
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.gets: list[str] = []
         self.release = threading.Event()
         hook = self
 
@@ -58,6 +69,14 @@ class Hook:
                     hook.release.wait(10)
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 self.send_response(status)
+                if hook.location is not None and 300 <= status < 400:
+                    self.send_header("Location", hook.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # what a followed redirect turns the POST into
+                hook.gets.append(self.path)
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -318,3 +337,171 @@ def test_logging_notifier_levels(caplog: pytest.LogCaptureFixture) -> None:
     first = caplog.records[0].getMessage()
     assert "ErrorRateHigh firing for a" in first and "a fails 0.75" in first
     assert caplog.records[2].getMessage().startswith("alert ErrorRateHigh resolved (value 0.75")
+
+
+# --- the webhook's request: one deadline, no redirects, no spans of its own --------------------------
+
+
+class Dribbler:
+    """A webhook that answers one byte at a time: a status line, then a header that never ends.
+
+    A timeout per read never fires on it; only a deadline for the whole request does."""
+
+    def __init__(self, interval: float = 0.05, cap_s: float = 60.0) -> None:
+        self.interval, self.cap_s = interval, cap_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/alerts"
+        self.stopped = threading.Event()
+        self.requests = 0
+        self.bytes_sent = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
+
+    def _dribble(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.requests += 1
+                until = time.monotonic() + self.cap_s
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000:
+                    if self.stopped.wait(self.interval) or time.monotonic() > until:
+                        return
+                    conn.sendall(bytes([byte]))
+                    self.bytes_sent += 1
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def dribbler() -> Iterator[Dribbler]:
+    d = Dribbler()
+    yield d
+    d.close()
+
+
+@pytest.mark.timeout(40)
+def test_webhook_deadline_covers_the_whole_request(dribbler: Dribbler, fresh_log_limiter: None,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    notifier = WebhookNotifier(dribbler.url, timeout=0.5, retries=1, backoff=0.01)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+        notifier.notify(event())
+    took = time.monotonic() - started
+    # Two attempts of 0.5 s each; the margin is for a loaded machine. Per-read timeouts held on for
+    # as long as the server kept dribbling (a minute here, forever in the wild).
+    assert took < 15, took
+    assert dribbler.requests == 2 and dribbler.bytes_sent > 0
+    assert (notifier.sent, notifier.failed) == (0, 1)
+    assert any("failed after 2 attempts (last: TimeoutError)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.timeout(60)
+def test_a_dribbling_webhook_does_not_swallow_the_alerts_behind_it(dribbler: Dribbler) -> None:
+    webhook = WebhookNotifier(dribbler.url, timeout=0.3, retries=0)
+    got: list[AlertEvent] = []
+    dispatcher = Dispatcher([webhook, CallbackNotifier(got.append)])
+    try:
+        for i in range(3):
+            dispatcher.dispatch(event(agent=f"a{i}"))
+        assert wait_for(lambda: dispatcher.stats().failed == 3, timeout=30), dispatcher.stats()
+        stats = dispatcher.stats()
+        assert (stats.sent, stats.failed, stats.dropped_total, stats.queued, stats.in_flight) == (3, 3, 0, 0, 0)
+        assert dribbler.requests == 3 and len(got) == 3
+    finally:
+        dispatcher.stop()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_webhook_redirect_is_a_failure_with_its_status_and_is_not_followed(
+        status: int, hook: Callable[..., Hook], fresh_log_limiter: None, caplog: pytest.LogCaptureFixture) -> None:
+    elsewhere = hook()
+    h = hook(statuses=[status] * 10, location=elsewhere.url + "?moved=1")
+    notifier = WebhookNotifier(h.url + "?token=secret", retries=3, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+        notifier.notify(event())
+    assert (notifier.sent, notifier.failed) == (0, 1)
+    assert len(h.bodies) == 1  # retrying cannot help a wrong URL
+    assert elsewhere.bodies == [] and elsewhere.gets == []  # nothing went to the other URL
+    messages = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    assert len(messages) == 1 and f"answered {status}" in messages[0] and "secret" not in messages[0]
+
+
+@pytest.mark.timeout(30)
+def test_alerts_left_at_shutdown_are_counted_as_dropped_and_logged(hook: Callable[..., Hook], fresh_log_limiter: None,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    h = hook(hang=True)
+    webhook = WebhookNotifier(h.url, timeout=60, retries=0)  # only shutdown can end its request
+    dispatcher = Dispatcher([webhook])
+    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+        for i in range(4):
+            dispatcher.dispatch(event(agent=f"a{i}"))
+        assert wait_for(lambda: len(h.bodies) == 1)  # a0 in flight, a1..a3 queued
+        assert dispatcher.stats().in_flight == 1 and dispatcher.stats().queued == 3
+        dispatcher.stop(timeout=10)  # cuts the request in flight: returns long before its 60 s
+        dispatcher.dispatch(event(agent="late"))
+    stats = dispatcher.stats()
+    assert (stats.sent, stats.failed, stats.queued, stats.in_flight) == (0, 0, 0, 0)
+    assert stats.dropped == {"shutdown": 5} and stats.total == 5
+    assert webhook.dropped == {"shutdown": 1} and (webhook.sent, webhook.failed) == (0, 0)
+    text = " | ".join(r.getMessage() for r in caplog.records)
+    assert "3 notification(s) dropped (shutdown)" in text and "not delivered before shutdown" in text
+
+
+class UrllibLikeInstrumentation:
+    """A stand-in for ``opentelemetry-instrumentation-urllib``, which is not published for this
+    OpenTelemetry release: it wraps ``OpenerDirector._open`` the same way, making a CLIENT span per
+    request unless instrumentation is suppressed (the standard context keys, checked as it does)."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self._original = OpenerDirector._open
+
+    def __enter__(self) -> UrllibLikeInstrumentation:
+        tracer, original = self.provider.get_tracer("urllib-like"), self._original
+
+        def _open(director: OpenerDirector, req: Any, *args: Any, **kwargs: Any) -> Any:
+            if not is_http_instrumentation_enabled():
+                return original(director, req, *args, **kwargs)
+            with tracer.start_as_current_span(f"{req.get_method()}", kind=SpanKind.CLIENT):
+                return original(director, req, *args, **kwargs)
+
+        OpenerDirector._open = _open  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        OpenerDirector._open = self._original  # type: ignore[method-assign]
+        self.provider.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_webhook_traffic_makes_no_spans_under_an_http_client_instrumentation(hook: Callable[..., Hook]) -> None:
+    h = hook(statuses=[500])
+    with UrllibLikeInstrumentation() as inst:
+        with urllib.request.urlopen(h.url.replace("/alerts", "/other"), timeout=10) as resp:  # the app's own call
+            assert resp.status == 200
+        assert len(inst.exporter.get_finished_spans()) == 1  # the instrumentation is live
+        notifier = WebhookNotifier(h.url, retries=1, backoff=0.01)
+        notifier.notify(event())  # a 500, then a 200: two requests
+        assert len(h.bodies) == 2 and notifier.sent == 1
+        assert len(inst.exporter.get_finished_spans()) == 1  # none of ours
