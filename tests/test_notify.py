@@ -466,6 +466,27 @@ def test_alerts_left_at_shutdown_are_counted_as_dropped_and_logged(hook: Callabl
     assert "3 notification(s) dropped (shutdown)" in text and "not delivered before shutdown" in text
 
 
+@pytest.mark.timeout(30)
+def test_monitor_stats_account_for_every_notification(hook: Callable[..., Hook]) -> None:
+    h = hook(hang=True)
+    got: list[AlertEvent] = []
+    cap, close = busy_capture(alert_webhook=h.url, notifiers=[CallbackNotifier(got.append)])
+    try:
+        run_agents(cap)
+        assert wait_for(lambda: len(got) == 2 * TASKS)
+        during = cap.monitor.stats().notifications
+        assert during.total == 4 * TASKS  # two notifiers, every transition each
+    finally:
+        close()
+    assert wait_for(lambda: cap.monitor.stats().notifications.in_flight == 0)
+    after = cap.monitor.stats().notifications
+    assert after.sent == 2 * TASKS  # the callback's
+    # The webhook's: one cut in flight (or, on a machine stalled past its four attempts, failed),
+    # the rest still queued.
+    assert set(after.dropped) == {"shutdown"} and after.dropped["shutdown"] >= 2 * TASKS - 1
+    assert after.failed + after.dropped["shutdown"] == 2 * TASKS and after.total == 4 * TASKS
+
+
 class UrllibLikeInstrumentation:
     """A stand-in for ``opentelemetry-instrumentation-urllib``, which is not published for this
     OpenTelemetry release: it wraps ``OpenerDirector._open`` the same way, making a CLIENT span per
