@@ -8,16 +8,19 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from socketserver import TCPServer
 from typing import Any
 from urllib.request import OpenerDirector
 
 import pytest
+import trustme
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -50,7 +53,8 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
 class Hook:
     """A local webhook receiver on 127.0.0.1 answering ``statuses`` in turn (then 200), or hanging."""
 
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False, location: str | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, hang: bool = False, location: str | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.statuses = list(statuses or [])
         self.hang = hang
         self.location = location  # sent with a 3xx
@@ -91,7 +95,9 @@ class Hook:
                 TCPServer.server_bind(self)
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
@@ -347,11 +353,11 @@ class Dribbler:
 
     A timeout per read never fires on it; only a deadline for the whole request does."""
 
-    def __init__(self, interval: float = 0.05, cap_s: float = 60.0) -> None:
-        self.interval, self.cap_s = interval, cap_s
+    def __init__(self, interval: float = 0.05, cap_s: float = 60.0, tls: ssl.SSLContext | None = None) -> None:
+        self.interval, self.cap_s, self.tls = interval, cap_s, tls
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/alerts"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}/alerts"
         self.stopped = threading.Event()
         self.requests = 0
         self.bytes_sent = 0
@@ -365,9 +371,14 @@ class Dribbler:
                 continue
             threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
 
-    def _dribble(self, conn: socket.socket) -> None:
+    def _dribble(self, raw: socket.socket) -> None:
+        raw.settimeout(5)
+        try:
+            conn = raw if self.tls is None else self.tls.wrap_socket(raw, server_side=True)
+        except OSError:
+            raw.close()
+            return
         with conn:
-            conn.settimeout(5)
             data = b""
             try:
                 while b"\r\n\r\n" not in data:
@@ -485,6 +496,36 @@ def test_monitor_stats_account_for_every_notification(hook: Callable[..., Hook])
     # the rest still queued.
     assert set(after.dropped) == {"shutdown"} and after.dropped["shutdown"] >= 2 * TASKS - 1
     assert after.failed + after.dropped["shutdown"] == 2 * TASKS and after.total == 4 * TASKS
+
+
+@pytest.fixture
+def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context for 127.0.0.1 whose CA the default client context trusts (``SSL_CERT_FILE``)."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    return server
+
+
+@pytest.mark.timeout(40)
+def test_https_webhook_delivers_and_its_deadline_covers_the_tls_request(
+        tls: ssl.SSLContext, hook: Callable[..., Hook]) -> None:
+    h = hook(tls=tls)
+    notifier = WebhookNotifier(h.url)
+    notifier.notify(event())
+    assert len(h.bodies) == 1 and (notifier.sent, notifier.failed) == (1, 0)
+    slow = Dribbler(tls=tls)
+    try:
+        notifier = WebhookNotifier(slow.url, timeout=0.5, retries=0)
+        started = time.monotonic()
+        notifier.notify(event())
+        assert time.monotonic() - started < 15  # one attempt of 0.5 s; the margin is for a loaded machine
+        assert slow.requests == 1 and slow.bytes_sent > 0 and (notifier.sent, notifier.failed) == (0, 1)
+    finally:
+        slow.close()
 
 
 class UrllibLikeInstrumentation:
