@@ -4,119 +4,31 @@ a notifier that hangs, fails or raises never delays the agents or the other noti
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-import socket
-import ssl
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from socketserver import TCPServer
 from typing import Any
-from urllib.request import OpenerDirector
 
 import pytest
-import trustme
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 import otel_agentmon as agentmon
 from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy, LoggingNotifier, WebhookNotifier
 from otel_agentmon._notify import Dispatcher
 from otel_agentmon.testing import capture
 from tests.support import polling
+from tests.support.webhooks import Hook, event, hooks
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-RULE = AlertRule("ErrorRateHigh", "error_rate", ">", 0.5, severity="critical", labels={"team": "agents"},
-                 annotations={"summary": "{agent} fails {value}"})
-
-
-def event(state: str = "firing", agent: str | None = "a", rule: AlertRule = RULE, value: float | None = 0.75,
-          at: float = 1_700_000_100.25, since: float | None = 1_700_000_000.5) -> AlertEvent:
-    previous = "pending" if state == "firing" else "firing"
-    return AlertEvent(rule, agent, state, previous, value, at, since)  # type: ignore[arg-type]
-
-
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
     return polling.wait_for(predicate, timeout)
 
 
-class Hook:
-    """A local webhook receiver on 127.0.0.1 answering ``statuses`` in turn (then 200), or hanging."""
-
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False, location: str | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.statuses = list(statuses or [])
-        self.hang = hang
-        self.location = location  # sent with a 3xx
-        self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.gets: list[str] = []
-        self.release = threading.Event()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.bodies.append(json.loads(body))
-                hook.headers.append(dict(self.headers))
-                if hook.hang:
-                    hook.release.wait(10)
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                if hook.location is not None and 300 <= status < 400:
-                    self.send_header("Location", hook.location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:  # what a followed redirect turns the POST into
-                hook.gets.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def server_bind(self) -> None:  # no reverse DNS lookup
-                TCPServer.server_bind(self)
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def hook() -> Iterator[Callable[..., Hook]]:
-    hooks: list[Hook] = []
-
-    def build(**kwargs: Any) -> Hook:
-        hooks.append(Hook(**kwargs))
-        return hooks[-1]
-
-    yield build
-    for h in hooks:
-        h.close()
+    yield from hooks()
 
 
 def parse_rfc3339(text: str) -> float:
@@ -345,115 +257,7 @@ def test_logging_notifier_levels(caplog: pytest.LogCaptureFixture) -> None:
     assert caplog.records[2].getMessage().startswith("alert ErrorRateHigh resolved (value 0.75")
 
 
-# --- the webhook's request: one deadline, no redirects, no spans of its own --------------------------
-
-
-class Dribbler:
-    """A webhook that answers one byte at a time: a status line, then a header that never ends.
-
-    A timeout per read never fires on it; only a deadline for the whole request does."""
-
-    def __init__(self, interval: float = 0.05, cap_s: float = 60.0, tls: ssl.SSLContext | None = None) -> None:
-        self.interval, self.cap_s, self.tls = interval, cap_s, tls
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}/alerts"
-        self.stopped = threading.Event()
-        self.requests = 0
-        self.bytes_sent = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
-
-    def _dribble(self, raw: socket.socket) -> None:
-        raw.settimeout(5)
-        try:
-            conn = raw if self.tls is None else self.tls.wrap_socket(raw, server_side=True)
-        except OSError:
-            raw.close()
-            return
-        with conn:
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                self.requests += 1
-                until = time.monotonic() + self.cap_s
-                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000:
-                    if self.stopped.wait(self.interval) or time.monotonic() > until:
-                        return
-                    conn.sendall(bytes([byte]))
-                    self.bytes_sent += 1
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.listener.close()
-
-
-@pytest.fixture
-def dribbler() -> Iterator[Dribbler]:
-    d = Dribbler()
-    yield d
-    d.close()
-
-
-@pytest.mark.timeout(40)
-def test_webhook_deadline_covers_the_whole_request(dribbler: Dribbler, fresh_log_limiter: None,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
-    notifier = WebhookNotifier(dribbler.url, timeout=0.5, retries=1, backoff=0.01)
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
-        notifier.notify(event())
-    took = time.monotonic() - started
-    # Two attempts of 0.5 s each; the margin is for a loaded machine. Per-read timeouts held on for
-    # as long as the server kept dribbling (a minute here, forever in the wild).
-    assert took < 15, took
-    assert dribbler.requests == 2 and dribbler.bytes_sent > 0
-    assert (notifier.sent, notifier.failed) == (0, 1)
-    assert any("failed after 2 attempts (last: TimeoutError)" in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.timeout(60)
-def test_a_dribbling_webhook_does_not_swallow_the_alerts_behind_it(dribbler: Dribbler) -> None:
-    webhook = WebhookNotifier(dribbler.url, timeout=0.3, retries=0)
-    got: list[AlertEvent] = []
-    dispatcher = Dispatcher([webhook, CallbackNotifier(got.append)])
-    try:
-        for i in range(3):
-            dispatcher.dispatch(event(agent=f"a{i}"))
-        assert wait_for(lambda: dispatcher.stats().failed == 3, timeout=30), dispatcher.stats()
-        stats = dispatcher.stats()
-        assert (stats.sent, stats.failed, stats.dropped_total, stats.queued, stats.in_flight) == (3, 3, 0, 0, 0)
-        assert dribbler.requests == 3 and len(got) == 3
-    finally:
-        dispatcher.stop()
-
-
-@pytest.mark.timeout(20)
-@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_webhook_redirect_is_a_failure_with_its_status_and_is_not_followed(
-        status: int, hook: Callable[..., Hook], fresh_log_limiter: None, caplog: pytest.LogCaptureFixture) -> None:
-    elsewhere = hook()
-    h = hook(statuses=[status] * 10, location=elsewhere.url + "?moved=1")
-    notifier = WebhookNotifier(h.url + "?token=secret", retries=3, backoff=0.01)
-    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
-        notifier.notify(event())
-    assert (notifier.sent, notifier.failed) == (0, 1)
-    assert len(h.bodies) == 1  # retrying cannot help a wrong URL
-    assert elsewhere.bodies == [] and elsewhere.gets == []  # nothing went to the other URL
-    messages = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
-    assert len(messages) == 1 and f"answered {status}" in messages[0] and "secret" not in messages[0]
+# --- every notification is accounted for --------------------------------------------------------
 
 
 @pytest.mark.timeout(30)
@@ -496,74 +300,3 @@ def test_monitor_stats_account_for_every_notification(hook: Callable[..., Hook])
     # the rest still queued.
     assert set(after.dropped) == {"shutdown"} and after.dropped["shutdown"] >= 2 * TASKS - 1
     assert after.failed + after.dropped["shutdown"] == 2 * TASKS and after.total == 4 * TASKS
-
-
-@pytest.fixture
-def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
-    """A server context for 127.0.0.1 whose CA the default client context trusts (``SSL_CERT_FILE``)."""
-    ca = trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server)
-    return server
-
-
-@pytest.mark.timeout(40)
-def test_https_webhook_delivers_and_its_deadline_covers_the_tls_request(
-        tls: ssl.SSLContext, hook: Callable[..., Hook]) -> None:
-    h = hook(tls=tls)
-    notifier = WebhookNotifier(h.url)
-    notifier.notify(event())
-    assert len(h.bodies) == 1 and (notifier.sent, notifier.failed) == (1, 0)
-    slow = Dribbler(tls=tls)
-    try:
-        notifier = WebhookNotifier(slow.url, timeout=0.5, retries=0)
-        started = time.monotonic()
-        notifier.notify(event())
-        assert time.monotonic() - started < 15  # one attempt of 0.5 s; the margin is for a loaded machine
-        assert slow.requests == 1 and slow.bytes_sent > 0 and (notifier.sent, notifier.failed) == (0, 1)
-    finally:
-        slow.close()
-
-
-class UrllibLikeInstrumentation:
-    """A stand-in for ``opentelemetry-instrumentation-urllib``, which is not published for this
-    OpenTelemetry release: it wraps ``OpenerDirector._open`` the same way, making a CLIENT span per
-    request unless instrumentation is suppressed (the standard context keys, checked as it does)."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self._original = OpenerDirector._open
-
-    def __enter__(self) -> UrllibLikeInstrumentation:
-        tracer, original = self.provider.get_tracer("urllib-like"), self._original
-
-        def _open(director: OpenerDirector, req: Any, *args: Any, **kwargs: Any) -> Any:
-            if not is_http_instrumentation_enabled():
-                return original(director, req, *args, **kwargs)
-            with tracer.start_as_current_span(f"{req.get_method()}", kind=SpanKind.CLIENT):
-                return original(director, req, *args, **kwargs)
-
-        OpenerDirector._open = _open  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        OpenerDirector._open = self._original  # type: ignore[method-assign]
-        self.provider.shutdown()
-
-
-@pytest.mark.timeout(20)
-def test_webhook_traffic_makes_no_spans_under_an_http_client_instrumentation(hook: Callable[..., Hook]) -> None:
-    h = hook(statuses=[500])
-    with UrllibLikeInstrumentation() as inst:
-        with urllib.request.urlopen(h.url.replace("/alerts", "/other"), timeout=10) as resp:  # the app's own call
-            assert resp.status == 200
-        assert len(inst.exporter.get_finished_spans()) == 1  # the instrumentation is live
-        notifier = WebhookNotifier(h.url, retries=1, backoff=0.01)
-        notifier.notify(event())  # a 500, then a 200: two requests
-        assert len(h.bodies) == 2 and notifier.sent == 1
-        assert len(inst.exporter.get_finished_spans()) == 1  # none of ours
