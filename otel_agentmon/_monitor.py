@@ -160,6 +160,7 @@ class Monitor:
             logs_emitted=log_counts[0], logs_exported=log_counts[1], logs_dropped=log_counts[2],
             metric_exports_ok=me.exported if me else 0, metric_exports_failed=me.failed if me else 0,
             metric_exports_skipped=me.skipped if me else 0, derivation_dropped=self._deriver.dropped,
+            notifications=self._dispatcher.stats(),
         )
 
     def _sync(self) -> None:

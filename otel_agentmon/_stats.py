@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from ._notify import NotifierStats
+
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -20,6 +22,8 @@ class Stats:
     * ``spans_not_exported``: ended while no exporter of ours was configured (traces exporter
       ``none``, or the application's own provider and pipeline export them) or not sampled.
     * ``spans_open``: started and not yet ended.
+    * ``notifications``: where each alert notification went (sent, failed, de-duplicated, dropped
+      by reason), one per transition and notifier; see :class:`NotifierStats`.
     """
 
     spans_started: int
@@ -36,6 +40,7 @@ class Stats:
     metric_exports_failed: int
     metric_exports_skipped: int
     derivation_dropped: int
+    notifications: NotifierStats = dataclasses.field(default_factory=NotifierStats)
 
     @property
     def spans_open(self) -> int:

@@ -26,6 +26,7 @@ from .._guard import log_once
 from .._health import AgentHealth, HealthLoop, HealthPolicy
 from .._notify import Dispatcher, Notifier
 from .._records import SpanRecord
+from .._walks import trace_view
 from ._ingest import SERVE_SOURCE, apply_event
 from ._otlp import LogEvent
 from ._store import Alert, Reported, Store
@@ -237,24 +238,7 @@ class View:
         return {"recent": [_span_json(r) for r in rec], "slowest": [_span_json(r) for r in slow]}
 
     def trace(self, trace_id: str, span_id: str | None) -> dict[str, Any]:
-        spans = self.store.trace(trace_id)
-        if span_id:
-            by_id = {s.span_id: s for s in spans}
-            children: dict[str | None, list[SpanRecord]] = collections.defaultdict(list)
-            for s in spans:
-                children[s.parent_id].append(s)
-            keep: list[SpanRecord] = []
-            node = by_id.get(span_id)
-            chain = []
-            while node is not None and node.parent_id is not None and node.parent_id in by_id:
-                node = by_id[node.parent_id]
-                chain.append(node)
-            keep.extend(reversed(chain))
-            stack = [span_id]
-            while stack and len(keep) < 5000:
-                current = by_id.get(stack.pop())
-                if current is not None:
-                    keep.append(current)
-                    stack.extend(c.span_id for c in children.get(current.span_id, []))
-            spans = keep
-        return {"trace_id": trace_id, "focus": span_id, "spans": [_span_json(s) for s in spans[:5000]]}
+        # Cycle-safe: a span that is its own parent (or a loop of them) is drawn as a root, once.
+        shown = trace_view(self.store.trace(trace_id), span_id or None, 5000)
+        return {"trace_id": trace_id, "focus": span_id, "spans": [
+            {**_span_json(s), "parent_id": parent, **({"cycle": True} if cut else {})} for s, parent, cut in shown]}

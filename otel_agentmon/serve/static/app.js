@@ -270,10 +270,14 @@
       kids.get(p).push(s);
     }
     const ancestors = new Set();
-    for (let p = byId.get(focus); p && byId.has(p.parent_id); p = byId.get(p.parent_id)) ancestors.add(p.parent_id);
+    for (let p = byId.get(focus); p && byId.has(p.parent_id) && !ancestors.has(p.parent_id); p = byId.get(p.parent_id)) ancestors.add(p.parent_id);
     const ordered = [];
+    const seen = new Set();  // the server sends a forest; this keeps a bad link from looping all the same
     const walk = (parent, depth) => {
-      for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) { ordered.push([s, depth]); walk(s.span_id, depth + 1); }
+      for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) {
+        if (seen.has(s.span_id)) continue;
+        seen.add(s.span_id); ordered.push([s, depth]); walk(s.span_id, depth + 1);
+      }
     };
     walk(null, 0);
     const focusSpan = byId.get(focus) || spans.reduce((a, b) => (b.duration > a.duration ? b : a));
