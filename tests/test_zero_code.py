@@ -70,7 +70,8 @@ def module_dir(tmp_path: Path) -> Iterator[Path]:
         del sys.modules[name]
 
 
-def test_modules_imported_later_are_instrumented_on_import(agentmon_capture: Capture, module_dir: Path) -> None:
+def test_modules_imported_later_are_instrumented_on_import(agentmon_capture: Capture, module_dir: Path,
+                                                           registry: _zero_code._Registry) -> None:
     (module_dir / "zc_team.py").write_text(textwrap.dedent("""
         class Bot:
             def __init__(self, name): self.name = name
