@@ -68,6 +68,31 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
     return target
 
 
+def instrument_each(target: Any, members: Iterable[tuple[str, Role, str | None]], *,
+                    agent: str | None = None) -> dict[str, Exception]:
+    """Like :func:`instrument`, but each ``(method, role, label)`` stands alone.
+
+    A method that cannot be wrapped is left as it is and its error returned (method -> error);
+    the others are wrapped all the same. Zero-code setups use it, so one misspelled method never
+    costs the rest of its class their spans.
+    """
+    agent_name = _agent_namer(target, agent)
+    uninstrument(target)
+    saved: dict[str, tuple[bool, Any]] = {}
+    failed: dict[str, Exception] = {}
+    for method, role, label in members:
+        if method in saved:
+            continue  # named twice: one wrapper only (never wrap a wrapper)
+        try:
+            saved[method] = _patch(target, method, role, label, agent_name)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, per method
+            failed[method] = exc
+    if saved:
+        with _lock:
+            _remember(target, saved)
+    return failed
+
+
 def instrument_function(module: Any, name: str, role: Role, label: str | None = None) -> None:
     """Wrap the module-level function ``module.name`` as an agent, task, tool or workflow."""
     fn = _unwrap(getattr(module, name))  # instrumented before: wrap the original, never a wrapper

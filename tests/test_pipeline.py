@@ -8,7 +8,8 @@
   traces must arrive complete, fast error-free traces must be dropped.
 
 The binaries come from ``collector-config/build`` (or AGENTMON_OTELCOL / AGENTMON_JAEGER);
-Prometheus from Debian's package. A missing binary fails these tests, it never skips them.
+Prometheus from Debian's package. A missing binary skips these tests with the reason and the fix,
+or fails them when AGENTMON_REQUIRE_STACK=1 (as .ci/run sets it).
 """
 
 from __future__ import annotations
