@@ -304,16 +304,20 @@ def _install(monitor: Monitor) -> None:
     _state.capture_content = monitor.settings.capture_content
 
 
-def configure(**options: Any) -> Monitor:
+def configure(*args: Any, **options: Any) -> Monitor:
     """Set up traces, metrics and logs for agents in one call; returns the :class:`Monitor`.
 
     Every option is keyword-only and has an environment variable (see the README's table);
     precedence is argument > environment > default. Idempotent and thread-safe: a second call
-    returns the running monitor (new arguments are ignored with a warning). If the application
-    already installed SDK providers, they are reused and our processor is added to them.
-    Only invalid *arguments* raise (``TypeError``); bad environment values log and fall back.
+    returns the running monitor (new arguments are ignored with a warning); after ``shutdown()``
+    it builds a new one. If the application already installed SDK providers, they are reused and
+    our processor is added to them. Never raises: an unknown option, a bad argument, environment
+    value or rule file is one warning naming it, and the rest of the configuration applies.
     """
     global _current
+    if args:
+        log_once(logging.WARNING, "configure:positional",
+                 "configure() takes keyword arguments only; %d positional argument(s) ignored", len(args))
     with _lock:
         if _current is not None and not _current._shutdown_done:  # noqa: SLF001
             if options:
@@ -325,7 +329,11 @@ def configure(**options: Any) -> Monitor:
         if dashboard_url is not None and settings.endpoint is None:
             settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
                                            explicit=settings.explicit | {"endpoint", "protocol"})
-        monitor = Monitor(settings)
+        try:
+            monitor = Monitor(settings)
+        except Exception:  # noqa: BLE001 - a bug of ours must not stop the application
+            log_once(logging.ERROR, "configure:failed", "configure() failed; telemetry is off", exc_info=True)
+            monitor = Monitor(dataclasses.replace(settings, disabled=True, set_global=False, alert_rules=None))
         monitor._dashboard, monitor._dashboard_url = dashboard, dashboard_url  # noqa: SLF001
         _install(monitor)
         _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
