@@ -35,7 +35,7 @@ from ._providers import (
     start_system_metrics,
     tracer_provider,
 )
-from ._sanitize import clean_name
+from ._sanitize import name_arg, optional_name_arg, seconds_arg, warn_arg
 from ._settings import Settings, resolve
 from ._stats import Stats
 
@@ -185,22 +185,27 @@ class Monitor:
 
     def heartbeat(self, agent: str) -> None:
         """Tell the health loop ``agent`` is alive (for agents that idle between tasks)."""
-        self._deriver.heartbeat(clean_name(agent))
+        self._deriver.heartbeat(name_arg(agent, "heartbeat", "agent"))
 
     def forget_agent(self, agent: str) -> None:
         """Stop tracking an agent that retired on purpose, so it is not reported down."""
-        self._deriver.forget(clean_name(agent))
+        name = name_arg(agent, "forget_agent", "agent")
+        self._deriver.forget(name)
         if self._health is not None:
-            self._health.forget(clean_name(agent))
+            self._health.forget(name)
 
     def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
                          agent: str | None = None, critical: bool = False) -> None:
         """Run ``check`` (sync or async) every ``interval`` s; it fails if it raises, returns a falsy
         value or exceeds ``timeout``. A failing check degrades ``agent`` (every agent when None),
         or makes it unhealthy when ``critical``."""
-        if self._health is not None:
-            self._health.checks.add(name, check, interval=interval, timeout=timeout, agent=agent,
-                                    critical=critical)
+        if not callable(check):
+            warn_arg("add_health_check", "check", check, "a function or coroutine function")
+        elif self._health is not None:
+            at = "add_health_check"
+            self._health.checks.add(name_arg(name, at, "name"), check, agent=optional_name_arg(agent, at, "agent"),
+                                    interval=seconds_arg(interval, at, "interval", 5.0), critical=bool(critical),
+                                    timeout=seconds_arg(timeout, at, "timeout", 1.0))
 
     @property
     def dashboard_url(self) -> str | None:
@@ -224,7 +229,7 @@ class Monitor:
     # --- lifecycle ---------------------------------------------------------------------------
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything pending; returns ``True`` only if it all got out within ``timeout`` s."""
-        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        budget = seconds_arg(timeout, "force_flush", "timeout", self.settings.shutdown_timeout)
         deadline = time.monotonic() + budget
         ok = True
         try:
@@ -249,7 +254,7 @@ class Monitor:
             if self._shutdown_done:
                 return True
             self._shutdown_done = True
-        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        budget = seconds_arg(timeout, "shutdown", "timeout", self.settings.shutdown_timeout)
         deadline = time.monotonic() + budget
         ok = True
         def left(share: float = 1.0) -> float:
