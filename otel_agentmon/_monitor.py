@@ -32,6 +32,8 @@ from ._providers import (
     build_resource,
     logger_provider,
     meter_provider,
+    resource_after_shutdown,
+    retire,
     start_system_metrics,
     tracer_provider,
 )
@@ -68,7 +70,7 @@ class Monitor:
         self._system: Any = None
         self._dashboard: Server | None = None  # the in-process agentmon serve behind dashboard=True
         self._dashboard_url: str | None = None  # ... or the one this process joined
-        resource = build_resource(settings)
+        resource = resource_after_shutdown(settings, build_resource(settings))
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
@@ -297,6 +299,7 @@ class Monitor:
             report_internal_error("shutdown")
             return False
         finally:
+            retire(self._pipes)  # a later configure() builds working providers instead of joining these
             if _state.tracer is self.tracer:
                 _state.tracer = trace.get_tracer("otel_agentmon")
         return ok and time.monotonic() <= deadline

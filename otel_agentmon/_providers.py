@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from importlib import metadata
 from typing import Any, cast
 
@@ -10,7 +11,7 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
@@ -77,16 +78,71 @@ class Pipelines:
         self.metric_exporter: DeadlineMetricExporter | None = None
 
 
+#: Providers a Monitor built and then shut down. The OpenTelemetry API sets each global provider
+#: once per process, so configure() after shutdown() finds its own shut-down providers there.
+_retired: weakref.WeakSet[object] = weakref.WeakSet()
+
+
+def retire(pipes: Pipelines) -> None:
+    """Remember the providers ``pipes`` owned as shut down (``Monitor.shutdown`` calls this)."""
+    for owned, provider in ((pipes.owns_tracer_provider, pipes.tracer_provider),
+                            (pipes.owns_meter_provider, pipes.meter_provider),
+                            (pipes.owns_logger_provider, pipes.logger_provider)):
+        if owned and provider is not None:
+            _retired.add(provider)
+
+
+def _identity(resource: Resource) -> dict[str, object]:
+    return {k: v for k, v in resource.attributes.items() if k != SERVICE_INSTANCE_ID}
+
+
+def resource_after_shutdown(settings: Settings, resource: Resource) -> Resource:
+    """configure() after shutdown(): the Resource to build with.
+
+    Tracer and logger providers keep working after ``shutdown()`` once given new processors, so
+    when the identity is unchanged the global ones this process installed are used again (every
+    instrumentation that holds a tracer from them exports again) and their Resource is kept. The
+    global MeterProvider cannot restart: our own metrics go to a new one. With a different
+    identity, new providers are built for everything and the global ones stay shut down.
+    """
+    existing = trace.get_tracer_provider()
+    if not settings.set_global or not isinstance(existing, TracerProvider) or existing not in _retired:
+        return resource
+    if _identity(existing.resource) == _identity(resource):
+        log_once(logging.WARNING, "reconfigure:metrics",
+                 "configure() after shutdown(): spans and logs export again through this process's global "
+                 "providers; the global MeterProvider cannot be restarted (the OpenTelemetry API sets it once "
+                 "per process), so otel_agentmon's metrics use a new one and metrics other libraries record "
+                 "through the global API are no longer exported")
+        return existing.resource
+    log_once(logging.WARNING, "reconfigure:resource",
+             "configure() after shutdown() with a different service identity: the global OpenTelemetry "
+             "providers the first configure() installed cannot be replaced (the API sets them once per "
+             "process) and stay shut down; otel_agentmon's own spans, metrics and logs use new providers, "
+             "telemetry other instrumentations send through the global API is no longer exported")
+    return resource
+
+
+def _revive(existing: object, resource: Resource) -> bool:
+    if existing not in _retired or getattr(existing, "resource", None) is not resource:
+        return False
+    _retired.discard(existing)
+    return True
+
+
 def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines,
                     id_generator: IdGenerator | None = None) -> TracerProvider | None:
-    """The SDK TracerProvider to use: the application's, or a new one of ours."""
+    """The SDK TracerProvider to use: the application's, or one of ours (new, or revived after shutdown)."""
     existing = trace.get_tracer_provider()
-    if isinstance(existing, TracerProvider) and settings.set_global:
+    if isinstance(existing, TracerProvider) and settings.set_global and existing not in _retired:
         log_once(logging.INFO, "reuse:tracer", "using the application's TracerProvider; "
                  "spans are exported by its pipeline, not a second one")
         pipes.tracer_provider = existing
         return existing
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=id_generator)
+    if isinstance(existing, TracerProvider) and settings.set_global and _revive(existing, resource):
+        provider = existing
+    else:
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=id_generator)
     pipes.tracer_provider = provider
     pipes.owns_tracer_provider = True
     export = build_span_export(settings)
@@ -103,9 +159,13 @@ def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines,
 def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
                    extra_readers: list[MetricReader], *, fresh: bool = False) -> metrics.MeterProvider:
     existing = metrics.get_meter_provider()
-    if isinstance(existing, MeterProvider) and settings.set_global and not fresh:
+    if isinstance(existing, MeterProvider) and settings.set_global and not fresh and existing not in _retired:
         log_once(logging.INFO, "reuse:meter", "using the application's MeterProvider; bucket advice applies, "
                  "our attribute allow-list Views cannot be added to it")
+        if isinstance(existing.get_meter("otel_agentmon", VERSION), metrics.NoOpMeter):
+            log_once(logging.WARNING, "reuse:meter:shutdown",
+                     "the application's MeterProvider is shut down: otel_agentmon's metrics cannot be exported "
+                     "through it, and configure() cannot replace a global provider the application owns")
         pipes.meter_provider = existing
         return existing
     readers = list(extra_readers)
@@ -126,10 +186,13 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
 
 def logger_provider(settings: Settings, resource: Resource, pipes: Pipelines) -> _logs.LoggerProvider:
     existing = _logs.get_logger_provider()
-    if isinstance(existing, LoggerProvider) and settings.set_global:
+    if isinstance(existing, LoggerProvider) and settings.set_global and existing not in _retired:
         pipes.logger_provider = existing
         return existing
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    if isinstance(existing, LoggerProvider) and settings.set_global and _revive(existing, resource):
+        provider = existing
+    else:
+        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     export = build_log_export(settings)
     if export is not None:
         from ._processor import AccountingLogProcessor
