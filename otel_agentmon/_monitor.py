@@ -37,7 +37,7 @@ from ._providers import (
     start_system_metrics,
     tracer_provider,
 )
-from ._sanitize import name_arg, optional_name_arg, seconds_arg, warn_arg
+from ._sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
 from ._settings import Settings, resolve
 from ._stats import Stats
 
@@ -187,14 +187,13 @@ class Monitor:
 
     def heartbeat(self, agent: str) -> None:
         """Tell the health loop ``agent`` is alive (for agents that idle between tasks)."""
-        self._deriver.heartbeat(name_arg(agent, "heartbeat", "agent"))
+        self._deriver.heartbeat(clean_name(agent))
 
     def forget_agent(self, agent: str) -> None:
         """Stop tracking an agent that retired on purpose, so it is not reported down."""
-        name = name_arg(agent, "forget_agent", "agent")
-        self._deriver.forget(name)
+        self._deriver.forget(clean_name(agent))
         if self._health is not None:
-            self._health.forget(name)
+            self._health.forget(clean_name(agent))
 
     def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
                          agent: str | None = None, critical: bool = False) -> None:
@@ -360,7 +359,7 @@ def heartbeat(agent: str) -> None:
     """Mark ``agent`` alive in the configured monitor (no-op before ``configure()``)."""
     monitor = _current
     if monitor is not None:
-        monitor.heartbeat(agent)
+        monitor.heartbeat(name_arg(agent, "heartbeat", "agent"))
 
 
 def get_monitor() -> Monitor | None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import otel_agentmon as agentmon
+from otel_agentmon import _monitor
 from otel_agentmon.testing import Capture
 
 PROPERTY = settings(max_examples=60, deadline=None, database=None,
@@ -124,15 +125,16 @@ def test_token_usage_metric_counts_coerced_and_valid_values(agentmon_capture: Ca
 
 
 @pytest.mark.usefixtures("fresh_log_limiter")
-def test_monitor_methods_take_bad_arguments_without_raising(agentmon_capture: Capture,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_monitor_methods_take_bad_arguments_without_raising(agentmon_capture: Capture, caplog: pytest.LogCaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monitor = agentmon_capture.monitor
+    monkeypatch.setattr(_monitor, "_current", monitor)  # as configure() would
+    agentmon.heartbeat(None)  # type: ignore[arg-type]
     monitor.heartbeat(None)  # type: ignore[arg-type]
     monitor.forget_agent(5)  # type: ignore[arg-type]
     monitor.add_health_check("x", 5)  # type: ignore[arg-type]
     monitor.add_health_check("y", lambda: True, interval="soon", timeout=None)  # type: ignore[arg-type]
     assert monitor.force_flush(timeout="1") in (True, False)  # type: ignore[arg-type]
-    agentmon.heartbeat(["a"])  # type: ignore[arg-type]  # no configure(): a no-op
     with agentmon.llm("m", provider=3, server_address=5, server_port="http"):  # type: ignore[arg-type]
         pass
     attrs = _attrs(agentmon_capture, "chat m")
