@@ -11,7 +11,7 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, Resource
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
@@ -93,6 +93,8 @@ def retire(pipes: Pipelines) -> None:
 
 
 def _identity(resource: Resource) -> dict[str, object]:
+    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID  # (imported here: a line others edit)
+
     return {k: v for k, v in resource.attributes.items() if k != SERVICE_INSTANCE_ID}
 
 
