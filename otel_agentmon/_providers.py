@@ -93,7 +93,7 @@ def retire(pipes: Pipelines) -> None:
 
 
 def _identity(resource: Resource) -> dict[str, object]:
-    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID  # (imported here: a line others edit)
+    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 
     return {k: v for k, v in resource.attributes.items() if k != SERVICE_INSTANCE_ID}
 
