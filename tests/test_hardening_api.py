@@ -174,3 +174,22 @@ def test_any_value_for_any_argument_never_raises_and_encodes(agentmon_capture: C
     spans = agentmon_capture.spans()
     assert len(spans) == 5
     encode_spans(spans).SerializeToString()  # the real OTLP encoder accepts every span
+
+
+class _Researcher:
+    name = "r1"
+
+    def run(self) -> str:
+        return "done"
+
+
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_instrument_takes_one_method_name_as_a_string_and_coerces_a_numeric_agent_name(
+        agentmon_capture: Capture, caplog: pytest.LogCaptureFixture) -> None:
+    agentmon.instrument(_Researcher, agent=7, invoke="run")  # type: ignore[arg-type]
+    try:
+        assert _Researcher().run() == "done"
+    finally:
+        agentmon.uninstrument(_Researcher)
+    assert [s.name for s in agentmon_capture.spans()] == ["invoke_agent 7"]
+    assert _warnings(caplog) == []
