@@ -29,6 +29,7 @@ from ._processor import AgentmonSpanProcessor
 from ._providers import (
     VERSION,
     Pipelines,
+    add_span_processor,
     build_resource,
     logger_provider,
     meter_provider,
@@ -76,9 +77,8 @@ class Monitor:
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
             warn_if_plaintext_remote(settings.endpoint)
         tp = tracer_provider(settings, resource, self._pipes, id_generator)
-        self._processor = AgentmonSpanProcessor(self._deriver, self._pipes.span_worker, settings.shutdown_timeout)
-        if tp is not None:
-            tp.add_span_processor(self._processor)
+        self._processor = add_span_processor(self._pipes, AgentmonSpanProcessor(
+            self._deriver, self._pipes.span_worker, settings.shutdown_timeout))
         mp = meter_provider(settings, resource, self._pipes, extra_readers or [])
         meter = mp.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
         self._deriver.instruments = Instruments(meter, self._deriver.in_flight)

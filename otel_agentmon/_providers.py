@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from . import _semconv as sc
@@ -21,6 +22,9 @@ from ._exporters import DeadlineMetricExporter, build_log_export, build_metric_e
 from ._guard import log_once
 from ._metrics import views
 from ._settings import Settings
+
+P = TypeVar("P")
+SP = TypeVar("SP", bound=SpanProcessor)
 
 try:
     VERSION = metadata.version("otel_agentmon")
@@ -76,20 +80,53 @@ class Pipelines:
         self.span_worker: BatchWorker[ReadableSpan] | None = None
         self.log_worker: BatchWorker[ReadableLogRecord] | None = None
         self.metric_exporter: DeadlineMetricExporter | None = None
+        self.span_processor: object = None  # ours, in the tracer provider
+        self.log_processor: object = None  # ours, in the logger provider
 
 
-#: Providers a Monitor built and then shut down. The OpenTelemetry API sets each global provider
-#: once per process, so configure() after shutdown() finds its own shut-down providers there.
+#: Providers a Monitor built, and processors of ours, whose monitor has shut down. The OpenTelemetry
+#: API sets each global provider once per process, so configure() after shutdown() meets them again.
 _retired: weakref.WeakSet[object] = weakref.WeakSet()
+#: provider -> the processor of ours it holds
+_ours: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
 
 
 def retire(pipes: Pipelines) -> None:
-    """Remember the providers ``pipes`` owned as shut down (``Monitor.shutdown`` calls this)."""
+    """Remember what ``pipes`` used as shut down (``Monitor.shutdown`` calls this)."""
     for owned, provider in ((pipes.owns_tracer_provider, pipes.tracer_provider),
                             (pipes.owns_meter_provider, pipes.meter_provider),
-                            (pipes.owns_logger_provider, pipes.logger_provider)):
+                            (pipes.owns_logger_provider, pipes.logger_provider),
+                            (True, pipes.span_processor), (True, pipes.log_processor)):
         if owned and provider is not None:
             _retired.add(provider)
+
+
+def _take_over(provider: object, processor: P, add: Callable[[P], object]) -> P:
+    """Give ``provider`` our ``processor``. A provider keeps every processor it was ever given, so
+    when a shut-down monitor left one of ours in it, that one takes the new one's state and place
+    (no processor per configure() that would grow without bound). Returns the one in use."""
+    old = _ours.get(provider)
+    if old is not None and old in _retired and type(old) is type(processor):
+        try:
+            vars(old).update(vars(processor))
+        except TypeError:  # a class with __slots__: add it after all
+            pass
+        else:
+            _retired.discard(old)
+            return old
+    add(processor)
+    _ours[provider] = processor
+    return processor
+
+
+def add_span_processor(pipes: Pipelines, processor: SP) -> SP:
+    """Add our span processor to the tracer provider in use (see ``_take_over``)."""
+    provider = pipes.tracer_provider
+    if not isinstance(provider, TracerProvider):
+        return processor
+    in_use = _take_over(provider, processor, provider.add_span_processor)
+    pipes.span_processor = in_use
+    return in_use
 
 
 def _identity(resource: Resource) -> dict[str, object]:
@@ -202,7 +239,8 @@ def logger_provider(settings: Settings, resource: Resource, pipes: Pipelines) ->
         pipes.log_worker = BatchWorker(
             "logs", export[0], export[1], max_queue_size=2048, max_batch_size=512,
             schedule_delay_s=settings.span_schedule_delay_ms / 1000.0)
-        provider.add_log_record_processor(AccountingLogProcessor(pipes.log_worker, settings.shutdown_timeout))
+        pipes.log_processor = _take_over(provider, AccountingLogProcessor(pipes.log_worker, settings.shutdown_timeout),
+                                         provider.add_log_record_processor)
     pipes.logger_provider = provider
     pipes.owns_logger_provider = True
     if settings.set_global and _api_placeholder(existing, "ProxyLoggerProvider"):

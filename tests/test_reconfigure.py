@@ -134,3 +134,25 @@ def test_with_the_applications_providers_configure_again_joins_them_or_warns_why
     ours = warnings(stderr)
     assert len(ours) == 1 and "the application's MeterProvider is shut down" in ours[0], stderr
     assert "configure() cannot replace a global provider the application owns" in ours[0]
+
+
+CYCLES = """
+    import json, logging, os, otel_agentmon as am
+    from opentelemetry import _logs, trace
+    logging.basicConfig(level=logging.WARNING)
+    for cycle in range(5):
+        monitor = am.configure(service_name="svc", endpoint=os.environ["RX"], logs_exporter="otlp")
+        with am.agent(f"cycle-{cycle}"):
+            pass
+        stats_ok = monitor.shutdown(5.0) and monitor.stats().balanced and monitor.stats().spans_exported == 1
+    # A provider keeps every processor it was given: one of ours per provider, however many cycles.
+    spans = trace.get_tracer_provider()._active_span_processor._span_processors
+    logs = _logs.get_logger_provider()._multi_log_record_processor._log_record_processors
+    print(json.dumps({"span_processors": len(spans), "log_processors": len(logs), "last_cycle_ok": stats_ok}))
+"""
+
+
+def test_repeated_configure_and_shutdown_keeps_one_processor_of_ours_per_provider(rx: OTLPReceiver) -> None:
+    result, _ = run(CYCLES, rx)
+    assert result == {"span_processors": 1, "log_processors": 1, "last_cycle_ok": True}
+    spans_by_name(rx, {f"invoke_agent cycle-{i}" for i in range(5)})
