@@ -229,7 +229,7 @@ def _read(opt: Option, args: Mapping[str, object], env: Mapping[str, str]) -> tu
     if raw.strip():
         try:
             value = opt.parse(raw)
-        except (ValueError, TypeError):
+        except Exception:  # noqa: BLE001 - a bad environment value is a warning, never an exception
             log_once(logging.WARNING, f"env:{opt.env}", "ignoring %s=%s: expected %s; using %s", opt.env,
                      "<redacted>" if opt.secret else repr(clean_str(raw, 200)), accepts(opt.name, opt.parse),
                      _fallback(opt, None))
