@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
 from ._guard import log_once
-from ._sanitize import clean_name
+from ._sanitize import clean_name, name_arg
 from ._spans import agent as agent_op
 from ._spans import task as task_op
 from ._spans import tool as tool_op
@@ -50,9 +50,9 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
     name). Raises ``TypeError``/``AttributeError`` for a target or method that cannot be wrapped,
     at instrumentation time, never at call time.
     """
-    plan: list[tuple[str, Role, str | None]] = [(m, "agent", None) for m in invoke]
+    plan: list[tuple[str, Role, str | None]] = [(m, "agent", None) for m in _one_or_many(invoke)]
     for role, names in (("task", tasks), ("tool", tools), ("workflow", workflows)):
-        items = names.items() if isinstance(names, Mapping) else ((n, None) for n in names)
+        items = names.items() if isinstance(names, Mapping) else ((n, None) for n in _one_or_many(names))
         plan += [(method, role, label) for method, label in items]  # type: ignore[misc]
     agent_name = _agent_namer(target, agent)
     uninstrument(target)
@@ -119,8 +119,14 @@ def is_instrumented(target: Any) -> bool:
 
 
 # --- internals -------------------------------------------------------------------------------------
+def _one_or_many(names: Iterable[str]) -> Iterable[str]:
+    return (names,) if isinstance(names, str) else names  # invoke="run" names one method, not r, u, n
+
+
 def _agent_namer(target: Any, agent: str | None) -> Namer:
     cls = target if isinstance(target, type) else type(target)
+    if agent is not None and not isinstance(agent, str):
+        agent = name_arg(agent, "instrument", "agent")
     if agent is None:
         return clean_name(cls.__name__)
     if not agent.startswith("@"):

@@ -77,17 +77,14 @@ def rule_from_dict(data: Mapping[str, Any]) -> AlertRule:
 
 
 def load_rules(source: str | Path) -> list[AlertRule]:
-    """Read a rule file; raises ``ValueError`` naming the first problem."""
-    text = Path(source).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
-        raise ValueError(f"{source}: expected a mapping with a 'rules' list")
-    rules = []
-    for i, entry in enumerate(cast(list[object], data["rules"])):
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{source}: rule #{i + 1} is not a mapping: {entry!r}")
-        rules.append(rule_from_dict(cast(Mapping[str, Any], entry)))
-    return rules
+    """Read a rule file; raises ``ValueError`` (a ``RuleFileError``) listing every problem in it,
+    each as ``path:line: problem`` (an unreadable file included)."""
+    from ._rule_file import RuleFileError, check_rule_file
+
+    report = check_rule_file(source)
+    if report.errors:
+        raise RuleFileError(report.errors)
+    return report.rules
 
 
 def _number(value: float) -> str:
