@@ -7,11 +7,12 @@ exporter wrapper bounds every export by its deadline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -210,7 +211,9 @@ class DeadlineMetricExporter(MetricExporter):
     The SDK's periodic reader calls ``export`` on its own thread, but ``force_flush`` calls it on
     the caller's; with the Collector black-holed that would block for the whole retry cycle.
     While a timed-out export is still running, new exports are skipped (and counted), so
-    threads never pile up.
+    threads never pile up. The SDK's reader serialises exports under a lock: a flush would queue
+    behind a periodic export waiting out its own (longer) timeout, so while a flush waits, the
+    periodic export stops waiting (its helper thread goes on) and the flush keeps its deadline.
     """
 
     def __init__(self, inner: MetricExporter) -> None:
@@ -226,6 +229,21 @@ class DeadlineMetricExporter(MetricExporter):
         self.skipped = 0
         self.failing = False  # the last export failed
         self._started_at: float | None = None  # monotonic start of the export in progress
+        self._flushing: set[int] = set()  # threads in the reader's force_flush
+
+    @contextlib.contextmanager
+    def flushing(self) -> Iterator[None]:
+        """Mark the current thread as flushing, for the length of the block."""
+        me = threading.get_ident()
+        self._flushing.add(me)
+        try:
+            yield
+        finally:
+            self._flushing.discard(me)
+
+    def _flush_waits(self) -> bool:
+        me = threading.get_ident()
+        return any(t != me for t in list(self._flushing))
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self._closing.is_set() or not self._busy.acquire(blocking=False):
@@ -249,7 +267,7 @@ class DeadlineMetricExporter(MetricExporter):
         threading.Thread(target=run, name="agentmon-metrics-export", daemon=True).start()
         deadline = time.monotonic() + max(0.0, timeout_millis / 1000.0)
         while not done.wait(0.05):
-            if self._closing.is_set() or time.monotonic() >= deadline:
+            if self._closing.is_set() or time.monotonic() >= deadline or self._flush_waits():
                 break
         if not box or box[0] is not MetricExportResult.SUCCESS:
             self.failed += 1
@@ -280,9 +298,20 @@ class DeadlineMetricExporter(MetricExporter):
             self.close()
 
 
-class SuppressedPeriodicReader(PeriodicExportingMetricReader):
+class PeriodicReader(PeriodicExportingMetricReader):
     """The SDK's periodic reader, with instrumentation suppressed while it collects too (the SDK
-    suppresses only around the export): observable callbacks and their I/O are ours, not the app's."""
+    suppresses only around the export: observable callbacks and their I/O are ours, not the
+    app's), and a ``force_flush`` that does not queue behind a periodic export in progress."""
+
+    def __init__(self, exporter: MetricExporter, **kwargs: Any) -> None:
+        self._deadline_exporter = exporter if isinstance(exporter, DeadlineMetricExporter) else None
+        super().__init__(exporter, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        if self._deadline_exporter is None:
+            return super().force_flush(timeout_millis=timeout_millis)
+        with self._deadline_exporter.flushing():
+            return super().force_flush(timeout_millis=timeout_millis)
 
     # The SDK marks collect() final for type checkers only; wrapping it (and calling it) keeps
     # every path to a collection covered: the periodic thread, force_flush and shutdown.

@@ -18,7 +18,7 @@ from . import _semconv as sc
 from ._batch import BatchWorker
 from ._exporters import (
     DeadlineMetricExporter,
-    SuppressedPeriodicReader,
+    PeriodicReader,
     build_log_export,
     build_metric_exporter,
     build_span_export,
@@ -118,7 +118,7 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
     exporter = build_metric_exporter(settings)
     if exporter is not None:
         pipes.metric_exporter = exporter
-        readers.append(SuppressedPeriodicReader(
+        readers.append(PeriodicReader(
             exporter, export_interval_millis=settings.metric_export_interval_ms,
             export_timeout_millis=settings.metric_export_timeout_ms))
     provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False,
