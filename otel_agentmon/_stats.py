@@ -20,6 +20,12 @@ class Stats:
     * ``spans_not_exported``: ended while no exporter of ours was configured (traces exporter
       ``none``, or the application's own provider and pipeline export them) or not sampled.
     * ``spans_open``: started and not yet ended.
+    * ``derivation_dropped``: what metric derivation lost under overload (agent metrics and
+      summaries undercount; export is not affected), by reason in ``derivation_dropped_by_reason``:
+      ``queue_full`` and ``stopped`` (span starts/ends offered while its queue was full or after
+      shutdown), ``shutdown_deadline`` (still queued at shutdown's deadline), ``in_flight_evicted``
+      (running tasks forgotten at the in-flight table's cap). Also the ``agentmon.derivation.dropped``
+      metric.
     """
 
     spans_started: int
@@ -36,6 +42,7 @@ class Stats:
     metric_exports_failed: int
     metric_exports_skipped: int
     derivation_dropped: int
+    derivation_dropped_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def spans_open(self) -> int:
