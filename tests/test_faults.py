@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_agentmon
 from otel_agentmon import _semconv as sc
@@ -304,15 +306,14 @@ def test_poison_span_from_other_instrumentation_does_not_sink_its_batch(
 
 def slow_span_encoding(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """Encoding a batch takes ``seconds`` (a huge batch on a loaded machine), then fails or not as usual."""
-    from opentelemetry.exporter.otlp.proto.http import trace_exporter
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    real = trace_exporter.encode_spans
-
-    def slow(spans: object) -> object:
+    def slow(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
         time.sleep(seconds)
-        return real(spans)  # type: ignore[arg-type]
+        return encode_spans(spans)
 
-    monkeypatch.setattr(trace_exporter, "encode_spans", slow)
+    # the name the OTLP/HTTP span exporter calls
+    monkeypatch.setattr("opentelemetry.exporter.otlp.proto.http.trace_exporter.encode_spans", slow)
 
 
 def poison_batch(monitor: Monitor) -> None:
