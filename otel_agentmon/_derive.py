@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
-from ._batch import _count_value
+from ._derive_inflight import DerivationDrops, InFlightTable
+from ._derive_inflight import InFlight as _InFlight
 from ._dialects import normalize
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
@@ -34,13 +35,6 @@ _MAX_PENDING: Final = 100_000
 _TICK_S: Final = 0.05  # worker latency bound: metrics and summaries lag spans by at most this
 _RESERVOIR: Final = 512
 _AttrMap: TypeAlias = Mapping[str, object]
-
-
-@dataclasses.dataclass(frozen=True)
-class _InFlight:
-    key: tuple[str, str]  # (agent, task type)
-    start_ns: int  # wall clock, as spans carry it
-    span: ReadableSpan  # the live span, for stuck-task events
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,10 +102,9 @@ class Deriver:
 
     def _init_state(self) -> None:
         self._queue: collections.deque[tuple[bool, ReadableSpan]] = collections.deque()
-        self._dropped = itertools.count()
+        self._drops = DerivationDrops()
         self._pending: dict[int, _ChildCounts] = {}
-        self._in_flight: dict[int, _InFlight] = {}
-        self._in_flight_counts: dict[tuple[str, str], int] = {}
+        self._in_flight = InFlightTable(self._forget_in_flight)
         self._agents: dict[str, AgentSummary] = {}
         self._windows: dict[str, AgentWindows] = {}
         #: monotonic time of each agent's last activity (span start/end or heartbeat)
@@ -126,17 +119,18 @@ class Deriver:
     # --- hot path (span processor) ------------------------------------------------------------
     def offer(self, started: bool, span: ReadableSpan) -> None:
         if self._stop.is_set():
-            next(self._dropped)  # stopped: nothing will consume it
+            next(self._drops.stopped)  # stopped: nothing will consume it
             return
         if len(self._queue) < _MAX_QUEUE:
             self._queue.append((started, span))
         else:
-            next(self._dropped)
+            next(self._drops.queue_full)
 
     # --- worker -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.wait(_TICK_S):
             self.process_pending()
+            self._drops.report(self._in_flight.evicted)
 
     def process_pending(self, deadline: float | None = None, *, final: bool = False) -> None:
         """Consume everything queued so far (also called by flush and by tests); with a
@@ -150,8 +144,8 @@ class Deriver:
                 if deadline is not None and i % _YIELD_EVERY == 0 and time.monotonic() > deadline:
                     for _ in range(len(queue)):
                         queue.popleft()
-                        next(self._dropped)
-                    return
+                        self._drops.deadline += 1
+                    break
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
                     # Let the export thread (and the agents) run: a long burst here would hold the
                     # GIL for hundreds of ms and let the span export queue overflow.
@@ -164,14 +158,26 @@ class Deriver:
                         self._on_end(span)
                 except Exception:  # noqa: BLE001
                     report_internal_error("metric derivation")
+            if self._drops.sweep_due():
+                self._in_flight.sweep_ended()  # a task whose end was dropped is not in flight
 
     def stop(self, deadline: float | None = None) -> None:
         self._stop.set()
         self.process_pending(deadline, final=True)
+        self._drops.report(self._in_flight.evicted)
 
     @property
     def dropped(self) -> int:
-        return _count_value(self._dropped)
+        """Span starts/ends and tracked tasks derivation lost (the sum of ``dropped_by_reason``)."""
+        return self._drops.queue_drops() + self._in_flight.evicted
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        return self._drops.by_reason(self._in_flight.evicted)
+
+    def _forget_in_flight(self, entry: _InFlight) -> None:
+        summary = self._agents.get(entry.key[0])
+        if summary is not None:
+            summary.in_flight = max(0, summary.in_flight - 1)
 
     def _agent(self, name: str) -> AgentSummary:
         summary = self._agents.get(name)
@@ -191,9 +197,11 @@ class Deriver:
         if task_type is None or not isinstance(agent, str):
             return
         key = (agent, str(task_type))
-        self._in_flight[span.context.span_id] = _InFlight(key, span.start_time or time.time_ns(), span)
-        self._in_flight_counts[key] = self._in_flight_counts.get(key, 0) + 1
+        if span.end_time is not None:  # ended already (its end follows, or was dropped): not in flight
+            self._in_flight.note(key)
+            return
         self._agent(agent).in_flight += 1
+        self._in_flight.add(span.context.span_id, _InFlight(key, span.start_time or time.time_ns(), span))
 
     def _on_end(self, span: ReadableSpan) -> None:
         attrs = _standard_attrs(span)
@@ -277,10 +285,8 @@ class Deriver:
 
     def _on_task_end(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
                      own: _ChildCounts) -> None:
-        entry = self._in_flight.pop(span.context.span_id, None)
+        entry = self._in_flight.pop(span.context.span_id)
         key = entry.key if entry is not None else None
-        if key is not None:
-            self._in_flight_counts[key] = max(0, self._in_flight_counts.get(key, 0) - 1)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         agent_name = agent if isinstance(agent, str) else "unknown"
         outcome = attrs.get(sc.AGENTMON_TASK_OUTCOME)
@@ -322,7 +328,7 @@ class Deriver:
 
     # --- readers (other threads) ----------------------------------------------------------------
     def in_flight(self) -> Iterable[tuple[tuple[str, str], int]]:
-        return list(self._in_flight_counts.items())
+        return self._in_flight.counts()
 
     def heartbeat(self, agent: str) -> None:
         """Mark ``agent`` alive now (any thread; a dict store)."""

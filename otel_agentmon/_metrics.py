@@ -7,7 +7,7 @@ even on a MeterProvider the application built (where we cannot add Views).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -47,6 +47,7 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     sc.M_TASK_OLDEST_AGE: frozenset({sc.GEN_AI_AGENT_NAME}),
     sc.M_TASKS_STUCK: frozenset({sc.GEN_AI_AGENT_NAME}),
     sc.M_ALERT_FIRING: frozenset({sc.AGENTMON_ALERT_RULE, sc.AGENTMON_ALERT_SEVERITY, sc.GEN_AI_AGENT_NAME}),
+    sc.M_DERIVATION_DROPPED: frozenset({sc.ERROR_TYPE}),
 }
 
 
@@ -59,12 +60,13 @@ def views(cardinality_limit: int) -> list[View]:
 
 
 InFlightSource = Callable[[], Iterable[tuple[tuple[str, str], int]]]
+DropSource = Callable[[], Mapping[str, int]]
 
 
 class Instruments:
     """All synchronous instruments, created once per MeterProvider."""
 
-    def __init__(self, meter: Meter, in_flight: InFlightSource) -> None:
+    def __init__(self, meter: Meter, in_flight: InFlightSource, dropped: DropSource | None = None) -> None:
         h = meter.create_histogram
         self.agent_duration = h(sc.M_INVOKE_AGENT_DURATION, unit=sc.UNIT_SECONDS,
                                 description="Duration of GenAI agent invocations.",
@@ -107,6 +109,20 @@ class Instruments:
 
         meter.create_observable_up_down_counter(sc.M_TASKS_IN_FLIGHT, callbacks=[observe_in_flight],
                                                 unit=sc.UNIT_TASK, description="Tasks currently running.")
+        if dropped is not None:
+            register_derivation_drops(meter, dropped)
+
+
+def register_derivation_drops(meter: Meter, dropped: DropSource) -> None:
+    """What metric derivation lost under overload, by reason (``error.type``), as a counter."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {sc.ERROR_TYPE: reason}) for reason, n in dropped().items()]
+
+    meter.create_observable_counter(
+        sc.M_DERIVATION_DROPPED, callbacks=[observe], unit=sc.UNIT_SPAN,
+        description="Span starts and ends metric derivation could not process (agent metrics and summaries "
+        "undercount), and tasks forgotten at the in-flight cap, by reason.")
 
 
 def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth],

@@ -11,14 +11,20 @@ from typing import Any, TypeVar, cast
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from . import _semconv as sc
 from ._batch import BatchWorker
-from ._exporters import DeadlineMetricExporter, build_log_export, build_metric_exporter, build_span_export
+from ._exporters import (
+    DeadlineMetricExporter,
+    PeriodicReader,
+    build_log_export,
+    build_metric_exporter,
+    build_span_export,
+)
 from ._guard import log_once
 from ._metrics import views
 from ._settings import Settings
@@ -211,7 +217,7 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
     exporter = build_metric_exporter(settings)
     if exporter is not None:
         pipes.metric_exporter = exporter
-        readers.append(PeriodicExportingMetricReader(
+        readers.append(PeriodicReader(
             exporter, export_interval_millis=settings.metric_export_interval_ms,
             export_timeout_millis=settings.metric_export_timeout_ms))
     provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False,

@@ -148,3 +148,8 @@ NETWORK_IO_DIRECTION_LEGACY: Final = "direction"  # older system-metrics instrum
 
 # Content-capture environment variable (util-genai semantics).
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+# --- agentmon self-observability ------------------------------------------------------------------
+#: span starts/ends (and tracked tasks) metric derivation lost under overload, by ``error.type``
+M_DERIVATION_DROPPED: Final = "agentmon.derivation.dropped"
+UNIT_SPAN: Final = "{span}"

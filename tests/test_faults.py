@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_agentmon
 from otel_agentmon import _semconv as sc
@@ -300,6 +302,52 @@ def test_poison_span_from_other_instrumentation_does_not_sink_its_batch(
     assert stats.spans_exported >= 511
     assert len(rx.unique_span_ids()) == stats.spans_exported
     assert "export_failed:connection_error" not in stats.spans_dropped  # nothing went to the network
+
+
+def slow_span_encoding(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Encoding a batch takes ``seconds`` (a huge batch on a loaded machine), then fails or not as usual."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    def slow(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+        time.sleep(seconds)
+        return encode_spans(spans)
+
+    # the name the OTLP/HTTP span exporter calls
+    monkeypatch.setattr("opentelemetry.exporter.otlp.proto.http.trace_exporter.encode_spans", slow)
+
+
+def poison_batch(monitor: Monitor) -> None:
+    """511 good spans and one (made straight on the provider) that cannot be encoded: one full batch."""
+    for i in range(511):
+        with otel_agentmon.tool("good", attributes={"i": i}):
+            pass
+    monitor.tracer.start_span(POISON, attributes={"k\ud800": "v"}).end()
+
+
+@pytest.mark.timeout(30)
+def test_poison_batch_rescue_does_not_depend_on_how_long_encoding_took(
+        rx: OTLPReceiver, monitor_for: MonitorFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_span_encoding(monkeypatch, 0.3)
+    monitor = monitor_for(rx, span_schedule_delay_ms=60_000, span_max_export_batch_size=512)
+    poison_batch(monitor)  # the full batch wakes the worker: exported now, not at shutdown
+    assert rx.wait_for_spans(511, timeout=15)
+    timed_shutdown(monitor, 2.0)
+    stats = settled(monitor)
+    assert stats.spans_dropped == {"encode_failed": 1}
+    assert stats.spans_exported == 511 == len(rx.unique_span_ids())
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_waits_for_the_rescue_of_a_slow_poison_batch_within_its_deadline(
+        rx: OTLPReceiver, monitor_for: MonitorFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each send of the batch makes no progress for 0.6 s: no reason to close a healthy exporter."""
+    slow_span_encoding(monkeypatch, 0.6)
+    monitor = monitor_for(rx, span_schedule_delay_ms=60_000, span_max_export_batch_size=1024)
+    poison_batch(monitor)  # below a full batch: first sent by shutdown's flush
+    timed_shutdown(monitor, 10.0)
+    stats = settled(monitor)
+    assert stats.spans_dropped == {"encode_failed": 1}
+    assert stats.spans_exported == 511 == len(rx.unique_span_ids())
 
 
 # ---- F11: one signal's pipeline down, the other up ------------------------------------------------
