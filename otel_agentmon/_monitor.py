@@ -79,7 +79,7 @@ class Monitor:
             tp.add_span_processor(self._processor)
         mp = meter_provider(settings, resource, self._pipes, extra_readers or [])
         meter = mp.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-        self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+        self._deriver.instruments = Instruments(meter, self._deriver.in_flight, mp)
         lp = logger_provider(settings, resource, self._pipes)
         self.tracer: trace.Tracer = (tp or trace.get_tracer_provider()).get_tracer(
             "otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
@@ -109,7 +109,7 @@ class Monitor:
                 self._resource = build_resource(self.settings)  # this process's service.instance.id
                 provider = meter_provider(self.settings, self._resource, self._pipes, [], fresh=True)
                 meter = provider.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-                self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+                self._deriver.instruments = Instruments(meter, self._deriver.in_flight, provider)
                 if self._health is not None:
                     register_health_instruments(meter, lambda: self._health.current if self._health else
                                                 SwarmHealth("healthy", {}, None, None, ()), self._health.alert_states)
