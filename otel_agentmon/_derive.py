@@ -23,7 +23,7 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
 from ._batch import _count_value
-from ._dialects import normalize
+from ._dialects import exception_type, normalize
 from ._enclosing import Enclosing
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
@@ -206,7 +206,7 @@ class Deriver:
         duration = max(0, end - start) / 1e9
         error = attrs.get(sc.ERROR_TYPE)
         if error is None and span.status.status_code is StatusCode.ERROR:
-            error = "_OTHER"
+            error = exception_type(span.events) or "_OTHER"
         op = attrs.get(sc.GEN_AI_OPERATION_NAME)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         # Less the metrics the span's own instrumentation records itself (see _scopes).

@@ -63,8 +63,8 @@ gives framework agents in-flight tracking, stuck detection, error rates and heal
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from . import _semconv as sc
 
@@ -209,6 +209,17 @@ def _usage(attrs: Attrs) -> dict[str, object]:
                 found[standard] = value
                 break
     return found
+
+
+def exception_type(events: Iterable[Any]) -> str | None:
+    """The class of the exception a failed span recorded (its last ``exception`` event), for
+    ``error.type`` when the instrumentation did not set it (PydanticAI's native spans, ...)."""
+    for event in reversed(list(events)):
+        if getattr(event, "name", None) == sc.EXCEPTION_EVENT:
+            found = (getattr(event, "attributes", None) or {}).get(sc.EXCEPTION_TYPE)
+            if isinstance(found, str) and found:
+                return found
+    return None
 
 
 def _langgraph_run(attrs: Attrs) -> bool | None:

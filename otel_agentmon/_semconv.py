@@ -148,3 +148,7 @@ NETWORK_IO_DIRECTION_LEGACY: Final = "direction"  # older system-metrics instrum
 
 # Content-capture environment variable (util-genai semantics).
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+# --- Exception events (read from other instrumentations' failed spans) -------------------------
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
