@@ -23,10 +23,11 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
 from ._batch import _count_value
-from ._dialects import exception_type, normalize
+from ._dialects import AGENT_USAGE_SCOPES, exception_type, normalize
 from ._enclosing import Enclosing
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
+from ._scopes import agent_usage
 from ._windows import AgentWindows, WindowStats
 
 _MAX_QUEUE: Final = 65536  # entries (span ends, and starts of agent spans): bounds the backlog's memory
@@ -211,6 +212,9 @@ class Deriver:
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         # Less the metrics the span's own instrumentation records itself (see _scopes).
         inst = self.instruments.for_scope(_scope(span)) if self.instruments is not None else None
+        if op == sc.OP_INVOKE_AGENT and not own.inference_calls and _scope(span) in AGENT_USAGE_SCOPES:
+            inp, out = agent_usage(attrs, inst, _error_ctx(span))  # tokens only the agent span reports
+            own = dataclasses.replace(own, input_tokens=own.input_tokens + inp, output_tokens=own.output_tokens + out)
         up = _ChildCounts(input_tokens=own.input_tokens, output_tokens=own.output_tokens)
         if op == sc.OP_INVOKE_AGENT:
             labels = _pick(attrs, (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_REQUEST_MODEL), error)

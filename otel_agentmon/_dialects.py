@@ -47,7 +47,9 @@ Other CHAIN spans, and the kinds RETRIEVER, EMBEDDING, RERANKER, GUARDRAIL, EVAL
    (``langgraph_node`` set) is a step of it, even when OpenInference calls it AGENT (it does so
    for any run whose name contains "agent"). A graph used as a node of another graph is a step.
 6. Else the span name; OpenInference's smolagents spans are named ``<agent>.run``: the agent is
-   ``<agent>``.
+   ``<agent>``. Its ``final_answer`` TOOL spans are how an agent answers, not tool calls (as ours),
+   and its AGENT spans' token counts are that agent's own model calls: they count when no LLM
+   span sits under the agent (a custom model, which OpenInference does not wrap).
 
 **Agent names, whichever instrumentation saw the agent** (docs/dialects.md): an agent is named by
 the name its framework gives the agent object, never by a graph node, step or method: LangGraph's
@@ -94,6 +96,11 @@ _LLM_REQUEST_TYPES: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLE
 OI_OPENAI_AGENTS_SCOPE: Final = "openinference.instrumentation.openai_agents"
 OI_LANGCHAIN_SCOPE: Final = "openinference.instrumentation.langchain"
 OI_SMOLAGENTS_SCOPE: Final = "openinference.instrumentation.smolagents"
+#: Scopes whose agent spans report the token usage of that agent's own model calls, which count
+#: when no model-call span sits under the agent (OpenInference only sees smolagents' own model
+#: classes: a custom model's calls show only in the agent span's totals).
+AGENT_USAGE_SCOPES: Final = frozenset({OI_SMOLAGENTS_SCOPE})
+_FINAL_ANSWER: Final = "final_answer"  # how a smolagents agent answers: not a tool call (as ours)
 _OI_METADATA: Final = "metadata"
 _MAX_METADATA: Final = 65536  # characters of OpenInference's metadata JSON worth parsing
 #: Operation names a GenAI span's name may start with ("chat gpt-4o", "embeddings ...").
@@ -146,6 +153,8 @@ def _operation(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> str
                 return sc.OP_INVOKE_WORKFLOW  # the SDK's trace, whose descendants are the agents
             return sc.OP_INVOKE_AGENT
         if kind == "TOOL":
+            if scope == OI_SMOLAGENTS_SCOPE and attrs.get(_OI_TOOL_NAME) == _FINAL_ANSWER:
+                return None
             return sc.OP_EXECUTE_TOOL
         if kind == "LLM":
             return sc.OP_CHAT

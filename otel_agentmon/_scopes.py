@@ -26,10 +26,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry.context import Context
 
 from . import _semconv as sc
 from ._guard import report_internal_error
+
+if TYPE_CHECKING:
+    from ._metrics import Instruments
 
 #: The metrics the Deriver makes from spans of any instrumentation.
 DERIVED_METRICS: Final = frozenset({
@@ -169,3 +174,18 @@ def _instrument_names(meter: object) -> list[str] | None:
     if not isinstance(instruments, dict):
         return None
     return [str(getattr(i, "name", "")) for i in list(instruments.values())]
+
+
+def agent_usage(attrs: Mapping[str, object], inst: Instruments | None, ctx: Context) -> tuple[int, int]:
+    """(input, output) tokens of an agent's own model calls that only its agent span reports (no
+    model-call span under it; see ``_dialects.AGENT_USAGE_SCOPES``), recorded once as the agent
+    invocation's token usage."""
+    inp, out = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS), attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    counts = (inp if isinstance(inp, int) else 0, out if isinstance(out, int) else 0)
+    if inst is not None:
+        base = {k: v for k in (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+                if isinstance(v := attrs.get(k), str)}
+        for count, kind in zip(counts, (sc.TOKEN_TYPE_INPUT, sc.TOKEN_TYPE_OUTPUT), strict=True):
+            if count:
+                inst.token_usage.record(count, {**base, sc.GEN_AI_TOKEN_TYPE: kind}, ctx)
+    return counts

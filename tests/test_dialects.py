@@ -77,6 +77,10 @@ def test_openinference_smolagents_agent_is_named_by_the_agent_not_its_run_method
     run = {"openinference.span.kind": "AGENT", "llm.token_count.prompt": 21}
     assert added("manager.run", run, OI_SMOLAGENTS, is_root=True)[AGENT] == "manager"
     assert added("manager.run", run, OI_LANGCHAIN)[AGENT] == "manager.run"  # only that instrumentation
+    # final_answer is how a smolagents agent answers: not a tool call (ours make no span for it).
+    answer = {"openinference.span.kind": "TOOL", "tool.name": "final_answer"}
+    assert normalize("FinalAnswerTool", answer, OI_SMOLAGENTS, False) is answer
+    assert added("SimpleTool", {**answer, "tool.name": "get_weather"}, OI_SMOLAGENTS)[OP] == "execute_tool"
 
 
 def test_openinference_openai_agents_trace_root_is_a_workflow_not_an_agent() -> None:

@@ -228,6 +228,9 @@ SETUPS: dict[str, Setup] = {
     "pydantic_ai:native": (native_pydantic_ai, run_pydantic_ai),
     "smolagents:ours": (lambda: instrument("otel_agentmon.instrumentation.smolagents:SmolagentsInstrumentor"),
                         run_smolagents),
+    # OpenInference does not wrap a custom model: only its agent span reports the tokens.
+    "smolagents:openinference": (lambda: instrument("openinference.instrumentation.smolagents:SmolagentsInstrumentor"),
+                                 run_smolagents),
 }
 
 
