@@ -213,12 +213,72 @@ def run_smolagents() -> None:
     assert agent.run("Weather in Paris?") == "It is sunny in Paris."
 
 
+# --- OpenAI Agents SDK (the real chat-completions model over an in-process HTTP stub) ---------------
+
+OPENAI_AGENTS_PEERS = {
+    "ours": "otel_agentmon.instrumentation.openai_agents:OpenAIAgentsInstrumentor",
+    "openinference": "openinference.instrumentation.openai_agents:OpenAIAgentsInstrumentor",
+    "openllmetry": "opentelemetry.instrumentation.openai_agents:OpenAIAgentsInstrumentor",
+}
+
+
+def instrument_openai_agents(spec: str) -> None:
+    from agents import set_trace_processors
+    from agents.tracing.processors import BatchTraceProcessor
+
+    from otel_agentmon.instrumentation.openai_agents import registered_processors
+
+    instrument(spec)
+    # Offline: drop the SDK's exporter to the OpenAI backend, keep the instrumentation's processor.
+    set_trace_processors([p for p in registered_processors() or [] if not isinstance(p, BatchTraceProcessor)])
+
+
+def run_openai_agents() -> None:
+    import httpx
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+    from openai import AsyncOpenAI
+
+    turns = {"n": 0}
+
+    def answer(request: Any) -> httpx.Response:
+        turns["n"] += 1
+        if turns["n"] == 1:
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+            usage, reason = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "tool_calls"
+        else:
+            message = {"role": "assistant", "content": "It is sunny in Paris."}
+            usage, reason = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}, "stop"
+        return httpx.Response(200, json={"id": f"cc-{turns['n']}", "object": "chat.completion", "created": 0,
+                                         "model": "gpt-4o-mini", "usage": usage,
+                                         "choices": [{"index": 0, "message": message, "finish_reason": reason}]})
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Return the weather for a city."""
+        return f"sunny in {city}"
+
+    async def main() -> str:
+        client = AsyncOpenAI(api_key="offline", base_url="http://stub.invalid/v1",
+                             http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+        agent = Agent(name="weather", tools=[get_weather], model=OpenAIChatCompletionsModel("gpt-4o-mini", client))
+        try:
+            return str((await Runner.run(agent, "Weather in Paris?")).final_output)
+        finally:
+            await client.close()
+
+    assert asyncio.run(main()) == "It is sunny in Paris."
+
+
 # --- setups ----------------------------------------------------------------------------------------------
 
 Setup = tuple[Callable[[], None], Callable[[], None]]  # (instrument, run)
 SETUPS: dict[str, Setup] = {
     **{f"langgraph:{peer}": (lambda spec=spec: instrument(spec), run_langgraph)
        for peer, spec in LANGCHAIN_PEERS.items()},
+    **{f"openai_agents:{peer}": (lambda spec=spec: instrument_openai_agents(spec), run_openai_agents)
+       for peer, spec in OPENAI_AGENTS_PEERS.items()},
     # OpenLLMetry instrumented before configure(): its meter is the API's proxy until then.
     "langgraph:openllmetry-early": (lambda: instrument(LANGCHAIN_PEERS["openllmetry"]), run_langgraph),
     "agent_framework:native": (lambda: None, run_agent_framework),

@@ -91,6 +91,8 @@ def assert_tokens_counted_once(receiver: OTLPReceiver, recorded_by: str) -> None
     ("pydantic_ai:native", "pydantic-ai"),
     ("smolagents:ours", OURS),
     ("smolagents:openinference", OURS),
+    ("openai_agents:ours", OURS),
+    ("openai_agents:openinference", OURS),
 ])
 def test_tokens_summed_over_all_scopes_are_the_tokens_used(receiver: OTLPReceiver, setup: str,
                                                            recorded_by: str) -> None:
@@ -121,6 +123,12 @@ def test_agent_framework_tool_and_task_metrics_carry_the_agent(receiver: OTLPRec
     assert task_tokens == {"input": INPUT_TOKENS, "output": OUTPUT_TOKENS}
 
 
+def test_openllmetry_on_openai_agents_reports_no_usage_and_none_is_made_up(receiver: OTLPReceiver) -> None:
+    """OpenLLMetry 0.62's Agents SDK spans carry no token usage and it records no token metric."""
+    run(receiver, "openai_agents:openllmetry")
+    assert tokens_by_scope(receiver, "input") == {} and tokens_by_scope(receiver, "output") == {}
+
+
 def test_autogen_tool_metrics_carry_the_agent(receiver: OTLPReceiver) -> None:
     run(receiver, "autogen:native")
     assert counts(receiver, sc.M_EXECUTE_TOOL_DURATION, sc.GEN_AI_AGENT_NAME) == {"weather": 1}
@@ -130,7 +138,9 @@ def test_autogen_tool_metrics_carry_the_agent(receiver: OTLPReceiver) -> None:
 
 
 @pytest.mark.parametrize("setup", ["langgraph:ours", "langgraph:openinference", "langgraph:openllmetry",
-                                   "smolagents:ours", "smolagents:openinference"])
+                                   "smolagents:ours", "smolagents:openinference", "openai_agents:ours",
+                                   "openai_agents:openinference", "openai_agents:openllmetry",
+                                   "pydantic_ai:ours", "pydantic_ai:native"])
 def test_the_same_agent_has_the_same_name_under_every_instrumentation(receiver: OTLPReceiver, setup: str) -> None:
     run(receiver, setup)
     assert counts(receiver, sc.M_INVOKE_AGENT_DURATION, sc.GEN_AI_AGENT_NAME) == {"weather": 1}
