@@ -6,11 +6,12 @@ AutoGen, OpenInference, OpenLLMetry) mostly do not, though the agent encloses th
 
 * at a tool span's end, from the spans still open above it whose start the Deriver saw with an
   agent name (``started``): the tool's metric is recorded at once, with that name;
-* otherwise (e.g. OpenInference's LangChain spans, which get their attributes only at their end)
-  the measurement waits on its parent span, moves up as each ancestor ends, and is recorded with
-  the name of the first ancestor that has one (after the dialect mapping), or without a name at
-  the trace's local root. Waiting measurements are bounded: past ``MAX_PARKED`` they are recorded
-  at once, without the name.
+* otherwise, for another instrumentation's tool span (e.g. OpenInference's LangChain spans, which
+  get their attributes only at their end), the measurement waits on its parent span, moves up as
+  each ancestor ends, and is recorded with the name of the first ancestor that has one (after the
+  dialect mapping), or without a name at the trace's local root (or a remote parent). Waiting
+  measurements are bounded: past ``MAX_PARKED`` the oldest are recorded at once, without the name.
+  Ours are recorded at once: our API puts the agent on them whenever there is one.
 """
 
 from __future__ import annotations
