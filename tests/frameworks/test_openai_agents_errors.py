@@ -96,6 +96,20 @@ def test_a_model_error_fails_chat_agent_and_workflow_with_its_class(agentmon_cap
     assert workflow == [{sc.GEN_AI_WORKFLOW_NAME: "Agent workflow", sc.ERROR_TYPE: f"{__name__}.ModelDown"}]
 
 
+def test_a_streamed_run_that_raises_fails_its_workflow(agentmon_capture: Capture,
+                                                      oa: OpenAIAgentsInstrumentor) -> None:
+    async def main() -> None:
+        result = Runner.run_streamed(agent({"error": ModelDown("model down")}), "Weather?")
+        async for _ in result.stream_events():
+            pass
+
+    with pytest.raises(ModelDown):
+        asyncio.run(main())
+    expected = (StatusCode.ERROR, f"{__name__}.ModelDown")
+    assert status(agentmon_capture, "invoke_agent weather") == expected
+    assert status(agentmon_capture, "invoke_workflow Agent workflow") == expected
+
+
 def test_the_sdks_own_exception_is_its_class(agentmon_capture: Capture, oa: OpenAIAgentsInstrumentor) -> None:
     with pytest.raises(MaxTurnsExceeded):
         run(agent(ask("Paris"), ask("Paris"), ask("Paris")), max_turns=2)
