@@ -24,9 +24,11 @@ from opentelemetry.trace import NonRecordingSpan, StatusCode
 from . import _semconv as sc
 from ._derive_inflight import DerivationDrops, InFlightTable
 from ._derive_inflight import InFlight as _InFlight
-from ._dialects import normalize
+from ._dialects import AGENT_USAGE_SCOPES, exception_type, normalize
+from ._enclosing import Enclosing
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
+from ._scopes import agent_usage
 from ._windows import AgentWindows, WindowStats
 
 _MAX_QUEUE: Final = 65536  # entries (span ends, and starts of agent spans): bounds the backlog's memory
@@ -106,6 +108,7 @@ class Deriver:
         self._pending: dict[int, _ChildCounts] = {}
         self._in_flight = InFlightTable(self._forget_in_flight)
         self._agents: dict[str, AgentSummary] = {}
+        self._enclosing = Enclosing()  # names the agent of tool spans that do not
         self._windows: dict[str, AgentWindows] = {}
         #: monotonic time of each agent's last activity (span start/end or heartbeat)
         self._last_activity: dict[str, float] = {}
@@ -190,6 +193,7 @@ class Deriver:
     def _on_start(self, span: ReadableSpan) -> None:
         attrs = _standard_attrs(span)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
+        self._enclosing.started(span, agent)
         if isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
             self._last_activity[agent] = time.monotonic()
@@ -211,10 +215,14 @@ class Deriver:
         duration = max(0, end - start) / 1e9
         error = attrs.get(sc.ERROR_TYPE)
         if error is None and span.status.status_code is StatusCode.ERROR:
-            error = "_OTHER"
+            error = exception_type(span.events) or "_OTHER"
         op = attrs.get(sc.GEN_AI_OPERATION_NAME)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
-        inst = self.instruments
+        # Less the metrics the span's own instrumentation records itself (see _scopes).
+        inst = self.instruments.for_scope(_scope(span)) if self.instruments is not None else None
+        if op == sc.OP_INVOKE_AGENT and not own.inference_calls and _scope(span) in AGENT_USAGE_SCOPES:
+            inp, out = agent_usage(attrs, inst, _error_ctx(span))  # tokens only the agent span reports
+            own = dataclasses.replace(own, input_tokens=own.input_tokens + inp, output_tokens=own.output_tokens + out)
         up = _ChildCounts(input_tokens=own.input_tokens, output_tokens=own.output_tokens)
         if op == sc.OP_INVOKE_AGENT:
             labels = _pick(attrs, (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_REQUEST_MODEL), error)
@@ -236,9 +244,9 @@ class Deriver:
                 up.tool_calls += 1
                 if inst is not None:
                     labels = _pick(attrs, (sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE, sc.GEN_AI_AGENT_NAME), error)
-                    inst.tool_duration.record(duration, labels, _error_ctx(span))
+                    self._enclosing.tool(inst, span, duration, labels, _error_ctx(span))
             elif op in sc.INFERENCE_OPERATIONS:
-                self._on_inference(span, attrs, duration, error, up)
+                self._on_inference(span, attrs, duration, error, up, inst)
             elif op == sc.OP_INVOKE_WORKFLOW and inst is not None:
                 labels = _pick(attrs, (sc.GEN_AI_WORKFLOW_NAME,), error)
                 inst.workflow_duration.record(duration, labels, _error_ctx(span))
@@ -247,6 +255,7 @@ class Deriver:
         elif isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
             self._last_activity[agent] = time.monotonic()
+        self._enclosing.ended(span, agent, self.instruments)
         parent = span.parent
         if parent is not None and (up.tool_calls or up.inference_calls or up.input_tokens or up.output_tokens):
             acc = self._pending.get(parent.span_id)
@@ -262,7 +271,7 @@ class Deriver:
             acc.output_tokens += up.output_tokens
 
     def _on_inference(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
-                      up: _ChildCounts) -> None:
+                      up: _ChildCounts, inst: Instruments | None) -> None:
         up.inference_calls += 1
         inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
         out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
@@ -270,7 +279,6 @@ class Deriver:
             up.input_tokens += inp
         if isinstance(out, int):
             up.output_tokens += out
-        inst = self.instruments
         if inst is None:
             return
         keys = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL,
@@ -365,11 +373,14 @@ class Deriver:
                     for name, s in self._agents.items()}
 
 
-def _standard_attrs(span: ReadableSpan) -> _AttrMap:
+def _scope(span: ReadableSpan) -> str | None:
     scope = span.instrumentation_scope
+    return scope.name if scope is not None else None
+
+
+def _standard_attrs(span: ReadableSpan) -> _AttrMap:
     parent = span.parent
-    return normalize(span.name, span.attributes or {}, scope.name if scope is not None else None,
-                     parent is None or parent.is_remote)
+    return normalize(span.name, span.attributes or {}, _scope(span), parent is None or parent.is_remote)
 
 
 def _pick(attrs: _AttrMap, keys: tuple[str, ...], error: object) -> dict[str, str | int | float | bool]:

@@ -81,7 +81,8 @@ class Monitor:
             self._deriver, self._pipes.span_worker, settings.shutdown_timeout))
         mp = meter_provider(settings, resource, self._pipes, extra_readers or [])
         meter = mp.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-        self._deriver.instruments = Instruments(meter, self._deriver.in_flight, self._deriver.dropped_by_reason)
+        self._deriver.instruments = Instruments(meter, self._deriver.in_flight, mp,
+                                                dropped=self._deriver.dropped_by_reason)
         lp = logger_provider(settings, resource, self._pipes)
         self.tracer: trace.Tracer = (tp or trace.get_tracer_provider()).get_tracer(
             "otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
@@ -111,7 +112,8 @@ class Monitor:
                 self._resource = build_resource(self.settings)  # this process's service.instance.id
                 provider = meter_provider(self.settings, self._resource, self._pipes, [], fresh=True)
                 meter = provider.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-                self._deriver.instruments = Instruments(meter, self._deriver.in_flight, self._deriver.dropped_by_reason)
+                self._deriver.instruments = Instruments(
+                    meter, self._deriver.in_flight, provider, dropped=self._deriver.dropped_by_reason)
                 if self._health is not None:
                     register_health_instruments(meter, lambda: self._health.current if self._health else
                                                 SwarmHealth("healthy", {}, None, None, ()), self._health.alert_states)

@@ -153,3 +153,7 @@ ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
 #: span starts/ends (and tracked tasks) metric derivation lost under overload, by ``error.type``
 M_DERIVATION_DROPPED: Final = "agentmon.derivation.dropped"
 UNIT_SPAN: Final = "{span}"
+
+# --- Exception events (read from other instrumentations' failed spans) -------------------------
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"

@@ -37,7 +37,7 @@ class Case:
     instrumentor: str  # module:Class
     agent: str  # the agent name our metrics get
     invocations: int  # agent invocations per run, as the peer models them
-    workflow: str
+    workflow: str | None  # the workflow the peer's spans give, if any
     tokens: tuple[int, int] | None  # (input, output) per run when the peer records usage
 
     @property
@@ -46,9 +46,10 @@ class Case:
 
 
 CASES = [
-    # OpenInference marks each LangGraph "agent" node run an AGENT span (two model turns: two runs).
+    # OpenInference: the graph's run (its CHAIN span) is the agent, named by the graph as ours is;
+    # the "agent" node runs it marks AGENT are steps of it.
     Case("langgraph", "openinference.instrumentation.langchain:LangChainInstrumentor",
-         "agent", 2, "LangGraph", (30, 12)),
+         "LangGraph", 1, None, (30, 12)),
     # OpenLLMetry: invoke_agent LangGraph > LangGraph.workflow (also stamped invoke_agent): one run.
     Case("langgraph", "opentelemetry.instrumentation.langchain:LangchainInstrumentor",
          "LangGraph", 1, "LangGraph", (30, 12)),
@@ -183,8 +184,11 @@ def test_peer_spans_give_our_agent_tool_inference_and_workflow_metrics(peer_capt
     assert scopes == {case.instrumentor.split(":")[0]}, "only the peer made spans"
     assert by_attr(cap, "gen_ai.invoke_agent.duration", "gen_ai.agent.name") == {case.agent: 2 * case.invocations}
     assert by_attr(cap, "gen_ai.execute_tool.duration", "gen_ai.tool.name") == {"get_weather": 2}
+    # The peer's tool spans do not name the agent: the enclosing agent does.
+    assert by_attr(cap, "gen_ai.execute_tool.duration", "gen_ai.agent.name") == {case.agent: 2}
     assert by_attr(cap, "gen_ai.client.operation.duration", "gen_ai.operation.name") == {"chat": 4}  # 2 turns a run
-    assert by_attr(cap, "gen_ai.invoke_workflow.duration", "gen_ai.workflow.name") == {case.workflow: 2}
+    workflows = by_attr(cap, "gen_ai.invoke_workflow.duration", "gen_ai.workflow.name")
+    assert workflows == ({case.workflow: 2} if case.workflow else {})
     completed = {((p.attributes or {})["gen_ai.agent.name"], (p.attributes or {})["agentmon.task.outcome"]): p.value
                  for p in cap.points("agentmon.tasks.completed")}
     assert completed == {(case.agent, "success"): 2 * case.invocations}
