@@ -47,8 +47,8 @@ def test_an_agent_whose_spans_stop_goes_down() -> None:
         assert wait_for(lambda: (agent(srv, "solo") or {}).get("up") is False, timeout=5)
         solo = agent(srv, "solo")
         assert solo is not None
-        assert (solo["state"], solo["source"]) == ("unhealthy", "derived")
-        assert solo["reasons"][0].startswith("down: no activity")
+        assert (solo["state"], solo["lifecycle"], solo["source"]) == ("unhealthy", "down", "derived")
+        assert solo["reasons"][0].startswith("down: svc/") and "stopped reporting" in solo["reasons"][0]
         events = state(srv)["events"]
         assert any(e["agent"] == "solo" and e["state"] == "unhealthy" and e["source"] == "serve" for e in events)
 
