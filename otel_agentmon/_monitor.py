@@ -282,7 +282,9 @@ class Monitor:
             if self._pipes.span_worker is not None:
                 ok &= self._pipes.span_worker.shutdown(left(0.5))
             if self._pipes.log_worker is not None:
-                ok &= self._pipes.log_worker.shutdown(left(0.3))
+                # When the spans could not get out, the Collector will not take the last records
+                # (the stopped states) either: a short try, so a dead Collector costs no extra wait.
+                ok &= self._pipes.log_worker.shutdown(left(0.3 if ok else 0.1))
             if self._system is not None:
                 self._system.uninstrument()
             tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider
