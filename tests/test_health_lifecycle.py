@@ -60,3 +60,16 @@ def test_shutdown_reports_every_agent_stopped_not_down(health_capture: Make) -> 
     assert health_metric(cap) == {"beater": ["stopped"], "failing": ["stopped"], "fine": ["stopped"]}
     assert {(p.attributes or {}).get("agentmon.alert.rule"): p.value for p in cap.points("agentmon.alert.firing")
             if (p.attributes or {}).get("gen_ai.agent.name") == "failing"} == {"AgentDown": 0, "Failing": 0}
+
+
+@pytest.mark.timeout(20)
+def test_a_retired_agent_that_works_again_is_back(health_capture: Make) -> None:
+    cap = health_capture()
+    run_task("rover")
+    cap.monitor.forget_agent("rover")
+    assert cap.monitor.evaluate_health().agents["rover"].lifecycle == "stopped"
+    assert cap.monitor.evaluate_health().agents["rover"].lifecycle == "stopped"  # no new work: still retired
+    with agentmon.task("again", agent="rover"):
+        back = cap.monitor.evaluate_health().agents["rover"]
+        assert (back.state, back.lifecycle, back.up) == ("healthy", "busy", True)
+    assert changes(cap, "rover") == [("healthy", "stopped"), ("stopped", "healthy")]
