@@ -219,8 +219,10 @@ def test_one_alert_row_from_process_and_serve_and_a_clean_exit_shown_stopped(bro
         browser.get(srv.url + "/")
         proc = spawn(srv, "flaky", "fail", rule_file(tmp_path, rule))
         try:
-            def alert_rows() -> list[str]:
-                return [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#alerts-firing li")]
+            def alert_rows() -> list[str]:  # read in the page at once: the list is re-rendered as it changes
+                texts: list[str] = browser.execute_script(
+                    "return [...document.querySelectorAll('#alerts-firing li')].map((li) => li.innerText);")
+                return texts
 
             # evaluated by the process and by serve: one row that says so
             assert wait_for(lambda: any("evaluated in process and serve" in t for t in alert_rows()), timeout=15)

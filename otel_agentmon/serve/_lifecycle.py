@@ -69,8 +69,14 @@ class ServeLiveness(Liveness):
 
     def judge(self, views: Sequence[AgentView], timeout: float, grace: float) -> dict[str, Verdict]:
         wall, mono = time.time(), time.monotonic()
+        out: dict[str, Verdict] = {}
         with self._store.lock:
-            out = {view.name: self._agent(view, timeout, wall, mono) for view in views}
+            for view in views:
+                verdict = self._agent(view.name, bool(view.running), timeout, wall, mono)
+                if verdict is None:  # no process known for it (evicted): its span activity decides
+                    verdict = alive(view) if view.idle_for <= timeout else (
+                        "down", f"down: no activity for {view.idle_for:.1f}s")
+                out[view.name] = verdict
         with self._lock:
             for name, (life, _) in out.items():
                 if life == "stopped":
@@ -81,15 +87,19 @@ class ServeLiveness(Liveness):
                 del self._stopped_since[name]
         return out
 
-    def _agent(self, view: AgentView, timeout: float, wall: float, mono: float) -> Verdict:
+    def current(self, name: str, timeout: float) -> Verdict | None:
+        """The verdict on ``name`` now (the view between health ticks); the store's lock is held."""
+        return self._agent(name, False, timeout, time.time(), time.monotonic())
+
+    def _agent(self, name: str, running: bool, timeout: float, wall: float, mono: float) -> Verdict | None:
         store = self._store
-        seen = store.agent_instances.get(view.name)
+        seen = store.agent_instances.get(name)
         if not seen:
-            return alive(view) if view.idle_for <= timeout else ("down", f"down: no activity for {view.idle_for:.1f}s")
+            return None
         reporting: list[float] = []  # tasks in flight each process still reporting says
         last: tuple[float, str, str] | None = None  # (when, fate, process) of the latest silent process
         for key, seen_at in seen.items():
-            rep = store.reported.get((view.name, key))
+            rep = store.reported.get((name, key))
             inst = store.instances.get(key)
             proc = f"{key[0]}/{key[1][:8]}" if key[1] else key[0]
             heard = max(seen_at, rep.at if rep is not None else 0.0)
@@ -107,9 +117,9 @@ class ServeLiveness(Liveness):
             if last is None or heard > last[0]:
                 last = (heard, fate, proc)
         if reporting:
-            return ("busy", "") if view.running or any(n > 0 for n in reporting) else ("idle", "")
+            return ("busy", "") if running or any(n > 0 for n in reporting) else ("idle", "")
         if last is None:
-            return alive(view)
+            return None
         if last[1] == "stopped":
             return "stopped", f"stopped: {last[2]} shut down or retired it"
         return "down", last[1]

@@ -28,6 +28,7 @@ from .._alerts import AlertRule
 from .._derive import Deriver
 from .._guard import log_once
 from .._health import AgentHealth, HealthLoop, HealthPolicy
+from .._lifecycle import Verdict
 from .._notify import Dispatcher, Notifier
 from .._records import SpanRecord
 from ._ingest import SERVE_SOURCE, apply_event
@@ -167,25 +168,30 @@ class View:
             return None
         return max(0.0, (busy - b0) / (now - t0) / max(1, instances))
 
-    def _agent(self, name: str, derived: AgentHealth | None, reports: list[Reported], busy: float | None,
-               instances: list[str], now: float, mono: float) -> dict[str, Any]:
+    def _agent(self, name: str, derived: AgentHealth | None, verdict: Verdict | None, reports: list[Reported],
+               busy: float | None, instances: list[str], now: float, mono: float) -> dict[str, Any]:
         fresh = [r for r in reports if mono - r.at <= self._stale_after()]
         stated = [r for r in fresh if r.state is not None and r.state != "stopped"]
         said_stopped = any(r.state == "stopped" for r in reports)
-        lifecycle = derived.lifecycle if derived is not None else "stopped" if reports and all(
-            r.state == "stopped" for r in reports) else "idle"  # not judged yet (its first tick)
+        # serve's judgement now (the health loop's last tick may be older than the last report)
+        if verdict is None and derived is not None:
+            verdict = derived.lifecycle, next((r for r in derived.reasons if r.startswith("down")), "")
+        lifecycle, why = verdict if verdict is not None else ("idle", "")
         state: str
         if lifecycle == "stopped":
-            state, source = "stopped", "reported" if said_stopped else "derived"
-            reasons = list(derived.reasons) if derived is not None else []
-        elif lifecycle == "down" and derived is not None:
-            state, reasons = derived.state, list(derived.reasons)
+            state, source, reasons = "stopped", "reported" if said_stopped else "derived", [why] if why else []
+        elif lifecycle == "down":
+            others = [r for r in (derived.reasons if derived else ()) if not r.startswith("down")]
+            state, reasons = "unhealthy", [r for r in (why, *others) if r]
             source = "reported" if any(r.up is False for r in fresh) else "derived"
         elif stated:
             worst = max(stated, key=lambda r: _RANK.get(r.state or "", 0))
             state, source, reasons = worst.state or "healthy", "reported", list(worst.reasons)
-        elif derived is not None:
+        elif derived is not None and derived.lifecycle != "down":
             state, source, reasons = derived.state, "derived", list(derived.reasons)
+        elif derived is not None:  # judged down at the last tick, alive since: its other reasons only
+            reasons = [r for r in derived.reasons if not r.startswith("down")]
+            state, source = "degraded" if reasons else "healthy", "derived"
         else:
             state, source, reasons = "healthy", "derived", []
         up = lifecycle in ("busy", "idle")
@@ -221,6 +227,8 @@ class View:
             instances = {a: [f"{k[0]}/{k[1][:8]}" if k[1] else k[0] for k in sorted(seen, key=seen.__getitem__)]
                          for a, seen in store.agent_instances.items()}
             alerts, resolved = _merged_alerts(list(store.alerts.values()), list(store.resolved))
+            timeout = self.evaluator.policy.heartbeat_timeout
+            verdicts = {name: self.evaluator.liveness.current(name, timeout) for name in names}
             events = list(store.events)[:60]
             resources = self._resources()
             stats = store.stats()
@@ -228,7 +236,7 @@ class View:
         for name in sorted(names):
             summary = summaries.get(name)
             try:  # one agent's odd numbers must not take the page down
-                agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
+                agents.append(self._agent(name, health.agents.get(name), verdicts.get(name), reports.get(name, []),
                                           summary.busy_seconds if summary is not None else None,
                                           instances.get(name, []), now, mono))
             except Exception:  # noqa: BLE001

@@ -123,7 +123,8 @@
   // --- alerts and events --------------------------------------------------------------------
   let alertsKey = "";
   function renderAlerts(s) {
-    const key = JSON.stringify([s.alerts.firing.map((a) => [a.rule, a.agent, a.value]), s.alerts.resolved.map((a) => a.at)]);
+    const key = JSON.stringify([s.alerts.firing.map((a) => [a.rule, a.agent, a.value, a.source]),
+      s.alerts.resolved.map((a) => [a.at, a.source])]);
     if (key === alertsKey) { refreshAges(s.now); return; }
     alertsKey = key;
     const fill = (ul, list, resolved) => {
