@@ -49,8 +49,9 @@ def test_an_agent_whose_spans_stop_goes_down() -> None:
         assert solo is not None
         assert (solo["state"], solo["lifecycle"], solo["source"]) == ("unhealthy", "down", "derived")
         assert solo["reasons"][0].startswith("down: svc/") and "stopped reporting" in solo["reasons"][0]
-        events = state(srv)["events"]
-        assert any(e["agent"] == "solo" and e["state"] == "unhealthy" and e["source"] == "serve" for e in events)
+        # serve's health loop says so at its next tick (the page judges at the time of the view)
+        assert wait_for(lambda: any(e["agent"] == "solo" and e["state"] == "unhealthy" and e["source"] == "serve"
+                                    for e in state(srv)["events"]), timeout=5)
 
 
 def test_error_rate_window_and_alert_rules_from_received_spans() -> None:
