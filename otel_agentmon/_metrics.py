@@ -177,7 +177,7 @@ def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth]
         # The OTel status-metric pattern: the current state 1, the others 0.
         return [Observation(1 if h.state == state else 0,
                             {sc.GEN_AI_AGENT_NAME: name, sc.AGENTMON_HEALTH_STATE: state})
-                for name, h in current().agents.items() for state in ("healthy", "degraded", "unhealthy")]
+                for name, h in current().agents.items() for state in sc.HEALTH_STATES]
 
     def oldest(options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(h.oldest_task_age, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
@@ -195,7 +195,7 @@ def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth]
         return out
 
     meter.create_observable_gauge(sc.M_AGENT_UP, [up], unit=sc.UNIT_AGENT,
-                                  description="1 while the agent keeps reporting within its heartbeat timeout.")
+                                  description="1 while the agent is alive (busy or idle); 0 when down or stopped.")
     meter.create_observable_gauge(sc.M_AGENT_HEALTH, [health], unit=sc.UNIT_AGENT,
                                   description="Agent health state: 1 for the current state, 0 for the others.")
     meter.create_observable_gauge(sc.M_TASK_OLDEST_AGE, [oldest], unit=sc.UNIT_SECONDS,

@@ -190,14 +190,23 @@ class Monitor:
             return self.health()
 
     def heartbeat(self, agent: str) -> None:
-        """Tell the health loop ``agent`` is alive (for agents that idle between tasks)."""
-        self._deriver.heartbeat(clean_name(agent))
+        """Tell the health loop ``agent`` is alive. An agent that calls it once promises to keep
+        calling it: it is down when ``heartbeat_timeout`` passes without one (or a span)."""
+        name = clean_name(agent)
+        self._deriver.heartbeat(name)
+        if self._health is not None:
+            self._health.liveness.promise(name)
 
     def forget_agent(self, agent: str) -> None:
-        """Stop tracking an agent that retired on purpose, so it is not reported down."""
-        self._deriver.forget(clean_name(agent))
+        """An agent retired on purpose: it is reported *stopped* (never down), then let go."""
+        name = clean_name(agent)
+        try:
+            self._deriver.process_pending()  # its last spans count before it retires, not after
+        except Exception:  # noqa: BLE001
+            report_internal_error("forget_agent")
+        self._deriver.forget(name)
         if self._health is not None:
-            self._health.forget(clean_name(agent))
+            self._health.retire(name)
 
     def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
                          agent: str | None = None, critical: bool = False) -> None:
@@ -273,6 +282,9 @@ class Monitor:
                 self._health.stop(left(0.05))
                 if left() > budget * 0.5:
                     self._health.tick()  # a last evaluation, so final transitions are emitted
+                # Say so: every agent stopped (records now, gauges in the final export below), so
+                # no listener takes a clean exit for a crash.
+                self._health.finish()
             if self._health_server is not None:
                 self._health_server.stop()
             self._dispatcher.flush(min(0.5, left(0.1)))
@@ -280,7 +292,9 @@ class Monitor:
             if self._pipes.span_worker is not None:
                 ok &= self._pipes.span_worker.shutdown(left(0.5))
             if self._pipes.log_worker is not None:
-                ok &= self._pipes.log_worker.shutdown(left(0.3))
+                # When the spans could not get out, the Collector will not take the last records
+                # (the stopped states) either: a short try, so a dead Collector costs no extra wait.
+                ok &= self._pipes.log_worker.shutdown(left(0.3 if ok else 0.1))
             if self._system is not None:
                 self._system.uninstrument()
             tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider

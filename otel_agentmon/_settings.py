@@ -125,7 +125,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("health_interval", "AGENTMON_HEALTH_INTERVAL", _parse_positive_float, None,
            "seconds between health/alert evaluations; default from the profile (0.1 / 1.0)"),
     Option("heartbeat_timeout", "AGENTMON_HEARTBEAT_TIMEOUT", _parse_positive_float, 10.0,
-           "an agent with no activity or heartbeat for this many seconds is down"),
+           "an agent that promised heartbeats (called `heartbeat()`) is down after this many seconds "
+           "without one, a span or a running task"),
     Option("stuck_after", "AGENTMON_STUCK_AFTER", _parse_positive_float, 60.0,
            "a task running longer than this many seconds is stuck"),
     Option("health_policy", None, _parse_str, None,

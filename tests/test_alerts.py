@@ -326,12 +326,26 @@ def test_error_rate_alert_fires_within_a_second_and_resolves_with_hysteresis(
 
 @pytest.mark.timeout(20)
 def test_forget_agent_stops_tracking_it(health_capture: Callable[..., Capture]) -> None:
-    cap = health_capture()
+    cap = health_capture(health_policy=agentmon.HealthPolicy(heartbeat_timeout=0.5, cpu_limit=None,
+                                                             stopped_grace=0.5))
     cap.monitor.heartbeat("retired")
     cap.monitor.heartbeat("worker")
     assert wait_for(lambda: (h := cap.monitor.health().agents.get("retired")) is not None and not h.up)
     cap.monitor.forget_agent("retired")
     cap.monitor.heartbeat("worker")
+    health = cap.monitor.evaluate_health()
+    # Retired on purpose: shown stopped (not down, not counted against the swarm) ...
+    retired = health.agents["retired"]
+    assert (retired.state, retired.lifecycle, retired.up) == ("stopped", "stopped", False)
+    assert health.state == "healthy"
+    stopped = {(p.attributes or {}).get("gen_ai.agent.name") for p in cap.points("agentmon.agent.health")
+               if (p.attributes or {}).get("agentmon.health.state") == "stopped" and p.value == 1}
+    assert stopped == {"retired"}
+    # ... for the grace period, then let go.
+    deadline = time.monotonic() + 10
+    while "retired" in cap.monitor.evaluate_health().agents and time.monotonic() < deadline:
+        cap.monitor.heartbeat("worker")
+        time.sleep(0.05)
     health = cap.monitor.evaluate_health()
     assert "retired" not in health.agents and health.state == "healthy"
     for metric in ("agentmon.agent.up", "agentmon.agent.health"):

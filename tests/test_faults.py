@@ -415,6 +415,8 @@ def test_healthy_collector_receives_spans_metrics_and_logs(rx: OTLPReceiver, mon
     completed = rx.latest_metric(sc.M_TASKS_COMPLETED)
     assert completed is not None and sum(p.value or 0 for p in completed.points) == 20
     logs = [log for log in rx.logs() if log.event_name == sc.EVENT_INFERENCE_DETAILS]
-    assert len(logs) == 20 == stats.logs_exported == stats.logs_emitted
+    stopped = [log for log in rx.logs() if log.event_name == sc.EVENT_HEALTH_CHANGED]
+    assert len(logs) == 20 and len(stopped) == 1  # and the clean shutdown's "writer stopped"
+    assert stats.logs_exported == stats.logs_emitted == 21
     llm_spans = {s.span_id for s in rx.spans() if s.name == "chat gpt-x"}
     assert {log.span_id for log in logs} == llm_spans

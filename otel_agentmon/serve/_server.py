@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from .. import _semconv as sc
 from .._alerts import AlertRule
 from .._guard import after_fork_in_child
 from .._health import HealthPolicy
@@ -160,11 +159,7 @@ class Server:
             self.evaluator.feed(decoded.spans)
         elif signal == "metrics":
             self.store.add_points(decoded.points, apply_points)
-            for point in decoded.points:
-                if point.metric == sc.M_AGENT_UP and point.value >= 1:
-                    agent = point.attrs.get(sc.GEN_AI_AGENT_NAME)
-                    if isinstance(agent, str):
-                        self.evaluator.heartbeat(agent)
+            self.evaluator.metrics_arrived(decoded.points)  # the process is reporting
         else:
             for event in decoded.logs:
                 self.store.add_event(event, "otlp", apply_event)
@@ -203,6 +198,8 @@ class Server:
         for record in records:
             yield record.to_json()
         for alert in alerts:
+            if alert.state == "resolved":  # its firing too, or the report would count it 0 times
+                yield alert_record(dataclasses.replace(alert, state="firing", at=alert.since)).to_json()
             yield alert_record(alert).to_json()
         for (name, service, instance), points in series.items():
             for t, value in points:

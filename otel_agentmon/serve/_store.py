@@ -304,7 +304,7 @@ class Store:
             if len(self.reported) >= self.limits.max_agents * 4:
                 del self.reported[min(self.reported, key=lambda k: self.reported[k].at)]
             rep = self.reported[(agent, key)] = Reported()
-            self._agent_seen(agent, key, now)
+        self._agent_seen(agent, key, now)  # a reported agent is seen: an idle one is not aged out
         rep.at = now
         return rep
 
