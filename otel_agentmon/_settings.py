@@ -4,6 +4,10 @@ Precedence is argument > environment variable > default. Reading them never rais
 argument, a bad environment value or an unknown option name logs one warning (naming the option,
 the value and what is accepted) and that option falls back to the next source. The README's
 configuration table is checked against ``OPTIONS`` by a test.
+
+``Settings`` is the one list of options: each field's type is the option's resolved type and its
+metadata the rest of the row; ``OPTIONS`` is read from the fields. ``configure()``'s typed signature
+(``_configure.py``) is kept in step with it by ``tests/typing/test_configure_types.py``.
 """
 
 from __future__ import annotations
