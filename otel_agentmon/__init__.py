@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from ._alerts import AlertEvent, AlertRule
 from ._classes import instrument, uninstrument
+from ._configure import configure
 from ._context import ContextThreadPoolExecutor, inject_env, with_context
 from ._derive import AgentSummary
 from ._health import AgentHealth, HealthPolicy, SwarmHealth
 from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
-from ._monitor import Monitor, configure, get_monitor, heartbeat
+from ._monitor import Monitor, get_monitor, heartbeat
 from ._notify import CallbackNotifier, LoggingNotifier, Notifier, NotifierStats, WebhookNotifier
 from ._providers import VERSION as __version__
 from ._recording import RecordingSpanProcessor, read_recording

@@ -1,10 +1,8 @@
-"""``configure()`` and the ``Monitor`` handle it returns."""
+"""The ``Monitor`` handle ``configure()`` returns (``_configure.py``), and the running one."""
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -15,13 +13,12 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from . import _context, _sanitize, _state
+from . import _sanitize, _state
 from . import _semconv as sc
 from ._checks import CheckFn
-from ._dashboard import dashboard_target
 from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
-from ._guard import after_fork_in_child, log_once, report_internal_error
+from ._guard import after_fork_in_child, report_internal_error
 from ._health import SwarmHealth
 from ._health_setup import build_health, rules_from_settings
 from ._metrics import Instruments, register_health_instruments
@@ -327,50 +324,6 @@ def _install(monitor: Monitor) -> None:
     _state.event_logger = monitor.event_logger
     _state.enabled = not monitor.settings.disabled
     _state.capture_content = monitor.settings.capture_content
-
-
-def configure(*args: Any, **options: Any) -> Monitor:
-    """Set up traces, metrics and logs for agents in one call; returns the :class:`Monitor`.
-
-    Every option is keyword-only and has an environment variable (see the README's table);
-    precedence is argument > environment > default. Idempotent and thread-safe: a second call
-    returns the running monitor (new arguments are ignored with a warning); after ``shutdown()``
-    it builds a new one. If the application already installed SDK providers, they are reused and
-    our processor is added to them. Never raises: an unknown option, a bad argument, environment
-    value or rule file is one warning naming it, and the rest of the configuration applies.
-    """
-    global _current
-    if args:
-        log_once(logging.WARNING, "configure:positional",
-                 "configure() takes keyword arguments only; %d positional argument(s) ignored", len(args))
-    with _lock:
-        if _current is not None and not _current._shutdown_done:  # noqa: SLF001
-            if options:
-                log_once(logging.WARNING, "configure:again",
-                         "configure() already ran; ignoring the new arguments (call shutdown() first)")
-            return _current
-        settings = resolve(options)
-        dashboard, dashboard_url = dashboard_target(settings)
-        if dashboard_url is not None and settings.endpoint is None:
-            settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
-                                           explicit=settings.explicit | {"endpoint", "protocol"})
-        try:
-            monitor = Monitor(settings)
-        except Exception:  # noqa: BLE001 - a bug of ours must not stop the application
-            log_once(logging.ERROR, "configure:failed", "configure() failed; telemetry is off", exc_info=True)
-            monitor = Monitor(dataclasses.replace(settings, disabled=True, set_global=False, alert_rules=None))
-        monitor._dashboard, monitor._dashboard_url = dashboard, dashboard_url  # noqa: SLF001
-        _install(monitor)
-        _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
-        if monitor.settings.disabled:
-            _state.enabled = False
-        _current = monitor
-        atexit.register(_shutdown_at_exit, monitor)
-        return monitor
-
-
-def _shutdown_at_exit(monitor: Monitor) -> None:
-    monitor.shutdown()
 
 
 def heartbeat(agent: str) -> None:

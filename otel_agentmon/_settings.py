@@ -4,6 +4,10 @@ Precedence is argument > environment variable > default. Reading them never rais
 argument, a bad environment value or an unknown option name logs one warning (naming the option,
 the value and what is accepted) and that option falls back to the next source. The README's
 configuration table is checked against ``OPTIONS`` by a test.
+
+``Settings`` is the one list of options: each field's type is the option's resolved type and its
+metadata the rest of the row; ``OPTIONS`` is read from the fields. ``configure()``'s typed signature
+(``_configure.py``) is kept in step with it by ``tests/typing/test_configure_types.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import reprlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from ._guard import log_once
 from ._option_values import (
@@ -75,126 +79,139 @@ def _default_service_name() -> str:
     return stem or "unknown_service:python"
 
 
-OPTIONS: Final[tuple[Option, ...]] = (
-    Option("service_name", "OTEL_SERVICE_NAME", _parse_str, None,
-           "`service.name`; default: the script's file name"),
-    Option("service_namespace", "AGENTMON_SERVICE_NAMESPACE", _parse_str, None, "`service.namespace`"),
-    Option("service_version", "AGENTMON_SERVICE_VERSION", _parse_str, None, "`service.version`"),
-    Option("swarm", "AGENTMON_SWARM", _parse_str, None, "swarm name, resource `agentmon.swarm.name`"),
-    Option("agent_role", "AGENTMON_AGENT_ROLE", _parse_str, None,
-           "this process's role in the swarm, resource `agentmon.agent.role`"),
-    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_endpoint, None,
-           "OTLP base URL; default `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)"),
-    Option("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_choice("http/protobuf", "grpc"), "http/protobuf",
-           "`http/protobuf` or `grpc`"),
-    Option("headers", "OTEL_EXPORTER_OTLP_HEADERS", _parse_headers, None,
-           "export headers `k=v,k2=v2` (never logged)", secret=True),
-    Option("export_timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", _parse_positive_float, 10.0,
-           "deadline of one export including retries, in **seconds** (as the Python SDK reads it)"),
-    Option("traces_exporter", "OTEL_TRACES_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
-           "`otlp`, `console` or `none`"),
-    Option("metrics_exporter", "OTEL_METRICS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
-           "`otlp`, `console` or `none`"),
-    Option("logs_exporter", "OTEL_LOGS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
-           "`otlp`, `console` or `none`"),
-    Option("realtime", "AGENTMON_REALTIME", _parse_bool, True,
-           "realtime profile: 200 ms span batches, 500 ms metric interval; `false` for production defaults"),
-    Option("span_schedule_delay_ms", "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, None,
-           "span batch delay in ms; default from the profile (200 / 5000)"),
-    Option("span_max_queue_size", "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2048,
-           "spans held for export before new ones are dropped (and counted)"),
-    Option("span_max_export_batch_size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 512,
-           "spans per export request"),
-    Option("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL", _parse_positive_int, None,
-           "metric export interval in ms; default from the profile (500 / 60000)"),
-    Option("metric_export_timeout_ms", "OTEL_METRIC_EXPORT_TIMEOUT", _parse_positive_int, 10000,
-           "deadline of one metric export in ms"),
-    Option("shutdown_timeout", "AGENTMON_SHUTDOWN_TIMEOUT", _parse_positive_float, 3.0,
-           "seconds `shutdown()` and interpreter exit may take at most, all signals together"),
-    Option("system_metrics", "AGENTMON_SYSTEM_METRICS", _parse_choice("default", "all", "off"), "default",
-           "`default` (curated CPU, memory, network, threads, fds), `all`, or `off`"),
-    Option("capture_content", ENV_CAPTURE_CONTENT,
-           _parse_choice("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT", upper=True), "NO_CONTENT",
-           "message content capture; off by default"),
-    Option("attribute_value_length_limit", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", _parse_positive_int, 8192,
-           "longest attribute string kept (longer ones are truncated)"),
-    Option("metric_cardinality_limit", "AGENTMON_METRIC_CARDINALITY_LIMIT", _parse_positive_int, 2000,
-           "series per metric before the SDK folds the rest into `otel.metric.overflow=true`"),
-    Option("health", "AGENTMON_HEALTH", _parse_bool, True,
-           "run the health and alert loop (heartbeats, stuck tasks, error rate, alerts)"),
-    Option("health_interval", "AGENTMON_HEALTH_INTERVAL", _parse_positive_float, None,
-           "seconds between health/alert evaluations; default from the profile (0.1 / 1.0)"),
-    Option("heartbeat_timeout", "AGENTMON_HEARTBEAT_TIMEOUT", _parse_positive_float, 10.0,
-           "an agent that promised heartbeats (called `heartbeat()`) is down after this many seconds "
-           "without one, a span or a running task"),
-    Option("stuck_after", "AGENTMON_STUCK_AFTER", _parse_positive_float, 60.0,
-           "a task running longer than this many seconds is stuck"),
-    Option("health_policy", None, _parse_str, None,
-           "a `HealthPolicy` with every health threshold (overrides the two options above)"),
-    Option("alert_rules", "AGENTMON_ALERT_RULES", _parse_str, None,
-           "alert rules: a YAML rule file's path, or a list of `AlertRule`"),
-    Option("alert_webhook", "AGENTMON_ALERT_WEBHOOK", _parse_endpoint, None,
-           "URL that receives alerts as Alertmanager webhook JSON"),
-    Option("notifiers", None, _parse_str, None, "extra alert notifiers (`CallbackNotifier(fn)`, ...)"),
-    Option("health_port", "AGENTMON_HEALTH_PORT", _parse_port, None,
-           "serve `/healthz` and `/readyz` on this port (0: any free port); off by default"),
-    Option("health_host", "AGENTMON_HEALTH_HOST", _parse_str, "127.0.0.1", "address the health endpoint binds"),
-    Option("dashboard", "AGENTMON_DASHBOARD", _parse_bool, False,
-           "serve the live dashboard (an in-process `agentmon serve`) on 127.0.0.1:4318, or any free port "
-           "when that is taken, and export to it unless `endpoint` is set; `Monitor.dashboard_url`"),
-    Option("disabled", "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"),
-    Option("set_global", None, _parse_bool, True,
-           "install our providers as the global ones when the application has none; `False` builds "
-           "private providers and touches no global state"),
-    Option("resource_attributes", None, _parse_str, None,
-           "extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` is also honoured)"),
-)
+_ROW: Final = "otel_agentmon.option"
 
-OPTION_NAMES: Final = frozenset(o.name for o in OPTIONS)
+
+def _option(env: str | None, parse: Callable[[str], object], default: object, doc: str, *,
+            secret: bool = False) -> dict[str, Option]:
+    """An option's row of the table, kept as its ``Settings`` field's metadata (the field names it)."""
+    return {_ROW: Option("", env, parse, default, doc, secret)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    service_name: str
-    service_namespace: str | None
-    service_version: str | None
-    swarm: str | None
-    agent_role: str | None
-    endpoint: str | None
-    protocol: Protocol
-    headers: Mapping[str, str] | None
-    export_timeout: float
-    traces_exporter: ExporterName
-    metrics_exporter: ExporterName
-    logs_exporter: ExporterName
-    realtime: bool
-    span_schedule_delay_ms: int
-    span_max_queue_size: int
-    span_max_export_batch_size: int
-    metric_export_interval_ms: int
-    metric_export_timeout_ms: int
-    shutdown_timeout: float
-    system_metrics: SystemMetricsSet
-    capture_content: ContentMode
-    attribute_value_length_limit: int
-    metric_cardinality_limit: int
-    health: bool
-    health_interval: float
-    heartbeat_timeout: float
-    stuck_after: float
-    health_policy: object
-    alert_rules: object
-    alert_webhook: str | None
-    notifiers: object
-    health_port: int | None
-    dashboard: bool
-    health_host: str
-    disabled: bool
-    set_global: bool
-    resource_attributes: Mapping[str, object] | None
+    """The resolved options: one field per option, in the README's order; each field's metadata is
+    the option's environment variable, parser, default and doc (``OPTIONS`` is read from here)."""
+
+    service_name: str = dataclasses.field(metadata=_option(
+        "OTEL_SERVICE_NAME", _parse_str, None,
+        "`service.name`; default: the script's file name"))
+    service_namespace: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_SERVICE_NAMESPACE", _parse_str, None, "`service.namespace`"))
+    service_version: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_SERVICE_VERSION", _parse_str, None, "`service.version`"))
+    swarm: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_SWARM", _parse_str, None, "swarm name, resource `agentmon.swarm.name`"))
+    agent_role: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_AGENT_ROLE", _parse_str, None,
+        "this process's role in the swarm, resource `agentmon.agent.role`"))
+    endpoint: str | None = dataclasses.field(metadata=_option(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", _parse_endpoint, None,
+        "OTLP base URL; default `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)"))
+    protocol: Protocol = dataclasses.field(metadata=_option(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", _parse_choice("http/protobuf", "grpc"), "http/protobuf",
+        "`http/protobuf` or `grpc`"))
+    headers: Mapping[str, str] | None = dataclasses.field(metadata=_option(
+        "OTEL_EXPORTER_OTLP_HEADERS", _parse_headers, None,
+        "export headers `k=v,k2=v2` (never logged)", secret=True))
+    export_timeout: float = dataclasses.field(metadata=_option(
+        "OTEL_EXPORTER_OTLP_TIMEOUT", _parse_positive_float, 10.0,
+        "deadline of one export including retries, in **seconds** (as the Python SDK reads it)"))
+    traces_exporter: ExporterName = dataclasses.field(metadata=_option(
+        "OTEL_TRACES_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+        "`otlp`, `console` or `none`"))
+    metrics_exporter: ExporterName = dataclasses.field(metadata=_option(
+        "OTEL_METRICS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+        "`otlp`, `console` or `none`"))
+    logs_exporter: ExporterName = dataclasses.field(metadata=_option(
+        "OTEL_LOGS_EXPORTER", _parse_choice("otlp", "console", "none"), "otlp",
+        "`otlp`, `console` or `none`"))
+    realtime: bool = dataclasses.field(metadata=_option(
+        "AGENTMON_REALTIME", _parse_bool, True,
+        "realtime profile: 200 ms span batches, 500 ms metric interval; `false` for production defaults"))
+    span_schedule_delay_ms: int = dataclasses.field(metadata=_option(
+        "OTEL_BSP_SCHEDULE_DELAY", _parse_positive_int, None,
+        "span batch delay in ms; default from the profile (200 / 5000)"))
+    span_max_queue_size: int = dataclasses.field(metadata=_option(
+        "OTEL_BSP_MAX_QUEUE_SIZE", _parse_positive_int, 2048,
+        "spans held for export before new ones are dropped (and counted)"))
+    span_max_export_batch_size: int = dataclasses.field(metadata=_option(
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", _parse_positive_int, 512,
+        "spans per export request"))
+    metric_export_interval_ms: int = dataclasses.field(metadata=_option(
+        "OTEL_METRIC_EXPORT_INTERVAL", _parse_positive_int, None,
+        "metric export interval in ms; default from the profile (500 / 60000)"))
+    metric_export_timeout_ms: int = dataclasses.field(metadata=_option(
+        "OTEL_METRIC_EXPORT_TIMEOUT", _parse_positive_int, 10000,
+        "deadline of one metric export in ms"))
+    shutdown_timeout: float = dataclasses.field(metadata=_option(
+        "AGENTMON_SHUTDOWN_TIMEOUT", _parse_positive_float, 3.0,
+        "seconds `shutdown()` and interpreter exit may take at most, all signals together"))
+    system_metrics: SystemMetricsSet = dataclasses.field(metadata=_option(
+        "AGENTMON_SYSTEM_METRICS", _parse_choice("default", "all", "off"), "default",
+        "`default` (curated CPU, memory, network, threads, fds), `all`, or `off`"))
+    capture_content: ContentMode = dataclasses.field(metadata=_option(
+        ENV_CAPTURE_CONTENT,
+        _parse_choice("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT", upper=True), "NO_CONTENT",
+        "message content capture; off by default"))
+    attribute_value_length_limit: int = dataclasses.field(metadata=_option(
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", _parse_positive_int, 8192,
+        "longest attribute string kept (longer ones are truncated)"))
+    metric_cardinality_limit: int = dataclasses.field(metadata=_option(
+        "AGENTMON_METRIC_CARDINALITY_LIMIT", _parse_positive_int, 2000,
+        "series per metric before the SDK folds the rest into `otel.metric.overflow=true`"))
+    health: bool = dataclasses.field(metadata=_option(
+        "AGENTMON_HEALTH", _parse_bool, True,
+        "run the health and alert loop (heartbeats, stuck tasks, error rate, alerts)"))
+    health_interval: float = dataclasses.field(metadata=_option(
+        "AGENTMON_HEALTH_INTERVAL", _parse_positive_float, None,
+        "seconds between health/alert evaluations; default from the profile (0.1 / 1.0)"))
+    heartbeat_timeout: float = dataclasses.field(metadata=_option(
+        "AGENTMON_HEARTBEAT_TIMEOUT", _parse_positive_float, 10.0,
+        "an agent that promised heartbeats (called `heartbeat()`) is down after this many seconds "
+        "without one, a span or a running task"))
+    stuck_after: float = dataclasses.field(metadata=_option(
+        "AGENTMON_STUCK_AFTER", _parse_positive_float, 60.0,
+        "a task running longer than this many seconds is stuck"))
+    health_policy: object = dataclasses.field(metadata=_option(
+        None, _parse_str, None,
+        "a `HealthPolicy` with every health threshold (overrides the two options above)"))
+    alert_rules: object = dataclasses.field(metadata=_option(
+        "AGENTMON_ALERT_RULES", _parse_str, None,
+        "alert rules: a YAML rule file's path, or a list of `AlertRule`"))
+    alert_webhook: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_ALERT_WEBHOOK", _parse_endpoint, None,
+        "URL that receives alerts as Alertmanager webhook JSON"))
+    notifiers: object = dataclasses.field(metadata=_option(
+        None, _parse_str, None, "extra alert notifiers (`CallbackNotifier(fn)`, ...)"))
+    health_port: int | None = dataclasses.field(metadata=_option(
+        "AGENTMON_HEALTH_PORT", _parse_port, None,
+        "serve `/healthz` and `/readyz` on this port (0: any free port); off by default"))
+    health_host: str = dataclasses.field(metadata=_option(
+        "AGENTMON_HEALTH_HOST", _parse_str, "127.0.0.1", "address the health endpoint binds"))
+    dashboard: bool = dataclasses.field(metadata=_option(
+        "AGENTMON_DASHBOARD", _parse_bool, False,
+        "serve the live dashboard (an in-process `agentmon serve`) on 127.0.0.1:4318, or any free port "
+        "when that is taken, and export to it unless `endpoint` is set; `Monitor.dashboard_url`"))
+    disabled: bool = dataclasses.field(metadata=_option(
+        "OTEL_SDK_DISABLED", _parse_bool, False, "`true` turns everything into no-ops"))
+    set_global: bool = dataclasses.field(metadata=_option(
+        None, _parse_bool, True,
+        "install our providers as the global ones when the application has none; `False` builds "
+        "private providers and touches no global state"))
+    resource_attributes: Mapping[str, object] | None = dataclasses.field(metadata=_option(
+        None, _parse_str, None,
+        "extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` is also honoured)"))
     #: options the caller passed as arguments (the exporters read their own env vars otherwise,
     #: which keeps per-signal variables such as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT working).
     explicit: frozenset[str] = frozenset()
+
+
+OPTIONS: Final[tuple[Option, ...]] = tuple(
+    dataclasses.replace(f.metadata[_ROW], name=f.name) for f in dataclasses.fields(Settings) if _ROW in f.metadata
+)
+
+OPTION_NAMES: Final = frozenset(o.name for o in OPTIONS)
 
 
 def _shown(opt: Option, value: object) -> str:
@@ -255,7 +272,7 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
     unknown = {str(k) for k in args} - OPTION_NAMES
     if unknown:
         _warn_unknown(unknown)
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each checked by its option's parser
     explicit: set[str] = set()
     for opt in OPTIONS:
         value, from_arg = _read(opt, args, env)
@@ -273,7 +290,7 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
         values["health_interval"] = 0.1 if realtime else 1.0
     if values["service_name"] is None:
         values["service_name"] = _default_service_name()
-    return Settings(**values, explicit=frozenset(explicit))  # type: ignore[arg-type]
+    return Settings(**values, explicit=frozenset(explicit))
 
 
 def options_markdown() -> str:

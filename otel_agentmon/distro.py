@@ -81,7 +81,7 @@ class AgentmonConfigurator(ConfiguratorBase):
 
     def _configure(self, **kwargs: Any) -> None:
         global _configured
-        from ._monitor import configure
+        from ._configure import configure
         from ._zero_code import install_from_env
 
         try:

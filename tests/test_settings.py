@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,33 @@ OPTION_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), 
        env=st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.env]), st.text(max_size=20)))
 def test_resolve_never_raises_whatever_it_is_given(args: dict[str, Any], env: dict[str, str]) -> None:
     assert isinstance(resolve(args, env), Settings)
+
+
+def _conforms(value: object, hint: object) -> bool:
+    """Whether ``value`` is of the type ``hint`` (the kinds ``Settings`` uses)."""
+    origin = typing.get_origin(hint)
+    if hint is object:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is not None:  # Mapping[str, str], frozenset[str]
+        return isinstance(value, origin)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typing.cast(type, hint))
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(args=st.dictionaries(st.sampled_from([o.name for o in OPTIONS]), OPTION_VALUES),
+       env=st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.env]), st.text(max_size=20)))
+def test_every_resolved_value_has_its_settings_field_type(args: dict[str, Any], env: dict[str, str]) -> None:
+    """The parsers, not the type checker, guarantee each value's type (resolve() builds ``Settings``
+    from a dict): whatever it is given, every field holds what its annotation says."""
+    resolved = resolve(args, env)
+    for name, hint in typing.get_type_hints(Settings).items():
+        assert _conforms(getattr(resolved, name), hint), (name, getattr(resolved, name), hint)
 
 
 def test_every_settings_field_is_an_option() -> None:

@@ -14,10 +14,12 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import otel_agentmon
 
-OPTIONS = {"system_metrics": "off", "export_timeout": 2.0, "shutdown_timeout": 3.0, "span_schedule_delay_ms": 60_000}
+OPTIONS: dict[str, Any] = {"system_metrics": "off", "export_timeout": 2.0, "shutdown_timeout": 3.0,
+                           "span_schedule_delay_ms": 60_000}
 
 
 def child_tool(endpoint: str, label: str) -> int:
