@@ -25,8 +25,9 @@ from otel_agentmon import _monitor
 from otel_agentmon._monitor import Monitor
 from otel_agentmon._stats import Stats
 from tests.conftest import MONITOR_BASE, MonitorFor
+from tests.support.deadlines import within
 from tests.support.http_server import Handler
-from tests.support.receiver import OTLPReceiver, blackhole, closed_port
+from tests.support.receiver import OTLPReceiver, blackhole, closed_port, status
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -276,6 +277,38 @@ def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
     assert time.monotonic() - start <= 1.0 + 0.5
     stats = settled(monitor)
     assert stats.spans_exported == 0 and stats.spans_dropped_total == 1500
+
+
+@pytest.mark.timeout(90)
+def test_force_flush_keeps_its_deadline_while_the_metric_reader_is_stuck_exporting(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    """The SDK's periodic reader holds its export lock for a whole export; MeterProvider.force_flush
+    waits for that lock whatever its timeout (the 5.2 s force_flush(0.5) of issue 11)."""
+    rx.mode = blackhole(paths=["metrics"])
+    monitor = monitor_for(rx, export_timeout=30.0, metric_export_interval_ms=100, metric_export_timeout_ms=30_000)
+    with otel_agentmon.agent("metered"):  # something to export
+        pass
+    # The reader's export has reached the receiver, which holds it: the reader now holds its lock.
+    assert rx.wait_for(lambda: rx.holding("/v1/metrics") == 1, 30.0)
+    start = time.monotonic()
+    assert monitor.force_flush(0.5) is False  # the metrics could not get out
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
+    # A flush stuck behind that lock is not started again: repeated flushes never pile up threads.
+    for _ in range(5):
+        assert monitor.force_flush(0.05) is False
+    assert sum(t.name == "agentmon-metrics-flush" for t in threading.enumerate()) <= 1
+
+
+@pytest.mark.timeout(60)
+def test_force_flush_is_false_when_the_metrics_could_not_be_delivered(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    rx.mode = status(400, paths=["metrics"])  # spans are accepted, metrics refused
+    monitor = monitor_for(rx)
+    with otel_agentmon.agent("metered"):
+        pass
+    assert monitor.force_flush(30.0) is False  # the SDK's own force_flush answers True here
+    assert rx.wait_for_spans(1, 30.0) and monitor.stats().metric_exports_failed >= 1
 
 
 # ---- configure() / shutdown() misuse --------------------------------------------------------------------
