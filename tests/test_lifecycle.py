@@ -25,7 +25,7 @@ from otel_agentmon import _monitor
 from otel_agentmon._monitor import Monitor
 from otel_agentmon._stats import Stats
 from tests.conftest import MONITOR_BASE, MonitorFor
-from tests.support.deadlines import within
+from tests.support.deadlines import SCHEDULING_MARGIN_S, TEARDOWN_MARGIN_S, within
 from tests.support.http_server import Handler
 from tests.support.receiver import OTLPReceiver, blackhole, closed_port, status
 
@@ -233,14 +233,21 @@ def test_shutdown_racing_emitters_counts_late_spans_as_already_shutdown(
         except BaseException as exc:
             errors.append(exc)
 
+    took: list[float] = []
+
+    def close() -> None:
+        start = time.monotonic()
+        monitor.shutdown(2.0)
+        took.append(time.monotonic() - start)
+
     threads = [threading.Thread(target=emitter, args=(t,)) for t in range(8)]
-    closer = threading.Thread(target=monitor.shutdown, args=(2.0,), daemon=True)
+    closer = threading.Thread(target=close, daemon=True)
     try:
         for thread in threads:
             thread.start()
         time.sleep(0.3)
         closer.start()
-        closer.join(2.5)  # shutdown(2.0) must return by its deadline while the emitters keep going
+        closer.join(2.0 + SCHEDULING_MARGIN_S)  # shutdown(2.0) returns by its deadline while emitters go on
         returned_in_time = not closer.is_alive()
         time.sleep(0.2)
     finally:
@@ -248,7 +255,7 @@ def test_shutdown_racing_emitters_counts_late_spans_as_already_shutdown(
         for thread in threads:
             thread.join(5.0)
     closer.join(5.0)
-    assert returned_in_time, "shutdown(2.0) was still running after 2.5 s with emitters active"
+    assert returned_in_time and within(took[0], 2.0), f"shutdown(2.0) with emitters active took {took}"
     assert errors == []
     assert monitor.shutdown(2.0)  # a second call is a no-op
     stats = settled(monitor)
@@ -271,10 +278,12 @@ def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
             pass
     start = time.monotonic()
     assert monitor.force_flush(0.5) is False  # nothing could be delivered
-    assert time.monotonic() - start <= 0.5 + 0.5
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
     start = time.monotonic()
     monitor.shutdown()  # default budget: shutdown_timeout
-    assert time.monotonic() - start <= 1.0 + 0.5
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 1.0), f"shutdown() with shutdown_timeout=1 took {elapsed:.2f} s"
     stats = settled(monitor)
     assert stats.spans_exported == 0 and stats.spans_dropped_total == 1500
 
@@ -347,14 +356,21 @@ def test_configure_is_idempotent_and_the_api_survives_shutdown(rx: OTLPReceiver,
 
 # ---- C8: exit without shutdown() ---------------------------------------------------------------------
 @pytest.mark.subprocess
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("collector", ["blackhole", "closed-port"])
 def test_exit_without_shutdown_is_bounded_and_accounted(collector: str, rx: OTLPReceiver) -> None:
+    """Exit is timed from the moment main returns: interpreter start-up, imports and the 10,000
+    spans before it scale with the machine's load and are not ours (they took 5-9 s at load 10)."""
     rx.mode = blackhole()
     endpoint = rx.endpoint if collector == "blackhole" else f"http://127.0.0.1:{closed_port()}"
-    proc, elapsed = run_script("exit_without_shutdown.py", endpoint, "10000", timeout=30)
-    assert elapsed <= 5.0, f"exit took {elapsed:.2f} s"
+    proc, _ = run_script("exit_without_shutdown.py", endpoint, "10000", timeout=90)
+    exited = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the child's readings
     (report,) = json_lines(proc)
+    shutdown_timeout = 3.0  # what the script configures
+    hook = report["hook_done"] - report["main_returned"]
+    assert within(hook, shutdown_timeout), f"our atexit shutdown took {hook:.2f} s"
+    total = exited - report["main_returned"]
+    assert within(total, shutdown_timeout + TEARDOWN_MARGIN_S), f"exit took {total:.2f} s after main returned"
     stats = report["stats"]
     assert report["balanced"] and stats["spans_started"] == 10_000
     assert stats["spans_queued"] == stats["spans_in_flight"] == 0

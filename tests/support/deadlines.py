@@ -15,6 +15,8 @@ deadline: it belongs in ``benchmarks/``, never here.
 
 from __future__ import annotations
 
+import os
+
 #: Scheduling delay tolerated beyond a promised deadline (measured overshoot at load ~12: < 0.2 s).
 SCHEDULING_MARGIN_S = 2.0
 
@@ -24,5 +26,14 @@ TEARDOWN_MARGIN_S = 4.0
 
 
 def within(elapsed: float, promised: float) -> bool:
-    """``elapsed`` honours a deadline of ``promised`` seconds, scheduling margin included."""
+    """``elapsed`` honours a deadline of ``promised`` seconds, scheduling margin included.
+
+    With ``AGENTMON_DEADLINE_LOG=path`` set, each check appends ``test promised elapsed`` there:
+    how close to its deadlines a run got (``benchmarks/README.md`` records such a run under load).
+    """
+    log = os.environ.get("AGENTMON_DEADLINE_LOG")
+    if log:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{test}\t{promised:.2f}\t{elapsed:.3f}\n")
     return elapsed <= promised + SCHEDULING_MARGIN_S
