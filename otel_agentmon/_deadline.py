@@ -1,9 +1,10 @@
 """Run work that does not honour our deadlines where the caller need not wait for it.
 
-The SDK's ``MeterProvider.force_flush`` collects under the periodic reader's export lock, which
-that reader holds for the whole of an export in progress: with the Collector black-holed, as long
-as the exporter's timeout, whatever timeout the flush was given. A caller with a deadline starts
-such work here and waits for it only until then; the work finishes (or fails) on its own.
+``MeterProvider.force_flush`` collects on the calling thread: every observable callback (the
+application's too) runs there, under a lock the periodic reader's own collection also takes,
+and its timeout is checked only between callbacks. Derivation of a span backlog is CPU work of
+unbounded length. A caller with a deadline starts such work here and waits for it only until
+then; the work finishes (or fails) on its own.
 """
 
 from __future__ import annotations

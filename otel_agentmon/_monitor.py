@@ -238,9 +238,9 @@ class Monitor:
         deadline = time.monotonic() + budget
         ok = True
         try:
-            # Derivation (CPU, grows with the backlog) and the SDK's metric flush (it waits for the
-            # periodic reader's export in progress, as long as the exporter's timeout) run beside
-            # the span and log flushes on a helper thread, which we wait for until the deadline only.
+            # Derivation (CPU, grows with the backlog) and the SDK's collection (every observable
+            # callback, on the flushing thread) run beside the span and log flushes on a helper
+            # thread, which the caller waits for until the deadline only.
             metrics_flushed = self._metrics_flush.start(lambda: self._flush_metrics(deadline))
             if self._pipes.span_worker is not None:
                 ok &= self._pipes.span_worker.force_flush(budget * 0.7)

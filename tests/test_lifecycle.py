@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import CallbackOptions, Observation
 
 import otel_agentmon
 from otel_agentmon import _monitor
@@ -292,7 +293,8 @@ def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
 def test_force_flush_keeps_its_deadline_while_the_metric_reader_is_stuck_exporting(
         rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     """The SDK's periodic reader holds its export lock for a whole export; MeterProvider.force_flush
-    waits for that lock whatever its timeout (the 5.2 s force_flush(0.5) of issue 11)."""
+    waits for that lock whatever its timeout (the 5.2 s force_flush(0.5) of issue 11), then
+    answers True whatever the export did."""
     rx.mode = blackhole(paths=["metrics"])
     monitor = monitor_for(rx, export_timeout=30.0, metric_export_interval_ms=100, metric_export_timeout_ms=30_000)
     with otel_agentmon.agent("metered"):  # something to export
@@ -300,13 +302,40 @@ def test_force_flush_keeps_its_deadline_while_the_metric_reader_is_stuck_exporti
     # The reader's export has reached the receiver, which holds it: the reader now holds its lock.
     assert rx.wait_for(lambda: rx.holding("/v1/metrics") == 1, 30.0)
     start = time.monotonic()
-    assert monitor.force_flush(0.5) is False  # the metrics could not get out
+    flushed = monitor.force_flush(0.5)
     elapsed = time.monotonic() - start
     assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
+    assert flushed is False  # the metrics could not get out
     # A flush stuck behind that lock is not started again: repeated flushes never pile up threads.
     for _ in range(5):
         assert monitor.force_flush(0.05) is False
     assert sum(t.name == "agentmon-metrics-flush" for t in threading.enumerate()) <= 1
+
+
+@pytest.mark.timeout(90)
+def test_force_flush_keeps_its_deadline_while_a_metric_callback_is_slow(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    """The SDK collects (every observable callback) on the flushing thread: one slow callback, say
+    an application's gauge reading a slow source, held force_flush for as long as it took."""
+    monitor = monitor_for(rx)
+    release = threading.Event()
+
+    def slow_reading(options: CallbackOptions) -> list[Observation]:
+        release.wait(60)
+        return [Observation(1)]
+
+    meter_provider = monitor.meter_provider
+    assert meter_provider is not None
+    meter_provider.get_meter("app").create_observable_gauge("app.slow_reading", callbacks=[slow_reading])
+    threading.Timer(20.0, release.set).start()  # the old code returned only then
+    try:
+        start = time.monotonic()
+        flushed = monitor.force_flush(0.5)
+        elapsed = time.monotonic() - start
+        assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
+        assert flushed is False
+    finally:
+        release.set()
 
 
 @pytest.mark.timeout(60)
