@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from . import _sanitize, _state
 from . import _semconv as sc
 from ._checks import CheckFn
+from ._deadline import BoundedCall
 from ._derive import AgentSummary, Deriver
 from ._exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from ._guard import after_fork_in_child, report_internal_error
@@ -64,6 +65,7 @@ class Monitor:
         self._pipes = Pipelines()
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
+        self._metrics_flush = BoundedCall("metrics-flush")
         self._deriver = Deriver(run_thread=not settings.disabled)
         self._system: Any = None
         self._dashboard: Server | None = None  # the in-process agentmon serve behind dashboard=True
@@ -244,19 +246,32 @@ class Monitor:
         deadline = time.monotonic() + budget
         ok = True
         try:
-            self._deriver.process_pending()
+            # Derivation (CPU, grows with the backlog) and the SDK's collection (every observable
+            # callback, on the flushing thread) run beside the span and log flushes on a helper
+            # thread, which the caller waits for until the deadline only.
+            metrics_flushed = self._metrics_flush.start(lambda: self._flush_metrics(deadline))
             if self._pipes.span_worker is not None:
-                ok &= self._pipes.span_worker.force_flush(budget * 0.6)
+                ok &= self._pipes.span_worker.force_flush(budget * 0.7)
             if self._pipes.log_worker is not None:
-                ok &= self._pipes.log_worker.force_flush(max(0.0, (deadline - time.monotonic()) * 0.3))
-            mp = self._pipes.meter_provider
-            if self._pipes.owns_meter_provider and mp is not None:
-                remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
-                ok &= bool(mp.force_flush(timeout_millis=remaining_ms))  # type: ignore[attr-defined]
+                ok &= self._pipes.log_worker.force_flush(deadline - time.monotonic())
+            ok &= metrics_flushed(deadline - time.monotonic())
         except Exception:  # noqa: BLE001
             report_internal_error("force_flush")
             return False
         return ok
+
+    def _flush_metrics(self, deadline: float) -> bool:
+        self._deriver.process_pending()
+        mp = self._pipes.meter_provider
+        if not self._pipes.owns_meter_provider or mp is None:
+            return True
+        try:
+            remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
+            flushed = bool(mp.force_flush(timeout_millis=remaining_ms))  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the SDK raises when a reader misses the deadline
+            return False
+        me = self._pipes.metric_exporter  # the SDK answers True even when the export failed
+        return flushed and (me is None or not me.failing)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and stop, within ``timeout`` seconds (default ``shutdown_timeout``) whatever the

@@ -19,8 +19,10 @@ from tests.support.stack import Binaries, binaries_or_skip
 
 #: Small health thresholds, so health and alert tests run in tenths of a second.
 FAST_HEALTH = HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None)
-#: Private monitors against a test receiver: short deadlines, fast batches, no system metrics.
-MONITOR_BASE: dict[str, Any] = {"set_global": False, "system_metrics": "off", "export_timeout": 2.0,
+#: Private monitors against a test receiver: a short shutdown deadline, fast batches, no system
+#: metrics. The export timeout is the product default: the receiver shares this (busy) process, and
+#: a healthy one must not time out; fault tests that need a short one set it.
+MONITOR_BASE: dict[str, Any] = {"set_global": False, "system_metrics": "off", "export_timeout": 10.0,
                                 "shutdown_timeout": 2.0, "span_schedule_delay_ms": 50,
                                 "service_name": "agentmon-test"}
 MonitorFor = Callable[..., Monitor]

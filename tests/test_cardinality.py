@@ -17,6 +17,7 @@ from otel_agentmon import _semconv as sc
 from otel_agentmon._monitor import Monitor
 from otel_agentmon._settings import resolve
 from otel_agentmon.testing import Capture, capture
+from tests.support.deadlines import within
 from tests.support.receiver import OTLPReceiver
 
 OVERFLOW = "otel.metric.overflow"
@@ -38,12 +39,14 @@ def with_capture(**options: Any) -> Iterator[Capture]:
 
 @pytest.fixture
 def cap() -> Iterator[Capture]:
-    yield from with_capture(heartbeat_timeout=3600.0)  # agents never go "down" mid-test
+    # Agents never go "down" mid-test, and the health loop (a tick over thousands of agents takes
+    # 0.1 s of CPU, idle) does not compete with the collections these tests time out on.
+    yield from with_capture(heartbeat_timeout=3600.0, health_interval=3600.0)
 
 
 @pytest.fixture
 def cap100() -> Iterator[Capture]:
-    yield from with_capture(metric_cardinality_limit=100, heartbeat_timeout=3600.0)
+    yield from with_capture(metric_cardinality_limit=100, heartbeat_timeout=3600.0, health_interval=3600.0)
 
 
 def all_points(cap: Capture) -> dict[str, list[Any]]:
@@ -62,7 +65,7 @@ def carry(i: int) -> None:
             pass
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_ten_thousand_task_ids_never_reach_metric_attributes(cap: Capture) -> None:
     n = 10_000
     for i in range(n):
@@ -97,7 +100,7 @@ def assert_bounded(points: list[Any], limit: int) -> list[Any]:
     return overflow
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_three_thousand_agent_names_fold_into_one_overflow_series(cap100: Capture) -> None:
     n = 3000
     run_many_agents(n)
@@ -114,14 +117,14 @@ def test_three_thousand_agent_names_fold_into_one_overflow_series(cap100: Captur
     assert len({s.name for s in cap100.spans() if s.name.startswith("invoke_agent ")}) == n
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_default_cardinality_limit_is_2000(cap: Capture) -> None:
     run_many_agents(3000)
     overflow = assert_bounded(list(cap.points(sc.M_TASK_DURATION)), 2000)
     assert histogram_count(overflow) >= 999
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_shutdown_keeps_its_deadline_when_thousands_of_agents_change_health() -> None:
     """Every agent going quiet at once is one health transition each; shutdown's last health
     evaluation must stay within the shutdown budget however many agents there are."""
@@ -131,21 +134,23 @@ def test_shutdown_keeps_its_deadline_when_thousands_of_agents_change_health() ->
         start = time.monotonic()
         cap.monitor.shutdown(2.0)
         elapsed = time.monotonic() - start
-        assert elapsed <= 2.5, f"shutdown(2.0) took {elapsed:.1f} s with 2000 agents changing health"
+        assert within(elapsed, 2.0), f"shutdown(2.0) took {elapsed:.1f} s with 2000 agents changing health"
         assert cap.monitor.stats().balanced
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_overflow_series_arrives_over_otlp() -> None:
     saved = _state.tracer
     with OTLPReceiver() as rx:
         monitor = Monitor(resolve({"endpoint": rx.endpoint, "set_global": False, "system_metrics": "off",
-                                   "metric_cardinality_limit": 100, "export_timeout": 2.0}))
+                                   "metric_cardinality_limit": 100}))
         _state.tracer = monitor.tracer
         try:
             for i in range(500):
                 with otel_agentmon.agent(f"remote-{i}"), otel_agentmon.task("triage", task_id=f"task-{i}"):
                     pass
+            # Delivery, not the shutdown deadline, is under test: everything out before shutting down.
+            assert monitor.force_flush(60.0)
         finally:
             monitor.shutdown(3.0)
             _state.tracer = saved

@@ -11,13 +11,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from otel_agentmon import _semconv as sc
+from tests.support.deadlines import within
 from tests.support.receiver import OTLPReceiver, ReceivedSpan, closed_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,17 +153,15 @@ def test_swarm_with_closed_endpoint_runs_at_full_speed_and_exits_promptly() -> N
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     shutdown = re.search(r"shutdown took ([\d.]+)s", proc.stdout)
-    assert shutdown and float(shutdown.group(1)) <= 5.0
+    assert shutdown and within(float(shutdown.group(1)), 3.0)  # the default shutdown_timeout
     dropped = re.search(r"dropped (\{.*\})", proc.stdout)
     assert dropped and "export_failed:connection_error" in dropped.group(1)
 
 
 @pytest.mark.timeout(60)
 def test_main_job_without_backend_prints_each_agent() -> None:
-    start = time.monotonic()
     proc = run_example("swarm.py", {})
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - start < 30
     for agent in ("planner", "researcher", "reviewer", "writer"):
         assert re.search(rf"^{agent}\s+\d+\s+\d+", proc.stdout, re.MULTILINE), proc.stdout
     assert "dropped 0" in proc.stdout

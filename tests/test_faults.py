@@ -2,7 +2,9 @@
 
 Every test checks the product promise: no exception reaches user code, the caller never waits on
 the exporter, shutdown keeps its deadline, and every span is accounted for (``Stats.balanced``,
-reconciled against what the receiver actually got).
+reconciled against what the receiver actually got). "Never waits" is checked as causality (the
+caller's tasks all return while the receiver provably holds the export), never in milliseconds:
+the caller's latency under each fault is measured by ``benchmarks/bench_faults.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from otel_agentmon import _semconv as sc
 from otel_agentmon._monitor import Monitor
 from otel_agentmon._stats import Stats
 from tests.conftest import MonitorFor
+from tests.support.deadlines import within
 from tests.support.receiver import (
     Mode,
     OTLPReceiver,
@@ -34,13 +37,11 @@ from tests.support.receiver import (
     status,
 )
 
-CALLER_P99_S = 0.005  # per-task wall time with the collector unusable (target 1 ms; loose for a 2-core box)
-SHUTDOWN_SLACK_S = 0.5
+TRACES = "/v1/traces"
+#: A budget for tests of delivery: shutdown returns as soon as everything is out, and a healthy
+#: receiver in this (busy) process must not race the 2 s deadline the fault tests check.
+DELIVERY_BUDGET_S = 10.0
 POISON = "bad\ud800name\x00end"
-
-
-
-
 
 
 @otel_agentmon.agent("fault-agent")
@@ -49,18 +50,10 @@ def agent_task(i: int) -> int:
         return i
 
 
-def run_tasks(n: int) -> list[float]:
-    """Run ``n`` decorated tasks (2 spans each); (i) each returns normally; their wall times."""
-    times: list[float] = []
+def run_tasks(n: int) -> None:
+    """Run ``n`` decorated tasks (2 spans each); (i) each returns normally."""
     for i in range(n):
-        start = time.perf_counter()
         assert agent_task(i) == i
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def p99(times: list[float]) -> float:
-    return sorted(times)[int(len(times) * 0.99)]
 
 
 def settled(monitor: Monitor) -> Stats:
@@ -75,7 +68,7 @@ def timed_shutdown(monitor: Monitor, budget: float) -> float:
     start = time.monotonic()
     monitor.shutdown(budget)
     elapsed = time.monotonic() - start
-    assert elapsed <= budget + SHUTDOWN_SLACK_S, f"shutdown({budget}) took {elapsed:.2f} s"
+    assert within(elapsed, budget), f"shutdown({budget}) took {elapsed:.2f} s"
     return elapsed
 
 
@@ -103,7 +96,7 @@ def drained(monitor: Monitor) -> bool:
         stats = monitor.stats()
         return stats.spans_exported + stats.spans_dropped_total == stats.spans_ended
 
-    return wait_until(done, 10.0)
+    return wait_until(done, 30.0)
 
 
 # ---- F1 / F2 / F6 / F7: the collector is unusable for the whole run ------------------------------
@@ -117,7 +110,7 @@ UNUSABLE: dict[str, tuple[Mode | None, float]] = {
 }
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("fault", list(UNUSABLE))
 def test_unusable_collector_never_hurts_the_caller_and_every_span_is_dropped_with_a_reason(
         fault: str, rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
@@ -129,8 +122,7 @@ def test_unusable_collector_never_hurts_the_caller_and_every_span_is_dropped_wit
     else:
         rx.mode, target = mode, rx
     monitor = monitor_for(target, export_timeout=export_timeout)
-    times = run_tasks(1000)
-    assert p99(times) < CALLER_P99_S, f"caller p99 {p99(times) * 1e3:.2f} ms"
+    run_tasks(1000)
     time.sleep(0.2)  # let the worker start exporting into the fault
     timed_shutdown(monitor, 2.0)
     stats = settled(monitor)
@@ -152,21 +144,43 @@ def test_unusable_collector_never_hurts_the_caller_and_every_span_is_dropped_wit
     assert len(set(ours)) == len(ours), f"a warning repeated: {ours}"
 
 
-@pytest.mark.timeout(30)
+def stuck_export(rx: OTLPReceiver, monitor: Monitor) -> None:
+    """Wait until the span worker is provably stuck: the receiver holds its one request unanswered."""
+    run_tasks(40)  # 80 spans: more than a batch of 64
+    assert rx.wait_for(lambda: rx.holding(TRACES) == 1, 30.0), rx.requests()
+
+
+@pytest.mark.timeout(60)
+def test_the_caller_never_waits_for_a_stuck_export(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    rx.mode = blackhole(paths=["traces"])
+    monitor = monitor_for(rx, export_timeout=120.0, span_max_export_batch_size=64)
+    stuck_export(rx, monitor)
+    run_tasks(1000)  # a caller that waited for the export would still be in its first task
+    # Causality, not milliseconds: every task returned while the export was held the whole time
+    # (one worker thread, one request, no answer; its timeout is minutes away).
+    assert rx.holding(TRACES) == 1 and len(rx.requests(TRACES)) == 1
+    assert rx.requests(TRACES)[0].status is None
+    stats = monitor.stats()
+    assert stats.spans_ended == 2080 and stats.spans_exported == 0
+    assert stats.spans_queued + stats.spans_dropped.get("queue_full", 0) == 2080 - stats.spans_in_flight
+
+
+@pytest.mark.timeout(60)
 def test_queue_is_bounded_and_overflow_counted_as_queue_full(
         rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    rx.mode = blackhole()
-    monitor = monitor_for(rx, span_max_queue_size=256, span_max_export_batch_size=64)
-    peak, times = 0, []
+    rx.mode = blackhole(paths=["traces"])
+    monitor = monitor_for(rx, span_max_queue_size=256, span_max_export_batch_size=64, export_timeout=120.0)
+    stuck_export(rx, monitor)
+    peak = 0
     for _ in range(10):
-        times += run_tasks(300)
+        run_tasks(300)
         peak = max(peak, monitor.stats().spans_queued)
+    assert rx.holding(TRACES) == 1 and len(rx.requests(TRACES)) == 1  # all of it while the export was stuck
     assert peak <= 256  # memory is bounded by the queue, whatever the collector does
-    assert p99(times) < CALLER_P99_S
     timed_shutdown(monitor, 2.0)
     stats = settled(monitor)
-    assert stats.spans_dropped.get("queue_full", 0) >= 6000 - 256 - 64
+    assert stats.spans_dropped.get("queue_full", 0) >= 6080 - 256 - 64
     assert stats.spans_exported == 0 == len(rx.unique_span_ids())
     assert set(stats.spans_dropped) <= {"queue_full"} | TRANSPORT_FAILURES
     assert warnings_with(caplog, "queue full") == 1
@@ -176,14 +190,14 @@ def test_queue_is_bounded_and_overflow_counted_as_queue_full(
 PAST_HTTP_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(("code", "retry_after"), [(503, "0"), (502, "0"), (429, "1"), (429, PAST_HTTP_DATE)])
 def test_transient_errors_are_retried_and_every_span_delivered(
         code: int, retry_after: str, rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     rx.script([status(code, retry_after=retry_after, paths=["traces"]), ok()])
     monitor = monitor_for(rx, export_timeout=5.0)
     run_tasks(100)
-    assert rx.wait_for_spans(200, 5.0)  # the worker retries; shutdown then has nothing left to do
+    assert rx.wait_for_spans(200, 30.0)  # the worker retries; shutdown then has nothing left to do
     timed_shutdown(monitor, 2.0)
     stats = settled(monitor)
     assert stats.spans_exported == stats.spans_started == 200
@@ -196,7 +210,7 @@ def test_transient_errors_are_retried_and_every_span_delivered(
 
 
 # ---- F4: permanent errors are not retried and are counted by status -----------------------------
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("code", [400, 401, 403, 404, 408, 413, 500])
 def test_permanent_http_errors_are_not_retried_and_counted_by_status(
         code: int, rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
@@ -217,14 +231,14 @@ def test_permanent_http_errors_are_not_retried_and_counted_by_status(
 
 
 # ---- F5: OTLP partial success ----------------------------------------------------------------------
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_partial_success_counts_rejected_spans(
         rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     rx.script([partial_success(7, "bad spans", paths=["traces"]), ok()])
     monitor = monitor_for(rx)
     run_tasks(500)
-    timed_shutdown(monitor, 2.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     assert stats.spans_exported == 1000 - 7
     assert dict(stats.spans_dropped) == {"rejected_by_collector": 7}
@@ -234,24 +248,24 @@ def test_partial_success_counts_rejected_spans(
 
 
 # ---- F8: collector down mid-run, then back on the same port --------------------------------------
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 def test_collector_restart_on_same_port_delivers_later_spans(
         rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     monitor = monitor_for(rx, export_timeout=1.0)
     run_tasks(50)
-    assert wait_until(lambda: monitor.stats().spans_exported == 100, 5.0)
+    assert wait_until(lambda: monitor.stats().spans_exported == 100, 30.0)
     rx.down()
     for i in range(300):
         with otel_agentmon.tool("during-outage", attributes={"i": i}):
             pass
-    assert wait_until(lambda: any(k.startswith("export_failed") for k in monitor.stats().spans_dropped), 10.0)
+    assert wait_until(lambda: any(k.startswith("export_failed") for k in monitor.stats().spans_dropped), 30.0)
     rx.up()
     for i in range(300):
         with otel_agentmon.tool("after-restart", attributes={"i": i}):
             pass
-    monitor.force_flush(5.0)
-    timed_shutdown(monitor, 2.0)
+    monitor.force_flush(DELIVERY_BUDGET_S)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     names = [s.name for s in rx.spans()]
     assert names.count("execute_tool after-restart") == 300
@@ -266,7 +280,7 @@ def clean_text(value: object) -> bool:
     return isinstance(value, str) and "\x00" not in value and value.encode("utf-8", "strict") is not None
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_poison_span_through_the_api_is_sanitised_and_its_batch_delivered(
         rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     monitor = monitor_for(rx, span_schedule_delay_ms=60_000, span_max_export_batch_size=512)
@@ -276,7 +290,7 @@ def test_poison_span_through_the_api_is_sanitised_and_its_batch_delivered(
     with otel_agentmon.tool(POISON, attributes={"k\ud800\x00": "v\udfff\x00"}) as handle:
         handle.set_attribute("h\ud800\x00", "w\ud800\x00")
         handle.add_event("e\ud800\x00", {"x\ud800": "y\x00"})
-    timed_shutdown(monitor, 2.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     assert stats.spans_exported == 512 == len(rx.unique_span_ids())
     assert [r.items for r in rx.requests("/v1/traces")] == [512]
@@ -287,7 +301,7 @@ def test_poison_span_through_the_api_is_sanitised_and_its_batch_delivered(
     assert all(clean_text(name) for name, _ in poison.events)
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_poison_span_from_other_instrumentation_does_not_sink_its_batch(
         rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     """Spans made straight on our provider (any OTel instrumentation) skip our sanitiser."""
@@ -296,7 +310,7 @@ def test_poison_span_from_other_instrumentation_does_not_sink_its_batch(
         with otel_agentmon.tool("good", attributes={"i": i}):
             pass
     monitor.tracer.start_span(POISON, attributes={"k\ud800": "v"}).end()
-    timed_shutdown(monitor, 2.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     assert [s.name for s in rx.spans()].count("execute_tool good") == 511
     assert stats.spans_exported >= 511
@@ -351,27 +365,27 @@ def test_shutdown_waits_for_the_rescue_of_a_slow_poison_batch_within_its_deadlin
 
 
 # ---- F11: one signal's pipeline down, the other up ------------------------------------------------
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_metrics_down_while_traces_up(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     rx.mode = status(503, retry_after="0", paths=["metrics"])
     monitor = monitor_for(rx, metric_export_interval_ms=100)
     run_tasks(200)
-    assert wait_until(lambda: monitor.stats().metric_exports_failed >= 1, 5.0)
-    timed_shutdown(monitor, 2.0)
+    assert wait_until(lambda: monitor.stats().metric_exports_failed >= 1, 30.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     assert stats.spans_exported == stats.spans_started == 400 == len(rx.unique_span_ids())
     assert stats.metric_exports_ok == 0
     assert rx.metric_names() == set()
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_traces_down_while_metrics_up(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     rx.mode = status(503, retry_after="0", paths=["traces"])
     monitor = monitor_for(rx, metric_export_interval_ms=100)
     run_tasks(200)
-    assert wait_until(lambda: sc.M_INVOKE_AGENT_DURATION in rx.metric_names(), 5.0)
+    assert wait_until(lambda: sc.M_INVOKE_AGENT_DURATION in rx.metric_names(), 30.0)
     assert drained(monitor)
-    timed_shutdown(monitor, 2.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)  # the last collection delivers every task's metrics
     stats = settled(monitor)
     assert stats.spans_exported == 0 == len(rx.unique_span_ids())
     assert dict(stats.spans_dropped) == {"export_failed:http_503": 400}
@@ -390,7 +404,7 @@ HISTOGRAMS = {
 }
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 def test_healthy_collector_receives_spans_metrics_and_logs(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
     monitor = monitor_for(rx, capture_content="EVENT_ONLY")
 
@@ -403,7 +417,7 @@ def test_healthy_collector_receives_spans_metrics_and_logs(rx: OTLPReceiver, mon
 
     for i in range(20):
         write(i)
-    timed_shutdown(monitor, 2.0)
+    timed_shutdown(monitor, DELIVERY_BUDGET_S)
     stats = settled(monitor)
     assert stats.spans_exported == stats.spans_started == 80 == len(rx.unique_span_ids())  # 4 spans a run
     assert stats.metric_exports_ok >= 1 and stats.metric_exports_failed == 0

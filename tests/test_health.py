@@ -199,12 +199,26 @@ def test_error_rate_thresholds_need_min_tasks_and_have_hysteresis(health_capture
     assert changes(cap, "c") == []
 
 
+class ManualClock:
+    """Span times that move only when the test says: a task's latency is what the test sets, not
+    how long a loaded machine took to run it."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns()
+
+    def __call__(self) -> int:
+        return self.now
+
+
 @pytest.mark.timeout(20)
 def test_p95_latency_limit_and_memory_pressure_degrade(health_capture: Make) -> None:
-    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=5, latency_p95_limit=0.02, cpu_limit=None))
+    clock = ManualClock()
+    cap = health_capture(health_policy=HealthPolicy(heartbeat_timeout=5, latency_p95_limit=0.02, cpu_limit=None),
+                         clock=clock)
     for _ in range(5):
-        run_task("slow", seconds=0.03)
-        run_task("fast")
+        with agentmon.task("work", agent="slow"):
+            clock.now += 30_000_000  # 30 ms
+        run_task("fast")  # 0 ms
     health = cap.monitor.evaluate_health()
     assert health.agents["slow"].state == "degraded" and health.agents["fast"].state == "healthy"
     assert any("p95 latency" in r for r in health.agents["slow"].reasons)

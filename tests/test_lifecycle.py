@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import CallbackOptions, Observation
 
 import otel_agentmon
 from otel_agentmon import _monitor
 from otel_agentmon._monitor import Monitor
 from otel_agentmon._stats import Stats
 from tests.conftest import MONITOR_BASE, MonitorFor
+from tests.support.deadlines import SCHEDULING_MARGIN_S, TEARDOWN_MARGIN_S, within
 from tests.support.http_server import Handler
-from tests.support.receiver import OTLPReceiver, blackhole, closed_port
+from tests.support.receiver import OTLPReceiver, blackhole, closed_port, status
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -232,14 +234,21 @@ def test_shutdown_racing_emitters_counts_late_spans_as_already_shutdown(
         except BaseException as exc:
             errors.append(exc)
 
+    took: list[float] = []
+
+    def close() -> None:
+        start = time.monotonic()
+        monitor.shutdown(2.0)
+        took.append(time.monotonic() - start)
+
     threads = [threading.Thread(target=emitter, args=(t,)) for t in range(8)]
-    closer = threading.Thread(target=monitor.shutdown, args=(2.0,), daemon=True)
+    closer = threading.Thread(target=close, daemon=True)
     try:
         for thread in threads:
             thread.start()
         time.sleep(0.3)
         closer.start()
-        closer.join(2.5)  # shutdown(2.0) must return by its deadline while the emitters keep going
+        closer.join(2.0 + SCHEDULING_MARGIN_S)  # shutdown(2.0) returns by its deadline while emitters go on
         returned_in_time = not closer.is_alive()
         time.sleep(0.2)
     finally:
@@ -247,7 +256,7 @@ def test_shutdown_racing_emitters_counts_late_spans_as_already_shutdown(
         for thread in threads:
             thread.join(5.0)
     closer.join(5.0)
-    assert returned_in_time, "shutdown(2.0) was still running after 2.5 s with emitters active"
+    assert returned_in_time and within(took[0], 2.0), f"shutdown(2.0) with emitters active took {took}"
     assert errors == []
     assert monitor.shutdown(2.0)  # a second call is a no-op
     stats = settled(monitor)
@@ -270,12 +279,74 @@ def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
             pass
     start = time.monotonic()
     assert monitor.force_flush(0.5) is False  # nothing could be delivered
-    assert time.monotonic() - start <= 0.5 + 0.5
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
     start = time.monotonic()
     monitor.shutdown()  # default budget: shutdown_timeout
-    assert time.monotonic() - start <= 1.0 + 0.5
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 1.0), f"shutdown() with shutdown_timeout=1 took {elapsed:.2f} s"
     stats = settled(monitor)
     assert stats.spans_exported == 0 and stats.spans_dropped_total == 1500
+
+
+@pytest.mark.timeout(90)
+def test_force_flush_keeps_its_deadline_while_the_metric_reader_is_stuck_exporting(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    """The SDK's periodic reader holds its export lock for a whole export; MeterProvider.force_flush
+    waits for that lock whatever its timeout (the 5.2 s force_flush(0.5) of issue 11), then
+    answers True whatever the export did."""
+    rx.mode = blackhole(paths=["metrics"])
+    monitor = monitor_for(rx, export_timeout=30.0, metric_export_interval_ms=100, metric_export_timeout_ms=30_000)
+    with otel_agentmon.agent("metered"):  # something to export
+        pass
+    # The reader's export has reached the receiver, which holds it: the reader now holds its lock.
+    assert rx.wait_for(lambda: rx.holding("/v1/metrics") == 1, 30.0)
+    start = time.monotonic()
+    flushed = monitor.force_flush(0.5)
+    elapsed = time.monotonic() - start
+    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
+    assert flushed is False  # the metrics could not get out
+    # A flush stuck behind that lock is not started again: repeated flushes never pile up threads.
+    for _ in range(5):
+        assert monitor.force_flush(0.05) is False
+    assert sum(t.name == "agentmon-metrics-flush" for t in threading.enumerate()) <= 1
+
+
+@pytest.mark.timeout(90)
+def test_force_flush_keeps_its_deadline_while_a_metric_callback_is_slow(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    """The SDK collects (every observable callback) on the flushing thread: one slow callback, say
+    an application's gauge reading a slow source, held force_flush for as long as it took."""
+    monitor = monitor_for(rx)
+    release = threading.Event()
+
+    def slow_reading(options: CallbackOptions) -> list[Observation]:
+        release.wait(60)
+        return [Observation(1)]
+
+    meter_provider = monitor.meter_provider
+    assert meter_provider is not None
+    meter_provider.get_meter("app").create_observable_gauge("app.slow_reading", callbacks=[slow_reading])
+    threading.Timer(20.0, release.set).start()  # the old code returned only then
+    try:
+        start = time.monotonic()
+        flushed = monitor.force_flush(0.5)
+        elapsed = time.monotonic() - start
+        assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
+        assert flushed is False
+    finally:
+        release.set()
+
+
+@pytest.mark.timeout(60)
+def test_force_flush_is_false_when_the_metrics_could_not_be_delivered(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    rx.mode = status(400, paths=["metrics"])  # spans are accepted, metrics refused
+    monitor = monitor_for(rx)
+    with otel_agentmon.agent("metered"):
+        pass
+    assert monitor.force_flush(30.0) is False  # the SDK's own force_flush answers True here
+    assert rx.wait_for_spans(1, 30.0) and monitor.stats().metric_exports_failed >= 1
 
 
 # ---- configure() / shutdown() misuse --------------------------------------------------------------------
@@ -314,14 +385,21 @@ def test_configure_is_idempotent_and_the_api_survives_shutdown(rx: OTLPReceiver,
 
 # ---- C8: exit without shutdown() ---------------------------------------------------------------------
 @pytest.mark.subprocess
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("collector", ["blackhole", "closed-port"])
 def test_exit_without_shutdown_is_bounded_and_accounted(collector: str, rx: OTLPReceiver) -> None:
+    """Exit is timed from the moment main returns: interpreter start-up, imports and the 10,000
+    spans before it scale with the machine's load and are not ours (they took 5-9 s at load 10)."""
     rx.mode = blackhole()
     endpoint = rx.endpoint if collector == "blackhole" else f"http://127.0.0.1:{closed_port()}"
-    proc, elapsed = run_script("exit_without_shutdown.py", endpoint, "10000", timeout=30)
-    assert elapsed <= 5.0, f"exit took {elapsed:.2f} s"
+    proc, _ = run_script("exit_without_shutdown.py", endpoint, "10000", timeout=90)
+    exited = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable with the child's readings
     (report,) = json_lines(proc)
+    shutdown_timeout = 3.0  # what the script configures
+    hook = report["hook_done"] - report["main_returned"]
+    assert within(hook, shutdown_timeout), f"our atexit shutdown took {hook:.2f} s"
+    total = exited - report["main_returned"]
+    assert within(total, shutdown_timeout + TEARDOWN_MARGIN_S), f"exit took {total:.2f} s after main returned"
     stats = report["stats"]
     assert report["balanced"] and stats["spans_started"] == 10_000
     assert stats["spans_queued"] == stats["spans_in_flight"] == 0

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.support.deadlines import within
 from tests.support.receiver import (
     OTLPReceiver,
     blackhole,
@@ -167,10 +168,8 @@ def test_retry_after_header_is_sent_and_honoured(rx: OTLPReceiver) -> None:
 @pytest.mark.timeout(30)
 def test_400_is_recorded_not_delivered_and_not_retried(rx: OTLPReceiver) -> None:
     rx.mode = status(400)
-    t0 = time.monotonic()
     assert span_exporter(rx).export(make_spans()) == SpanExportResult.FAILURE
-    assert time.monotonic() - t0 < 2
-    (q,) = rx.requests()
+    (q,) = rx.requests()  # exactly one request: a 400 is not retried
     assert q.status == 400 and q.items == 1 and q.fault == "status"
     assert rx.spans() == []
 
@@ -204,14 +203,15 @@ def test_blackhole_times_out_exporter_and_stop_is_prompt() -> None:
     rx.mode = blackhole()
     t0 = time.monotonic()
     assert span_exporter(rx, timeout=1).export(make_spans()) == SpanExportResult.FAILURE
-    assert time.monotonic() - t0 < 2.5
+    assert within(time.monotonic() - t0, 1.0)  # the exporter's own timeout ended it
     assert rx.requests()[0].fault == "blackhole" and rx.requests()[0].status is None and rx.spans() == []
     # Hold a few raw blackholed connections open, then stop(): it must close them promptly.
     socks = [raw_post(rx.port, traces_body()) for _ in range(3)]
-    assert rx.wait_for(lambda: len(rx.requests()) >= 4, timeout=5)
+    assert rx.wait_for(lambda: rx.holding() == 4, timeout=30)  # the exporter's request and these three
     t0 = time.monotonic()
-    rx.stop()
-    assert time.monotonic() - t0 < 1.0
+    rx.stop()  # never waits for the handlers it holds (they would hold forever)
+    assert within(time.monotonic() - t0, 1.5)  # its own bounded waits: thread join 1 s, connections 0.5 s
+    assert rx.holding() == 0
     for s in socks:
         assert s.recv(1024) == b""  # closed by the receiver, no reply ever sent
         s.close()
@@ -227,7 +227,7 @@ def test_down_refuses_and_up_restores_same_port(rx: OTLPReceiver) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     t0 = time.monotonic()
     assert exporter.export(make_spans()) == SpanExportResult.FAILURE
-    assert time.monotonic() - t0 < 2.0
+    assert within(time.monotonic() - t0, 1.0)
     rx.up()
     assert rx.endpoint == endpoint
     assert exporter.export(make_spans()) == SpanExportResult.SUCCESS

@@ -6,8 +6,11 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
-    """True as soon as ``predicate()`` is truthy; its last value's truth after ``timeout`` s."""
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
+    """True as soon as ``predicate()`` is truthy; its last value's truth after ``timeout`` s.
+
+    The timeout bounds a wait for something that must happen, not how fast it happens: it is
+    generous because a loaded 2-core CI box can stall a background thread for seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

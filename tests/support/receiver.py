@@ -93,6 +93,7 @@ class OTLPReceiver:
         self._spans: list[ReceivedSpan] = []
         self._metrics: list[ReceivedMetric] = []
         self._logs: list[ReceivedLog] = []
+        self._holding: dict[str, int] = {}  # requests held unanswered now (blackhole/slow), by path
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
@@ -238,7 +239,7 @@ class OTLPReceiver:
         mode = self._take_mode(path)
         req = _with(req, items=decoded[0] if decoded else 0, fault=mode.kind)
         stopping = h.server.stopping
-        if mode.kind == "slow" and stopping.wait(mode.delay):
+        if mode.kind == "slow" and self._hold(path, lambda: stopping.wait(mode.delay)):
             h.close_connection = True
             self._record(_with(req, fault="dropped"))
             return
@@ -256,7 +257,7 @@ class OTLPReceiver:
             h.respond(mode.status, rpc_status(14, f"injected HTTP {mode.status}"), extra)
         elif mode.kind == "blackhole":
             self._record(req)
-            stopping.wait()  # hold the connection until stop()/down()
+            self._hold(path, stopping.wait)  # hold the connection until stop()/down()
             h.close_connection = True
         elif mode.kind == "reset":
             self._record(req)
@@ -274,6 +275,17 @@ class OTLPReceiver:
                 h.wfile.write(b"\x00" * 32)
             except OSError:
                 pass
+
+    def _hold(self, path: str, wait: Callable[[], bool]) -> bool:
+        with self._cond:
+            self._holding[path] = self._holding.get(path, 0) + 1
+            self._cond.notify_all()
+        try:
+            return wait()
+        finally:
+            with self._cond:
+                self._holding[path] -= 1
+                self._cond.notify_all()
 
     # ---- accessors ---------------------------------------------------------------------
     def spans(self) -> list[ReceivedSpan]:
@@ -303,6 +315,12 @@ class OTLPReceiver:
     def requests(self, path: str | None = None) -> list[ReceivedRequest]:
         with self._cond:
             return [r for r in self._requests if path is None or r.path == path]
+
+    def holding(self, path: str | None = None) -> int:
+        """Requests the receiver is holding unanswered right now (blackhole, slow): an exporter
+        that sent one is provably stuck in that export until the receiver lets go."""
+        with self._cond:
+            return sum(n for p, n in self._holding.items() if path is None or p == path)
 
     def clear(self) -> None:
         """Forget everything received (the mode/script is kept)."""
