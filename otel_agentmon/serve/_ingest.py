@@ -127,7 +127,7 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
         reasons = attrs.get(sc.AGENTMON_HEALTH_REASONS)
         reason_list = tuple(str(r) for r in reasons) if isinstance(reasons, list) else ()
         if source == SERVE_SOURCE:
-            if any(a == agent_name and r.state is not None for (a, _), r in store.reported.items()):
+            if any(r.state is not None for r in store.reports_of(agent_name)):
                 return False  # the process reports this agent's health itself: that state is shown
         else:
             rep = store.reported_for(agent_name, key, time.monotonic())
