@@ -51,14 +51,15 @@ def requests(agents: int, instances: int, spans: int, seed: int) -> list[bytes]:
                 ss.scope.name = "loadgen"
             agent = f"agent-{agent_no:05d}"
             trace_id, task_id = rng.randbytes(16), rng.randbytes(8)
-            for kind, name, attrs in (
+            shapes: tuple[tuple[int, str, dict[str, Any]], ...] = (
                     (1, "execute_tool web_search", {"gen_ai.operation.name": "execute_tool",
                                                     "gen_ai.tool.name": "web_search", "gen_ai.agent.name": agent}),
                     (3, "chat gpt-4o", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                                         "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 420,
                                         "gen_ai.usage.output_tokens": 96}),
                     (1, "task research", {"agentmon.task.type": "research", "gen_ai.agent.name": agent,
-                                          "agentmon.task.id": f"t{n}"})):
+                                          "agentmon.task.id": f"t{n}"}))
+            for kind, name, attrs in shapes:
                 span = ss.spans.add(name=name, kind=kind, trace_id=trace_id)
                 is_task = name.startswith("task")
                 span.span_id = task_id if is_task else rng.randbytes(8)
@@ -97,7 +98,7 @@ def measure(agents: int, instances: int, spans: int, profile: bool) -> dict[str,
         if profiler is not None:
             profiler.disable()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        sent = sum(len(b) and BATCH for b in bodies)
+        sent = _count(bodies)
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         stats = server.stats()
@@ -106,6 +107,13 @@ def measure(agents: int, instances: int, spans: int, profile: bool) -> dict[str,
     return {"agents": agents, "spans": sent, "cpu_us_per_span": cpu / sent * 1e6,
             "wall_us_per_span": wall / sent * 1e6, "stored_agents": stats.get("agents", 0),
             "derive_dropped": server.evaluator.deriver.dropped}
+
+
+def _count(bodies: list[bytes]) -> int:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    return sum(len(ss.spans) for b in bodies for rs in ExportTraceServiceRequest.FromString(b).resource_spans
+               for ss in rs.scope_spans)
 
 
 def _drain(server: Any) -> None:
@@ -129,7 +137,7 @@ def main() -> None:
     if args.profile:
         measure(args.profile, args.instances, args.spans, True)
         return
-    print("| distinct agents | spans | CPU µs/span (median of %d) | runs | wall µs/span |" % args.repeat)
+    print(f"| distinct agents | spans | CPU µs/span (median of {args.repeat}) | runs | wall µs/span |")
     print("|---:|---:|---:|---|---:|")
     for agents in args.agents:
         runs = sorted((measure(agents, args.instances, args.spans, False) for _ in range(args.repeat)),

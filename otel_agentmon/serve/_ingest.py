@@ -27,6 +27,8 @@ _GAUGES: Final = {sc.PROCESS_CPU_UTILIZATION: "cpu", sc.PROCESS_MEMORY_USAGE: "m
 _DIRECTIONS: Final = {"receive": "net_rx", "transmit": "net_tx"}
 _PER_AGENT: Final = frozenset({sc.M_AGENT_UP, sc.M_AGENT_HEALTH, sc.M_TASKS_IN_FLIGHT, sc.M_TASK_OLDEST_AGE,
                                sc.M_TASKS_STUCK})
+#: the metrics serve reads (the points of any other metric are not decoded)
+KEPT_METRICS: Final = frozenset({*_GAUGES, sc.SYSTEM_NETWORK_IO, *_PER_AGENT, sc.M_ALERT_FIRING})
 
 
 def apply_points(store: Store, points: list[Point], now: float) -> None:
