@@ -93,7 +93,7 @@ def test_concurrent_requests_hold_no_more_than_the_request_budget() -> None:
 
 
 def test_a_request_that_finds_the_budget_full_waits_then_gets_503_with_retry_after() -> None:
-    with Server(ServeConfig(port=0, max_request_memory_bytes=4 * MiB, budget_wait=0.2)) as srv:
+    with Server(ServeConfig(port=0, max_request_memory_bytes=16 * MiB, budget_wait=0.2)) as srv:
         hold = srv.budget.reservation()
         hold.grow_to(srv.budget.capacity, 0)
         try:
@@ -102,11 +102,14 @@ def test_a_request_that_finds_the_budget_full_waits_then_gets_503_with_retry_aft
             gz = gzip.compress(body_of(agent_spans(2)))
             status, _, headers = post(srv, "/v1/traces", gz, {"Content-Type": PB, "Content-Encoding": "gzip"})
             assert (status, headers.get("Retry-After")) == (503, "1")
+            # refused before its body is read: the client still gets to send it all and read the answer
+            status, _, headers = post(srv, "/v1/traces", b"\0" * (15 * MiB), {"Content-Type": PB})
+            assert (status, headers.get("Retry-After")) == (503, "1")
             assert srv.store.span_count == 0
         finally:
             hold.release()
         assert post(srv, "/v1/traces", body_of(agent_spans(2)), {"Content-Type": PB})[0] == 200
-        assert srv.stats()["requests_busy"] == 2
+        assert srv.stats()["requests_busy"] == 3
 
 
 def test_a_request_that_needs_more_than_the_whole_budget_is_413() -> None:

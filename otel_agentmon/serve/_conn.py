@@ -34,6 +34,8 @@ from .._guard import log_once
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 _ACCEPT_PAUSE_S: Final = 0.1
+_LINGER_S: Final = 5.0  # how long the rest of a refused request's body is read (and discarded), at most
+_LINGER_BYTES: Final = 64 * 1024 * 1024
 _OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _REFUSAL: Final = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n"
                    b"Content-Length: 22\r\nConnection: close\r\n\r\ntoo many connections\r\n")
@@ -93,6 +95,7 @@ class ConnectionHandler(BaseHTTPRequestHandler):
         self._reader = _DeadlineReader(self.connection)
         self._reader.deadline = time.monotonic() + self.server.request_timeout
         self._served = 0
+        self._linger = False
         self.rfile = io.BufferedReader(self._reader, 64 * 1024)
         self.wfile = _TimedWriter(self.connection, self.server.request_timeout)
 
@@ -101,6 +104,30 @@ class ConnectionHandler(BaseHTTPRequestHandler):
             self.server.count("connections_timed_out")
         try:
             super().finish()
+        except OSError:
+            pass
+        if self._linger and not self._reader.timed_out:
+            self._discard()
+
+    def unread_body(self) -> None:
+        """Answered before the body was read (a refusal): the connection closes after the answer,
+        once the client has sent the rest (discarded), so that it reads the answer rather than
+        failing to write (a 503's ``Retry-After`` is only useful when it arrives)."""
+        self.close_connection = True
+        self._linger = True
+
+    def _discard(self) -> None:
+        sock, taken = self.connection, 0
+        deadline = time.monotonic() + min(_LINGER_S, self.server.request_timeout)
+        buffer = bytearray(64 * 1024)
+        try:
+            sock.shutdown(socket.SHUT_WR)  # the answer is complete
+            while taken < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                got = sock.recv_into(buffer)
+                if not got:
+                    return
+                taken += got
         except OSError:
             pass
 

@@ -98,7 +98,7 @@ class Handler(ConnectionHandler):
         """Refuse (403) a request addressed to a name other than loopback's: DNS rebinding."""
         if host_allowed(self.headers.get("Host"), self.server.app.config.host):
             return True
-        self.close_connection = True  # a POST's body was not read
+        self.unread_body()  # a POST's body was not read
         self._send(403, b"forbidden: the Host header must name this machine (127.0.0.1, localhost, [::1])\n",
                    "text/plain")
         return False
@@ -169,14 +169,14 @@ class Handler(ConnectionHandler):
         path = urllib.parse.urlsplit(self.path).path.rstrip("/")
         signal = path.removeprefix("/v1/")
         if not path.startswith("/v1/") or signal not in SIGNALS:
-            self.close_connection = True
+            self.unread_body()
             self._send(404, b"not found\n", "text/plain")
             return
         app = self.server.app
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         is_json = content_type == _JSON
         if content_type not in (_PROTOBUF, _JSON):
-            self.close_connection = True  # the body was not read
+            self.unread_body()
             self._error(415, f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}", False)
             return
         config = app.config
@@ -186,7 +186,7 @@ class Handler(ConnectionHandler):
                                  self.headers.get("Transfer-Encoding", ""), self.headers.get("Content-Encoding", ""),
                                  config.max_body_bytes, reservation, config.budget_wait)
             except (TooLarge, BadRequest, Busy) as exc:
-                self.close_connection = True  # the rest of the body was not read
+                self.unread_body()
                 code = 413 if isinstance(exc, TooLarge) else 400 if isinstance(exc, BadRequest) else 503
                 app.store.counts[f"{signal}_requests_{_REFUSED[code]}"] += 1
                 self._error(code, str(exc), is_json)
