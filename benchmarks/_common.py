@@ -108,7 +108,7 @@ def metric_pipeline(endpoint: str | None = None) -> tuple[MeterProvider, Instrum
         exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=REALTIME_METRIC_INTERVAL_MS)
     mp = MeterProvider(metric_readers=[reader], views=views(2000))
-    return mp, Instruments(mp.get_meter("bench"), lambda: [])
+    return mp, Instruments(mp.get_meter("otel_agentmon"), lambda: [], mp)  # our Views select our meter
 
 
 def agentmon_processor(deriver: Deriver) -> tuple[AgentmonSpanProcessor, BatchWorker[ReadableSpan]]:

@@ -11,6 +11,10 @@ exits by itself in about 16 s:
               (the alert resolves, with hysteresis);
 * ``hanger``  picks up a task that hangs for 7 s (stuck while it runs, then the alert resolves);
 * ``doomed``  stops after 3 s without a word (it goes down; AgentDown fires).
+
+Each worker calls ``agentmon.heartbeat`` in its loop: a long-lived agent that promises heartbeats is
+down when they stop (an agent that merely waits for work, without that promise, is *idle*). At
+the end ``monitor.shutdown()`` reports every agent *stopped*: a clean exit raises no alert.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def worker(name: str, stop: threading.Event, *, fail_between: tuple[float, float
             elapsed = time.monotonic() - START
             if die_at is not None and elapsed > die_at:
                 return  # the agent dies silently: no more spans, no heartbeat
+            agentmon.heartbeat(name)  # "I am alive": from the first call on, silence means down
             failing = fail_between is not None and fail_between[0] <= elapsed < fail_between[1]
             n += 1
             try:

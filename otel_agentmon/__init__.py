@@ -23,7 +23,7 @@ from ._derive import AgentSummary
 from ._health import AgentHealth, HealthPolicy, SwarmHealth
 from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
 from ._monitor import Monitor, configure, get_monitor, heartbeat
-from ._notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
+from ._notify import CallbackNotifier, LoggingNotifier, Notifier, NotifierStats, WebhookNotifier
 from ._providers import VERSION as __version__
 from ._recording import RecordingSpanProcessor, read_recording
 from ._rules import load_rules, to_prometheus
@@ -42,6 +42,7 @@ __all__ = [
     "LoggingNotifier",
     "Monitor",
     "Notifier",
+    "NotifierStats",
     "RecordingSpanProcessor",
     "SpanHandle",
     "Stats",

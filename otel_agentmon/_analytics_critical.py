@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from ._records import SpanRecord
+from ._walks import acyclic_parents
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -36,25 +37,35 @@ class SpanTree:
     """The spans of many traces, indexed for critical-path walks.
 
     A span whose parent is not among the records is a root (a remote parent, or a parent that
-    was not recorded).
+    was not recorded), and so is each span on a cycle of parent links (see ``_walks``): walks
+    over the tree end, and see each span once. A repeated span id keeps its last record.
     """
 
     def __init__(self, records: Iterable[SpanRecord]) -> None:
         self.by_id: dict[tuple[str, str], SpanRecord] = {}
         for rec in records:
             self.by_id[(rec.trace_id, rec.span_id)] = rec
+        self._parents = acyclic_parents({key: None if rec.parent_id is None else (rec.trace_id, rec.parent_id)
+                                         for key, rec in self.by_id.items()})
         self.children: dict[tuple[str, str], list[SpanRecord]] = {}
         self.roots: list[SpanRecord] = []
-        for rec in self.by_id.values():
-            if rec.parent_id is not None and (rec.trace_id, rec.parent_id) in self.by_id:
-                self.children.setdefault((rec.trace_id, rec.parent_id), []).append(rec)
+        for key, rec in self.by_id.items():
+            parent = self._parents[key]
+            if parent is not None:
+                self.children.setdefault(parent, []).append(rec)
             else:
                 self.roots.append(rec)
         for kids in self.children.values():
             kids.sort(key=lambda r: (r.end_ns, r.start_ns))
 
     def parent(self, rec: SpanRecord) -> SpanRecord | None:
-        return None if rec.parent_id is None else self.by_id.get((rec.trace_id, rec.parent_id))
+        """The span's parent in the tree (``None`` for a root, also one whose link closed a cycle)."""
+        key = (rec.trace_id, rec.span_id)
+        if key in self._parents:
+            parent = self._parents[key]
+        else:  # a record the tree was not built from: its own link, into the (acyclic) tree
+            parent = None if rec.parent_id is None else (rec.trace_id, rec.parent_id)
+        return None if parent is None else self.by_id.get(parent)
 
     def inherited(self, rec: SpanRecord) -> tuple[str | None, str | None]:
         """(agent, task type) of the span or its nearest ancestor that names them."""

@@ -17,7 +17,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ._guard import after_fork_in_child, log_once, report_internal_error
 
@@ -42,10 +44,26 @@ class Outcome:
     unencodable: int = 0  # items dropped before sending because they could not be encoded
 
 
-def _count_value(counter: itertools.count[int]) -> int:
-    # itertools.count is the cheapest thread-safe counter in CPython (one C call, GIL-atomic);
-    # its repr is "count(N)" where N is the next value, i.e. how many times next() was called.
+def count_value(counter: itertools.count[int]) -> int:
+    """How many times ``next()`` was called on ``counter``.
+
+    itertools.count is the cheapest thread-safe counter in CPython (one C call, GIL-atomic); its
+    repr is "count(N)" where N is the next value.
+    """
     return int(repr(counter)[6:-1])
+
+
+_count_value = count_value  # the former private name, still used by other modules
+
+
+@runtime_checkable
+class TransportAware(Protocol):
+    """An export callable that can also tell whether its transport is failing right now."""
+
+    def transport_failing(self) -> bool | None:
+        """The last network attempt failed (refused, timed out, non-2xx) and none succeeded since;
+        None when this exporter cannot tell."""
+        ...
 
 
 class BatchWorker(Generic[T]):
@@ -67,6 +85,7 @@ class BatchWorker(Generic[T]):
         self._max_queue = max_queue_size
         self._max_batch = max(1, min(max_batch_size, max_queue_size))
         self._delay = schedule_delay_s
+        self._transport_failing = export.transport_failing if isinstance(export, TransportAware) else None
         self._init_state()
         after_fork_in_child(self._after_fork_in_child)
 
@@ -114,6 +133,13 @@ class BatchWorker(Generic[T]):
 
     # --- worker -----------------------------------------------------------------------------
     def _run(self) -> None:
+        # Our own export traffic must not be traced by an HTTP/gRPC client instrumentation (that
+        # would export spans about exporting, forever): the standard suppression key, as the SDK's
+        # batch processors set it, for the whole life of this thread.
+        with suppress_instrumentation():
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             self._wake.wait(self._delay)
             self._wake.clear()
@@ -220,21 +246,16 @@ class BatchWorker(Generic[T]):
         self._shutdown = True
         # Leave a slice of the budget to interrupt a retrying exporter and settle the books.
         soft = start + max(0.0, timeout_s) * 0.8
-        # A healthy receiver answers in milliseconds; an export that has made no progress for
-        # this long is retrying or black-holed, and waiting out its backoff only delays exit.
-        stall_limit = 0.0 if self._failing else min(0.5, timeout_s * 0.25)
         self._stopping = True
         self._wake.set()
         with self._cond:
-            progress = (self._exported, sum(self._dropped.values()), len(self._queue))
-            last_progress = time.monotonic()
+            progress = self._progress()
             while not self._idle() and time.monotonic() < soft and self._thread.is_alive():
                 self._cond.wait(min(0.05, max(0.0, soft - time.monotonic())))
-                now_progress = (self._exported, sum(self._dropped.values()), len(self._queue))
-                if now_progress != progress:
-                    progress, last_progress = now_progress, time.monotonic()
-                elif time.monotonic() - last_progress > stall_limit:
-                    break
+                now_progress = self._progress()
+                if now_progress == progress and self._known_failing():
+                    break  # retrying into a failing receiver: waiting out its backoff only delays exit
+                progress = now_progress
         clean = self._idle()
         self._exporter_closed = True
         try:
@@ -255,6 +276,22 @@ class BatchWorker(Generic[T]):
                      "shutdown_timeout)", lost, self._name)
         return clean
 
+    def _progress(self) -> tuple[int, int, int]:
+        return self._exported, sum(self._dropped.values()), len(self._queue)
+
+    def _known_failing(self) -> bool:
+        """Evidence, not elapsed time, that the export in progress will not get through: the
+        transport's last attempt failed (or, for exporters that cannot tell, the last batch did).
+        A slow export, or a re-send of what could be encoded after a poison batch, is waited for
+        until the deadline."""
+        failing: bool | None = None
+        if self._transport_failing is not None:
+            try:
+                failing = self._transport_failing()
+            except Exception:  # noqa: BLE001
+                failing = None
+        return self._failing if failing is None else failing
+
     # --- accounting ---------------------------------------------------------------------------
     def counts(self) -> tuple[int, int, dict[str, int], int, int]:
         """(offered, exported, dropped by reason, queued, in flight) — consistent at quiescence."""
@@ -265,10 +302,10 @@ class BatchWorker(Generic[T]):
             dropped = dict(self._dropped)
             exported = self._exported
             inflight = self._inflight
-        full = _count_value(self._queue_full)
-        late = _count_value(self._after_shutdown)
+        full = count_value(self._queue_full)
+        late = count_value(self._after_shutdown)
         if full:
             dropped[QUEUE_FULL] = full
         if late:
             dropped[ALREADY_SHUTDOWN] = late
-        return _count_value(self._offered), exported, dropped, len(self._queue), inflight
+        return count_value(self._offered), exported, dropped, len(self._queue), inflight

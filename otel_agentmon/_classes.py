@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 
 from ._guard import log_once
-from ._sanitize import clean_name
+from ._sanitize import clean_name, name_arg
 from ._spans import agent as agent_op
 from ._spans import task as task_op
 from ._spans import tool as tool_op
@@ -50,9 +50,9 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
     name). Raises ``TypeError``/``AttributeError`` for a target or method that cannot be wrapped,
     at instrumentation time, never at call time.
     """
-    plan: list[tuple[str, Role, str | None]] = [(m, "agent", None) for m in invoke]
+    plan: list[tuple[str, Role, str | None]] = [(m, "agent", None) for m in _one_or_many(invoke)]
     for role, names in (("task", tasks), ("tool", tools), ("workflow", workflows)):
-        items = names.items() if isinstance(names, Mapping) else ((n, None) for n in names)
+        items = names.items() if isinstance(names, Mapping) else ((n, None) for n in _one_or_many(names))
         plan += [(method, role, label) for method, label in items]  # type: ignore[misc]
     agent_name = _agent_namer(target, agent)
     uninstrument(target)
@@ -66,6 +66,31 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
     with _lock:
         _remember(target, saved)
     return target
+
+
+def instrument_each(target: Any, members: Iterable[tuple[str, Role, str | None]], *,
+                    agent: str | None = None) -> dict[str, Exception]:
+    """Like :func:`instrument`, but each ``(method, role, label)`` stands alone.
+
+    A method that cannot be wrapped is left as it is and its error returned (method -> error);
+    the others are wrapped all the same. Zero-code setups use it, so one misspelled method never
+    costs the rest of its class their spans.
+    """
+    agent_name = _agent_namer(target, agent)
+    uninstrument(target)
+    saved: dict[str, tuple[bool, Any]] = {}
+    failed: dict[str, Exception] = {}
+    for method, role, label in members:
+        if method in saved:
+            continue  # named twice: one wrapper only (never wrap a wrapper)
+        try:
+            saved[method] = _patch(target, method, role, label, agent_name)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, per method
+            failed[method] = exc
+    if saved:
+        with _lock:
+            _remember(target, saved)
+    return failed
 
 
 def instrument_function(module: Any, name: str, role: Role, label: str | None = None) -> None:
@@ -94,8 +119,14 @@ def is_instrumented(target: Any) -> bool:
 
 
 # --- internals -------------------------------------------------------------------------------------
+def _one_or_many(names: Iterable[str]) -> Iterable[str]:
+    return (names,) if isinstance(names, str) else names  # invoke="run" names one method, not r, u, n
+
+
 def _agent_namer(target: Any, agent: str | None) -> Namer:
     cls = target if isinstance(target, type) else type(target)
+    if agent is not None and not isinstance(agent, str):
+        agent = name_arg(agent, "instrument", "agent")
     if agent is None:
         return clean_name(cls.__name__)
     if not agent.startswith("@"):

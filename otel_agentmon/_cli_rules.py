@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._rules import load_rules, to_prometheus
+from ._rule_file import check_rule_file
+from ._rules import to_prometheus
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,11 +23,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_rules(args.file)
-    except (OSError, ValueError) as exc:
-        print(f"agentmon: {args.file}: {exc}", file=sys.stderr)
+    report = check_rule_file(args.file)
+    if report.errors:  # every problem at once, each with its line, compiler style
+        for error in report.errors:
+            print(error, file=sys.stderr)
+        count = len(report.errors)
+        print(f"agentmon: {args.file}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
+    loaded = report.rules
     if args.action == "check":
         print(f"{args.file}: {len(loaded)} rules OK")
         return 0

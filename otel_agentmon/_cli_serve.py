@@ -40,8 +40,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="estimated memory of the kept spans, oldest evicted first (default: 256)")
     p.add_argument("--rules", type=Path, help="alert rule file (YAML, as for configure(alert_rules=...))")
     p.add_argument("--heartbeat-timeout", type=_duration, default=10.0,
-                   help="an agent with no spans for this long is down (default: 10s)")
+                   help="an agent whose processes send nothing for this long (or 3 of their metric "
+                        "export intervals, if longer) is down, unless they said it stopped (default: 10s)")
     p.add_argument("--stuck-after", type=_duration, default=60.0, help="a task running this long is stuck")
+    p.add_argument("--stopped-grace", type=_duration, default=300.0,
+                   help="show an agent that stopped cleanly this long, then let it go (default: 5m)")
     p.add_argument("--record", type=Path, help="also write everything received to this JSON Lines recording")
     p.add_argument("--record-max-mb", type=float, default=64.0, help="rotate the recording at this size")
     p.add_argument("--duration", type=_duration, help="stop after this long (default: run until Ctrl-C)")
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     limits = Limits(retention_s=args.retention, max_spans=max(1, args.max_spans),
                     max_memory_bytes=int(args.max_memory_mb * 1024 * 1024))
-    policy = HealthPolicy(heartbeat_timeout=args.heartbeat_timeout, stuck_after=args.stuck_after, cpu_limit=None)
+    policy = HealthPolicy(heartbeat_timeout=args.heartbeat_timeout, stuck_after=args.stuck_after, cpu_limit=None,
+                          stopped_grace=args.stopped_grace)
     config = ServeConfig(host=args.host, port=args.port, limits=limits, policy=policy, rules=rules,
                          notifiers=[LoggingNotifier()] if rules else [], record=args.record,
                          record_max_bytes=int(args.record_max_mb * 1024 * 1024),

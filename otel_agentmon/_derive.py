@@ -22,10 +22,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from . import _semconv as sc
-from ._batch import _count_value
-from ._dialects import normalize
+from ._derive_inflight import DerivationDrops, InFlightTable
+from ._derive_inflight import InFlight as _InFlight
+from ._dialects import AGENT_USAGE_SCOPES, exception_type, normalize
+from ._enclosing import Enclosing
 from ._guard import after_fork_in_child, report_internal_error
 from ._metrics import Instruments
+from ._scopes import agent_usage
 from ._windows import AgentWindows, WindowStats
 
 _MAX_QUEUE: Final = 65536  # entries (span ends, and starts of agent spans): bounds the backlog's memory
@@ -34,13 +37,6 @@ _MAX_PENDING: Final = 100_000
 _TICK_S: Final = 0.05  # worker latency bound: metrics and summaries lag spans by at most this
 _RESERVOIR: Final = 512
 _AttrMap: TypeAlias = Mapping[str, object]
-
-
-@dataclasses.dataclass(frozen=True)
-class _InFlight:
-    key: tuple[str, str]  # (agent, task type)
-    start_ns: int  # wall clock, as spans carry it
-    span: ReadableSpan  # the live span, for stuck-task events
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,11 +104,11 @@ class Deriver:
 
     def _init_state(self) -> None:
         self._queue: collections.deque[tuple[bool, ReadableSpan]] = collections.deque()
-        self._dropped = itertools.count()
+        self._drops = DerivationDrops()
         self._pending: dict[int, _ChildCounts] = {}
-        self._in_flight: dict[int, _InFlight] = {}
-        self._in_flight_counts: dict[tuple[str, str], int] = {}
+        self._in_flight = InFlightTable(self._forget_in_flight)
         self._agents: dict[str, AgentSummary] = {}
+        self._enclosing = Enclosing()  # names the agent of tool spans that do not
         self._windows: dict[str, AgentWindows] = {}
         #: monotonic time of each agent's last activity (span start/end or heartbeat)
         self._last_activity: dict[str, float] = {}
@@ -126,17 +122,18 @@ class Deriver:
     # --- hot path (span processor) ------------------------------------------------------------
     def offer(self, started: bool, span: ReadableSpan) -> None:
         if self._stop.is_set():
-            next(self._dropped)  # stopped: nothing will consume it
+            next(self._drops.stopped)  # stopped: nothing will consume it
             return
         if len(self._queue) < _MAX_QUEUE:
             self._queue.append((started, span))
         else:
-            next(self._dropped)
+            next(self._drops.queue_full)
 
     # --- worker -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.wait(_TICK_S):
             self.process_pending()
+            self._drops.report(self._in_flight.evicted)
 
     def process_pending(self, deadline: float | None = None, *, final: bool = False) -> None:
         """Consume everything queued so far (also called by flush and by tests); with a
@@ -150,8 +147,8 @@ class Deriver:
                 if deadline is not None and i % _YIELD_EVERY == 0 and time.monotonic() > deadline:
                     for _ in range(len(queue)):
                         queue.popleft()
-                        next(self._dropped)
-                    return
+                        self._drops.deadline += 1
+                    break
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
                     # Let the export thread (and the agents) run: a long burst here would hold the
                     # GIL for hundreds of ms and let the span export queue overflow.
@@ -164,14 +161,26 @@ class Deriver:
                         self._on_end(span)
                 except Exception:  # noqa: BLE001
                     report_internal_error("metric derivation")
+            if self._drops.sweep_due():
+                self._in_flight.sweep_ended()  # a task whose end was dropped is not in flight
 
     def stop(self, deadline: float | None = None) -> None:
         self._stop.set()
         self.process_pending(deadline, final=True)
+        self._drops.report(self._in_flight.evicted)
 
     @property
     def dropped(self) -> int:
-        return _count_value(self._dropped)
+        """Span starts/ends and tracked tasks derivation lost (the sum of ``dropped_by_reason``)."""
+        return self._drops.queue_drops() + self._in_flight.evicted
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        return self._drops.by_reason(self._in_flight.evicted)
+
+    def _forget_in_flight(self, entry: _InFlight) -> None:
+        summary = self._agents.get(entry.key[0])
+        if summary is not None:
+            summary.in_flight = max(0, summary.in_flight - 1)
 
     def _agent(self, name: str) -> AgentSummary:
         summary = self._agents.get(name)
@@ -184,6 +193,7 @@ class Deriver:
     def _on_start(self, span: ReadableSpan) -> None:
         attrs = _standard_attrs(span)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
+        self._enclosing.started(span, agent)
         if isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
             self._last_activity[agent] = time.monotonic()
@@ -191,9 +201,11 @@ class Deriver:
         if task_type is None or not isinstance(agent, str):
             return
         key = (agent, str(task_type))
-        self._in_flight[span.context.span_id] = _InFlight(key, span.start_time or time.time_ns(), span)
-        self._in_flight_counts[key] = self._in_flight_counts.get(key, 0) + 1
+        if span.end_time is not None:  # ended already (its end follows, or was dropped): not in flight
+            self._in_flight.note(key)
+            return
         self._agent(agent).in_flight += 1
+        self._in_flight.add(span.context.span_id, _InFlight(key, span.start_time or time.time_ns(), span))
 
     def _on_end(self, span: ReadableSpan) -> None:
         attrs = _standard_attrs(span)
@@ -203,10 +215,14 @@ class Deriver:
         duration = max(0, end - start) / 1e9
         error = attrs.get(sc.ERROR_TYPE)
         if error is None and span.status.status_code is StatusCode.ERROR:
-            error = "_OTHER"
+            error = exception_type(span.events) or "_OTHER"
         op = attrs.get(sc.GEN_AI_OPERATION_NAME)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
-        inst = self.instruments
+        # Less the metrics the span's own instrumentation records itself (see _scopes).
+        inst = self.instruments.for_scope(_scope(span)) if self.instruments is not None else None
+        if op == sc.OP_INVOKE_AGENT and not own.inference_calls and _scope(span) in AGENT_USAGE_SCOPES:
+            inp, out = agent_usage(attrs, inst, _error_ctx(span))  # tokens only the agent span reports
+            own = dataclasses.replace(own, input_tokens=own.input_tokens + inp, output_tokens=own.output_tokens + out)
         up = _ChildCounts(input_tokens=own.input_tokens, output_tokens=own.output_tokens)
         if op == sc.OP_INVOKE_AGENT:
             labels = _pick(attrs, (sc.GEN_AI_AGENT_NAME, sc.GEN_AI_REQUEST_MODEL), error)
@@ -228,9 +244,9 @@ class Deriver:
                 up.tool_calls += 1
                 if inst is not None:
                     labels = _pick(attrs, (sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE, sc.GEN_AI_AGENT_NAME), error)
-                    inst.tool_duration.record(duration, labels, _error_ctx(span))
+                    self._enclosing.tool(inst, span, duration, labels, _error_ctx(span))
             elif op in sc.INFERENCE_OPERATIONS:
-                self._on_inference(span, attrs, duration, error, up)
+                self._on_inference(span, attrs, duration, error, up, inst)
             elif op == sc.OP_INVOKE_WORKFLOW and inst is not None:
                 labels = _pick(attrs, (sc.GEN_AI_WORKFLOW_NAME,), error)
                 inst.workflow_duration.record(duration, labels, _error_ctx(span))
@@ -239,6 +255,7 @@ class Deriver:
         elif isinstance(agent, str):
             self._agent(agent).last_seen = time.time()
             self._last_activity[agent] = time.monotonic()
+        self._enclosing.ended(span, agent, self.instruments)
         parent = span.parent
         if parent is not None and (up.tool_calls or up.inference_calls or up.input_tokens or up.output_tokens):
             acc = self._pending.get(parent.span_id)
@@ -254,7 +271,7 @@ class Deriver:
             acc.output_tokens += up.output_tokens
 
     def _on_inference(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
-                      up: _ChildCounts) -> None:
+                      up: _ChildCounts, inst: Instruments | None) -> None:
         up.inference_calls += 1
         inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
         out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
@@ -262,7 +279,6 @@ class Deriver:
             up.input_tokens += inp
         if isinstance(out, int):
             up.output_tokens += out
-        inst = self.instruments
         if inst is None:
             return
         keys = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL,
@@ -277,10 +293,8 @@ class Deriver:
 
     def _on_task_end(self, span: ReadableSpan, attrs: _AttrMap, duration: float, error: object,
                      own: _ChildCounts) -> None:
-        entry = self._in_flight.pop(span.context.span_id, None)
+        entry = self._in_flight.pop(span.context.span_id)
         key = entry.key if entry is not None else None
-        if key is not None:
-            self._in_flight_counts[key] = max(0, self._in_flight_counts.get(key, 0) - 1)
         agent = attrs.get(sc.GEN_AI_AGENT_NAME)
         agent_name = agent if isinstance(agent, str) else "unknown"
         outcome = attrs.get(sc.AGENTMON_TASK_OUTCOME)
@@ -322,7 +336,7 @@ class Deriver:
 
     # --- readers (other threads) ----------------------------------------------------------------
     def in_flight(self) -> Iterable[tuple[tuple[str, str], int]]:
-        return list(self._in_flight_counts.items())
+        return self._in_flight.counts()
 
     def heartbeat(self, agent: str) -> None:
         """Mark ``agent`` alive now (any thread; a dict store)."""
@@ -359,11 +373,14 @@ class Deriver:
                     for name, s in self._agents.items()}
 
 
-def _standard_attrs(span: ReadableSpan) -> _AttrMap:
+def _scope(span: ReadableSpan) -> str | None:
     scope = span.instrumentation_scope
+    return scope.name if scope is not None else None
+
+
+def _standard_attrs(span: ReadableSpan) -> _AttrMap:
     parent = span.parent
-    return normalize(span.name, span.attributes or {}, scope.name if scope is not None else None,
-                     parent is None or parent.is_remote)
+    return normalize(span.name, span.attributes or {}, _scope(span), parent is None or parent.is_remote)
 
 
 def _pick(attrs: _AttrMap, keys: tuple[str, ...], error: object) -> dict[str, str | int | float | bool]:

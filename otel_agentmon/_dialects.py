@@ -11,7 +11,9 @@ span not made by otel_agentmon.
 
 | Dialect input                                      | Recognised as | Standard view                                 |
 |----------------------------------------------------|---------------|-----------------------------------------------|
-| `openinference.span.kind=AGENT`                    | agent run     | `invoke_agent`; `agent.name`                  |
+| OpenInference LangChain span of a LangGraph graph ⁵ | agent run    | `invoke_agent`; the graph's name              |
+| the same for a graph node (AGENT or CHAIN) ⁵       | a step        | not counted; its calls go to the graph        |
+| `openinference.span.kind=AGENT`                    | agent run     | `invoke_agent`; `agent.name` ⁶                |
 | the same on a trace root, no `agent.name` ¹        | workflow      | `invoke_workflow`                             |
 | `openinference.span.kind=TOOL`                     | tool call     | `execute_tool`; `tool.name`                   |
 | `openinference.span.kind=LLM`                      | inference     | `chat`; model: `llm.model_name`               |
@@ -39,6 +41,21 @@ Other CHAIN spans, and the kinds RETRIEVER, EMBEDDING, RERANKER, GUARDRAIL, EVAL
    ``gen_ai.request.model`` is set. Only agent, tool, inference and workflow spans are counted.
 4. The current GenAI conventions (PydanticAI, AutoGen, ADK 2, MS Agent Framework, OpenLLMetry 0.5x+).
    An ``invoke_agent`` span from them still gets its task type (below), so it is a copy.
+5. Scope ``openinference.instrumentation.langchain``: its ``metadata`` says
+   ``"ls_integration": "langgraph"``. A graph run (no ``langgraph_node``: not itself a node of an
+   enclosing graph) is the agent, named by the graph like ours and OpenLLMetry's; a node run
+   (``langgraph_node`` set) is a step of it, even when OpenInference calls it AGENT (it does so
+   for any run whose name contains "agent"). A graph used as a node of another graph is a step.
+6. Else the span name; OpenInference's smolagents spans are named ``<agent>.run``: the agent is
+   ``<agent>``. Its ``final_answer`` TOOL spans are how an agent answers, not tool calls (as ours),
+   and its AGENT spans' token counts are that agent's own model calls: they count when no LLM
+   span sits under the agent (a custom model, which OpenInference does not wrap).
+
+**Agent names, whichever instrumentation saw the agent** (docs/dialects.md): an agent is named by
+the name its framework gives the agent object, never by a graph node, step or method: LangGraph's
+graph name (``compile(name=...)``, ``create_react_agent(name=...)``, default ``LangGraph``), the
+OpenAI Agents ``Agent.name``, PydanticAI's ``Agent.name``, smolagents' ``name`` (else its class),
+Agent Framework's and AutoGen's agent name.
 
 An agent invocation made by any instrumentation other than otel_agentmon's core API (whose
 tasks are explicit ``task`` spans) also counts as a task of type ``invoke_agent``: that is what
@@ -47,8 +64,9 @@ gives framework agents in-flight tracking, stuck detection, error rates and heal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from . import _semconv as sc
 
@@ -76,6 +94,15 @@ _OLD_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 _LLM_REQUEST_TYPES: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLETION}
 #: OpenInference's OpenAI Agents SDK instrumentation: its trace root is an AGENT span (see ¹).
 OI_OPENAI_AGENTS_SCOPE: Final = "openinference.instrumentation.openai_agents"
+OI_LANGCHAIN_SCOPE: Final = "openinference.instrumentation.langchain"
+OI_SMOLAGENTS_SCOPE: Final = "openinference.instrumentation.smolagents"
+#: Scopes whose agent spans report the token usage of that agent's own model calls, which count
+#: when no model-call span sits under the agent (OpenInference only sees smolagents' own model
+#: classes: a custom model's calls show only in the agent span's totals).
+AGENT_USAGE_SCOPES: Final = frozenset({OI_SMOLAGENTS_SCOPE})
+_FINAL_ANSWER: Final = "final_answer"  # how a smolagents agent answers: not a tool call (as ours)
+_OI_METADATA: Final = "metadata"
+_MAX_METADATA: Final = 65536  # characters of OpenInference's metadata JSON worth parsing
 #: Operation names a GenAI span's name may start with ("chat gpt-4o", "embeddings ...").
 _SPAN_NAME_OPS: Final = frozenset({sc.OP_INVOKE_AGENT, sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_WORKFLOW,
                                    *sc.INFERENCE_OPERATIONS, sc.OP_EMBEDDINGS, sc.OP_CREATE_AGENT})
@@ -99,7 +126,7 @@ def normalize(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> Attr
             return attrs
         out = dict(look)
         out[sc.GEN_AI_OPERATION_NAME] = op
-        _names(op, name, look, out)
+        _names(op, _agent_span_name(name, scope), look, out)
     if _has_legacy_names(look):
         found = _usage(look)
         if found:
@@ -108,7 +135,7 @@ def normalize(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> Attr
     if op == sc.OP_INVOKE_AGENT and sc.AGENTMON_TASK_TYPE not in look:
         out = dict(look) if out is None else out
         if sc.GEN_AI_AGENT_NAME not in out:
-            out[sc.GEN_AI_AGENT_NAME] = _agent_name(name)
+            out[sc.GEN_AI_AGENT_NAME] = _agent_name(_agent_span_name(name, scope))
         out[sc.AGENTMON_TASK_TYPE] = FOREIGN_TASK_TYPE
     return attrs if out is None else out
 
@@ -117,11 +144,17 @@ def _operation(name: str, attrs: Attrs, scope: str | None, is_root: bool) -> str
     kind = attrs.get(OI_KIND)
     if isinstance(kind, str):
         kind = kind.upper()
+        if scope == OI_LANGCHAIN_SCOPE and kind in ("AGENT", "CHAIN"):
+            graph = _langgraph_run(attrs)
+            if graph is not None:
+                return sc.OP_INVOKE_AGENT if graph else None
         if kind == "AGENT":
             if is_root and scope == OI_OPENAI_AGENTS_SCOPE and _OI_AGENT_NAME not in attrs:
                 return sc.OP_INVOKE_WORKFLOW  # the SDK's trace, whose descendants are the agents
             return sc.OP_INVOKE_AGENT
         if kind == "TOOL":
+            if scope == OI_SMOLAGENTS_SCOPE and attrs.get(_OI_TOOL_NAME) == _FINAL_ANSWER:
+                return None
             return sc.OP_EXECUTE_TOOL
         if kind == "LLM":
             return sc.OP_CHAT
@@ -185,6 +218,36 @@ def _usage(attrs: Attrs) -> dict[str, object]:
                 found[standard] = value
                 break
     return found
+
+
+def exception_type(events: Iterable[Any]) -> str | None:
+    """The class of the exception a failed span recorded (its last ``exception`` event), for
+    ``error.type`` when the instrumentation did not set it (PydanticAI's native spans, ...)."""
+    for event in reversed(list(events)):
+        if getattr(event, "name", None) == sc.EXCEPTION_EVENT:
+            found = (getattr(event, "attributes", None) or {}).get(sc.EXCEPTION_TYPE)
+            if isinstance(found, str) and found:
+                return found
+    return None
+
+
+def _langgraph_run(attrs: Attrs) -> bool | None:
+    """True for an OpenInference LangChain span of a whole LangGraph graph, False for one of its
+    nodes (or anything run inside one), None when it is not LangGraph's."""
+    meta = attrs.get(_OI_METADATA)
+    if not isinstance(meta, str) or "langgraph" not in meta or len(meta) > _MAX_METADATA:
+        return None
+    try:
+        found = json.loads(meta)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or found.get("ls_integration") != "langgraph":
+        return None
+    return "langgraph_node" not in found
+
+
+def _agent_span_name(name: str, scope: str | None) -> str:
+    return name[:-4] if scope == OI_SMOLAGENTS_SCOPE and name.endswith(".run") and len(name) > 4 else name
 
 
 def _tail(name: str, op: str) -> str:

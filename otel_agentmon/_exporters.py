@@ -7,17 +7,16 @@ exporter wrapper bounds every export by its deadline.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import os
 import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import requests
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
@@ -25,11 +24,13 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from ._batch import Outcome
+from ._export_http import ResponseProbe, http_session
 from ._guard import RateLimiter, log_once
 from ._settings import Settings
 
@@ -68,65 +69,6 @@ def quiet_exporter_logs() -> None:
             lg.addFilter(_quiet_filter)
 
 
-class _ResponseProbe:
-    """Remembers the last HTTP status and OTLP partial-success count of one exporter."""
-
-    def __init__(self, response_type: Any, field: str) -> None:
-        self._response_type = response_type
-        self._field = field
-        self.status: int | None = None
-        self.rejected = 0
-
-    def reset(self) -> None:
-        self.status = None
-        self.rejected = 0
-
-    def hook(self, response: requests.Response, *args: object, **kwargs: object) -> None:
-        try:
-            body = response.content  # reading first: a body cut short is a transport failure
-        except Exception:  # noqa: BLE001
-            return
-        self.status = response.status_code
-        try:
-            if response.status_code == 200 and body:
-                msg = self._response_type.FromString(body)
-                if msg.HasField("partial_success"):
-                    self.rejected += int(getattr(msg.partial_success, self._field))
-        except Exception:  # noqa: BLE001 - an unparsable body is not our caller's problem
-            pass
-
-    def reason(self) -> str:
-        if self.status is None or 200 <= self.status < 300:  # no (complete) response
-            return "connection_error"
-        return f"http_{self.status}"
-
-
-_sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
-
-
-def _forget_connections_after_fork() -> None:
-    # A forked child must not write into the keep-alive connections it inherited from its
-    # parent: requests from both would interleave on one socket.
-    for session in list(_sessions):
-        for adapter in session.adapters.values():
-            try:
-                adapter.poolmanager.clear()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001
-                pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_connections_after_fork)
-
-
-def _http_session(probe: _ResponseProbe | None = None) -> requests.Session:
-    session = requests.Session()
-    if probe is not None:
-        session.hooks["response"].append(probe.hook)
-    _sessions.add(session)
-    return session
-
-
 def warn_if_plaintext_remote(endpoint: str | None) -> None:
     """Plain http:// is fine on loopback; anywhere else it sends telemetry (and headers) in clear."""
     if not endpoint:
@@ -157,44 +99,66 @@ def _common_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+T = TypeVar("T")
 SpanExport = tuple[Callable[[Sequence[ReadableSpan]], Outcome], Callable[[], None]]
 
 
-def _encodable(span: ReadableSpan) -> bool:
+def _spans_encode(batch: Sequence[ReadableSpan]) -> bool:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     try:
-        encode_spans([span]).SerializeToString()
+        encode_spans(batch).SerializePartialToString()  # what the OTLP exporters do
     except Exception:  # noqa: BLE001 - e.g. a lone surrogate in a name from another instrumentation
         return False
     return True
 
 
-def _adapt_span_exporter(exporter: SpanExporter, probe: _ResponseProbe | None) -> SpanExport:
-    def send(batch: Sequence[ReadableSpan]) -> Outcome:
+class _Send(Generic[T]):
+    """One SDK exporter as a BatchWorker's export callable (see ``_batch.TransportAware``).
+
+    With ``encodes``, a batch that failed because an item in it cannot be encoded is sent again
+    without that item. That is decided by the data, never by how long the failure took: a request
+    that reached the network was encoded; otherwise the batch is encoded again here, and only
+    when that fails are the items sorted one by one (the failure path only: the Collector being
+    down costs one encode per batch).
+    """
+
+    def __init__(self, export: Callable[[Sequence[T]], object], success: object, probe: ResponseProbe | None,
+                 encodes: Callable[[Sequence[T]], bool] | None = None) -> None:
+        self._export = export
+        self._success = success
+        self._probe = probe
+        self._encodes = encodes
+
+    def transport_failing(self) -> bool | None:
+        return None if self._probe is None else self._probe.transport_failing
+
+    def _send(self, batch: Sequence[T]) -> Outcome:
+        probe = self._probe
         if probe is not None:
             probe.reset()
-        result = exporter.export(batch)
-        if result is SpanExportResult.SUCCESS:
+        try:
+            result = self._export(batch)
+        except Exception as exc:  # noqa: BLE001 - a raising exporter failed this batch
+            return Outcome(False, reason=type(exc).__qualname__)
+        if result is self._success:
             return Outcome(True, rejected=probe.rejected if probe is not None else 0)
         return Outcome(False, reason=probe.reason() if probe is not None else "export_failed")
 
-    def export(batch: Sequence[ReadableSpan]) -> Outcome:
-        start = time.monotonic()
-        outcome = send(batch)
-        # A failure with no HTTP answer that came back at once (no retry backoff) is how the
-        # exporter reports a batch it could not encode: one poison span must not sink the rest.
-        if outcome.ok or (probe is not None and probe.status is not None) or time.monotonic() - start > 0.2:
+    def __call__(self, batch: Sequence[T]) -> Outcome:
+        outcome = self._send(batch)
+        encodes = self._encodes
+        if outcome.ok or encodes is None or (self._probe is not None and self._probe.attempts) or encodes(batch):
             return outcome
-        good = [span for span in batch if _encodable(span)]
-        if len(good) == len(batch):
-            return outcome
-        log_once(logging.WARNING, "spans:encode_failed", "dropped %d span(s) that cannot be encoded as OTLP",
+        good = [item for item in batch if encodes([item])]
+        log_once(logging.WARNING, "encode_failed", "dropped %d item(s) that cannot be encoded as OTLP",
                  len(batch) - len(good))
-        retried = send(good) if good else Outcome(True)
+        retried = self._send(good) if good else Outcome(True)
         return dataclasses.replace(retried, unencodable=len(batch) - len(good))
 
-    return export, exporter.shutdown
+
+def _adapt_span_exporter(exporter: SpanExporter, probe: ResponseProbe | None) -> SpanExport:
+    return _Send(exporter.export, SpanExportResult.SUCCESS, probe, _spans_encode), exporter.shutdown
 
 
 def build_span_export(settings: Settings) -> SpanExport | None:
@@ -210,8 +174,8 @@ def build_span_export(settings: Settings) -> SpanExport | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    probe = _ResponseProbe(ExportTraceServiceResponse, "rejected_spans")
-    exporter = OTLPSpanExporter(endpoint=_endpoint(settings, "traces"), session=_http_session(probe), **kwargs)
+    probe = ResponseProbe(ExportTraceServiceResponse, "rejected_spans")
+    exporter = OTLPSpanExporter(endpoint=_endpoint(settings, "traces"), session=http_session(probe), **kwargs)
     return _adapt_span_exporter(exporter, probe)
 
 
@@ -222,7 +186,7 @@ def build_log_export(settings: Settings) -> LogExport | None:
     if settings.logs_exporter == "none":
         return None
     exporter: LogRecordExporter
-    probe: _ResponseProbe | None = None
+    probe: ResponseProbe | None = None
     if settings.logs_exporter == "console":
         exporter = ConsoleLogRecordExporter()
     elif settings.protocol == "grpc":
@@ -233,19 +197,12 @@ def build_log_export(settings: Settings) -> LogExport | None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-        probe = _ResponseProbe(ExportLogsServiceResponse, "rejected_log_records")
+        probe = ResponseProbe(ExportLogsServiceResponse, "rejected_log_records")
         exporter = OTLPLogExporter(
-            endpoint=_endpoint(settings, "logs"), session=_http_session(probe), **_common_kwargs(settings)
+            endpoint=_endpoint(settings, "logs"), session=http_session(probe), **_common_kwargs(settings)
         )
 
-    def export(batch: Sequence[ReadableLogRecord]) -> Outcome:
-        if probe is not None:
-            probe.reset()
-        if exporter.export(batch) is LogRecordExportResult.SUCCESS:
-            return Outcome(True, rejected=probe.rejected if probe is not None else 0)
-        return Outcome(False, reason=probe.reason() if probe is not None else "export_failed")
-
-    return export, exporter.shutdown
+    return _Send(exporter.export, LogRecordExportResult.SUCCESS, probe), exporter.shutdown
 
 
 class DeadlineMetricExporter(MetricExporter):
@@ -254,7 +211,9 @@ class DeadlineMetricExporter(MetricExporter):
     The SDK's periodic reader calls ``export`` on its own thread, but ``force_flush`` calls it on
     the caller's; with the Collector black-holed that would block for the whole retry cycle.
     While a timed-out export is still running, new exports are skipped (and counted), so
-    threads never pile up.
+    threads never pile up. The SDK's reader serialises exports under a lock: a flush would queue
+    behind a periodic export waiting out its own (longer) timeout, so while a flush waits, the
+    periodic export stops waiting (its helper thread goes on) and the flush keeps its deadline.
     """
 
     def __init__(self, inner: MetricExporter) -> None:
@@ -270,6 +229,21 @@ class DeadlineMetricExporter(MetricExporter):
         self.skipped = 0
         self.failing = False  # the last export failed
         self._started_at: float | None = None  # monotonic start of the export in progress
+        self._flushing: set[int] = set()  # threads in the reader's force_flush
+
+    @contextlib.contextmanager
+    def flushing(self) -> Iterator[None]:
+        """Mark the current thread as flushing, for the length of the block."""
+        me = threading.get_ident()
+        self._flushing.add(me)
+        try:
+            yield
+        finally:
+            self._flushing.discard(me)
+
+    def _flush_waits(self) -> bool:
+        me = threading.get_ident()
+        return any(t != me for t in list(self._flushing))
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self._closing.is_set() or not self._busy.acquire(blocking=False):
@@ -281,7 +255,8 @@ class DeadlineMetricExporter(MetricExporter):
 
         def run() -> None:
             try:
-                box.append(self._inner.export(metrics_data, timeout_millis=timeout_millis))
+                with suppress_instrumentation():  # this thread does not inherit the reader's context
+                    box.append(self._inner.export(metrics_data, timeout_millis=timeout_millis))
             except Exception:  # noqa: BLE001
                 box.append(MetricExportResult.FAILURE)
             finally:
@@ -292,7 +267,7 @@ class DeadlineMetricExporter(MetricExporter):
         threading.Thread(target=run, name="agentmon-metrics-export", daemon=True).start()
         deadline = time.monotonic() + max(0.0, timeout_millis / 1000.0)
         while not done.wait(0.05):
-            if self._closing.is_set() or time.monotonic() >= deadline:
+            if self._closing.is_set() or time.monotonic() >= deadline or self._flush_waits():
                 break
         if not box or box[0] is not MetricExportResult.SUCCESS:
             self.failed += 1
@@ -323,6 +298,28 @@ class DeadlineMetricExporter(MetricExporter):
             self.close()
 
 
+class PeriodicReader(PeriodicExportingMetricReader):
+    """The SDK's periodic reader, with instrumentation suppressed while it collects too (the SDK
+    suppresses only around the export: observable callbacks and their I/O are ours, not the
+    app's), and a ``force_flush`` that does not queue behind a periodic export in progress."""
+
+    def __init__(self, exporter: MetricExporter, **kwargs: Any) -> None:
+        self._deadline_exporter = exporter if isinstance(exporter, DeadlineMetricExporter) else None
+        super().__init__(exporter, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        if self._deadline_exporter is None:
+            return super().force_flush(timeout_millis=timeout_millis)
+        with self._deadline_exporter.flushing():
+            return super().force_flush(timeout_millis=timeout_millis)
+
+    # The SDK marks collect() final for type checkers only; wrapping it (and calling it) keeps
+    # every path to a collection covered: the periodic thread, force_flush and shutdown.
+    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
+        with suppress_instrumentation():
+            super().collect(timeout_millis=timeout_millis)
+
+
 def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
     if settings.metrics_exporter == "none":
         return None
@@ -336,6 +333,6 @@ def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        inner = OTLPMetricExporter(endpoint=_endpoint(settings, "metrics"), session=_http_session(),
+        inner = OTLPMetricExporter(endpoint=_endpoint(settings, "metrics"), session=http_session(),
                                    **_common_kwargs(settings))
     return DeadlineMetricExporter(inner)

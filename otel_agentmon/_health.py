@@ -1,21 +1,25 @@
 """Health per agent and per swarm, computed on a clock, and the loop that also evaluates alerts.
 
-State rules (``HealthPolicy`` holds every threshold):
+State rules (``HealthPolicy`` holds every threshold; the lifecycle — busy, idle, stopped, down —
+is decided by ``_lifecycle``):
 
-* **unhealthy** — the agent is *down* (no span activity or heartbeat for ``heartbeat_timeout`` and
-  no task running),
-  or its error rate over ``window`` is at least ``unhealthy_error_rate`` (with at least
-  ``min_tasks`` tasks), or a *critical* health check of it fails.
+* **stopped** — the agent's process shut down cleanly or the agent was retired; not unhealthy, not
+  counted in the swarm's state, no alert rule evaluated for it.
+* **unhealthy** — the agent is *down* (its process stopped reporting without saying so, or it
+  missed heartbeats it promised), or its error rate over ``window`` is at least
+  ``unhealthy_error_rate`` (with at least ``min_tasks`` tasks), or a *critical* health check of
+  it fails.
 * **degraded** — a task has run longer than ``stuck_after`` (it is *stuck*, signalled while it
   still runs), or the error rate is at least ``degraded_error_rate``, or p95 task latency is above
   ``latency_p95_limit``, or a non-critical check fails, or the process is under resource pressure
   (CPU above ``cpu_limit`` or memory above ``memory_limit_bytes``).
 * **healthy** — otherwise.
 
-The swarm is unhealthy when at least half of its agents are, degraded when any agent is not
-healthy, healthy otherwise. Error-rate states have hysteresis: an agent leaves a state only once its rate
-is 20 % below the threshold that put it there. Every change is emitted as a log record (``event_name``
-``agentmon.health.changed``) and as a span event on the agent's running task spans.
+The swarm is unhealthy when at least half of its (not stopped) agents are, degraded when any is
+neither healthy nor stopped, healthy otherwise. Error-rate states have hysteresis: an agent
+leaves a state only once its rate is 20 % below the threshold that put it there. Every change is
+emitted as a log record (``event_name`` ``agentmon.health.changed``) and as a span event on the
+agent's running task spans.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ from ._alerts import AlertEngine, AlertEvent, AlertRule
 from ._checks import CheckResult, HealthChecks
 from ._derive import AgentView, Deriver
 from ._guard import report_internal_error
+from ._lifecycle import Lifecycle, Liveness
 from ._notify import Dispatcher
 from ._windows import WindowStats
 
-State: TypeAlias = Literal["healthy", "degraded", "unhealthy"]
-STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "unhealthy")
+State: TypeAlias = Literal["healthy", "degraded", "unhealthy", "stopped"]
+STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "unhealthy", "stopped")
 _SEVERITY: Final = {"healthy": SeverityNumber.INFO, "degraded": SeverityNumber.WARN,
-                    "unhealthy": SeverityNumber.ERROR}
+                    "unhealthy": SeverityNumber.ERROR, "stopped": SeverityNumber.INFO}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,8 @@ class HealthPolicy:
     latency_p95_limit: float | None = None
     cpu_limit: float | None = 0.95
     memory_limit_bytes: int | None = None
+    #: how long a stopped agent is still shown (as stopped) before it is let go
+    stopped_grace: float = 300.0
 
     def stuck_limit(self, task_type: str) -> float:
         return self.stuck_after_by_type.get(task_type, self.stuck_after)
@@ -77,6 +84,7 @@ class AgentHealth:
     stuck_tasks: int
     window: WindowStats | None
     checks: tuple[CheckResult, ...] = ()
+    lifecycle: Lifecycle = "idle"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +101,11 @@ class HealthLoop:
 
     def __init__(self, deriver: Deriver, policy: HealthPolicy, rules: list[AlertRule], dispatcher: Dispatcher,
                  event_logger: Callable[[], _logs.Logger], interval: float,
-                 resources: Callable[[], tuple[float | None, int | None]] | None = None) -> None:
+                 resources: Callable[[], tuple[float | None, int | None]] | None = None,
+                 liveness: Liveness | None = None) -> None:
         self._deriver = deriver
+        #: decides busy / idle / stopped / down (agentmon serve passes its own rules)
+        self.liveness = liveness or Liveness()
         #: (CPU ratio, memory bytes) of the monitored process; ``agentmon serve`` monitors others
         self._read_resources = resources or self._own_resources
         self.policy = policy
@@ -133,10 +144,21 @@ class HealthLoop:
         """Drop what the loop remembers of an agent that is gone (its last state)."""
         self._states.pop(agent, None)
 
+    def retire(self, agent: str) -> None:
+        """The agent stopped on purpose: it is shown stopped (not down) for the grace period."""
+        self.liveness.retire(agent)
+
+    def finish(self) -> SwarmHealth:
+        """A clean shutdown: every agent is stopped; evaluate once more so that the stopped states
+        (``agentmon.health.changed`` records, gauges) and resolved alerts go out with the last export."""
+        self.liveness.shut_down()
+        return self.tick()
+
     def restart_after_fork(self) -> None:
         """Threads do not survive fork: start this process's own loop (and forget the parent's)."""
         self._states.clear()
         self._stuck_seen.clear()
+        self.liveness.after_fork()
         self.engine = AlertEngine(self.engine.rules)
         self.checks = HealthChecks.copy_of(self.checks)
         self._proc = None
@@ -160,22 +182,32 @@ class HealthLoop:
     def _tick(self) -> SwarmHealth:
         now = time.monotonic()
         self.last_tick = now
-        self.checks.run_due(now)
-        views = self._deriver.health_view(self._windows)
+        if not self._stop.is_set():  # a stopped loop starts no check (its runners are gone)
+            self.checks.run_due(now)
+        all_views = self._deriver.health_view(self._windows)
+        p = self.policy
+        verdicts = self.liveness.judge(all_views, p.heartbeat_timeout, p.stopped_grace)
+        for gone in {v.name for v in all_views} - verdicts.keys():
+            self._deriver.forget(gone)  # stopped longer than the grace period: let go
+            self._states.pop(gone, None)
+        views = [v for v in all_views if v.name in verdicts]
+        by_name = {v.name: v for v in views}
         cpu, memory = self._read_resources()
         checks = self.checks.results()
-        agents = {v.name: self._agent_health(v, cpu, memory, checks) for v in views}
-        for view in views:
-            self._transition(agents[view.name], view)
-        self._flag_stuck(views)
+        agents = {name: self._agent_health(name, by_name.get(name), life, why, cpu, memory, checks)
+                  for name, (life, why) in verdicts.items()}
+        for name, health in agents.items():
+            self._transition(health, by_name.get(name))
+        self._flag_stuck([v for v in views if agents[v.name].state != "stopped"])
         firing_events = self.engine.evaluate(sorted(agents), self._reader(agents, views, cpu, memory), now)
         for event in firing_events:
             self._emit_alert(event)
             self._dispatcher.dispatch(event)
-        unhealthy = sum(h.state == "unhealthy" for h in agents.values())
-        if agents and unhealthy * 2 >= len(agents):
+        live = [h for h in agents.values() if h.state != "stopped"]
+        unhealthy = sum(h.state == "unhealthy" for h in live)
+        if live and unhealthy * 2 >= len(live):
             swarm: State = "unhealthy"
-        elif any(h.state != "healthy" for h in agents.values()):
+        elif any(h.state != "healthy" for h in live):
             swarm = "degraded"
         else:
             swarm = "healthy"
@@ -194,15 +226,21 @@ class HealthLoop:
         except Exception:  # noqa: BLE001 - resource pressure is optional evidence
             return None, None
 
-    def _agent_health(self, view: AgentView, cpu: float | None, memory: int | None,
-                      checks: list[CheckResult]) -> AgentHealth:
+    def _agent_health(self, name: str, view: AgentView | None, lifecycle: Lifecycle, why: str,
+                      cpu: float | None, memory: int | None, checks: list[CheckResult]) -> AgentHealth:
         p = self.policy
+        if view is None or lifecycle == "stopped":
+            # Not judged any more: no error rate, checks or pressure; what it was doing is kept.
+            running = view.running if view is not None else []
+            return AgentHealth(name, "stopped", False, (why,) if why else (), len(running),
+                               max((age for _, age, _ in running), default=0.0), 0,
+                               view.windows.get(p.window) if view is not None else None, (), "stopped")
         reasons_bad: list[str] = []
         reasons_degraded: list[str] = []
         # A task still running counts as activity: a hung agent shows up as stuck, not down.
-        up = view.idle_for <= p.heartbeat_timeout or bool(view.running)
+        up = lifecycle != "down"
         if not up:
-            reasons_bad.append(f"down: no activity for {view.idle_for:.1f}s")
+            reasons_bad.append(why or "down")
         stats = view.windows.get(p.window)
         if stats is not None and stats.error_rate is not None and stats.count >= p.min_tasks:
             # Hysteresis: leaving a state takes the rate 20 % below the threshold that entered it,
@@ -230,20 +268,22 @@ class HealthLoop:
             reasons_degraded.append(f"process memory {memory / 1e6:.0f} MB")
         state: State = "unhealthy" if reasons_bad else "degraded" if reasons_degraded else "healthy"
         return AgentHealth(view.name, state, up, tuple(reasons_bad + reasons_degraded), len(view.running),
-                           max((age for _, age, _ in view.running), default=0.0), len(stuck), stats, mine)
+                           max((age for _, age, _ in view.running), default=0.0), len(stuck), stats, mine,
+                           lifecycle)
 
     # --- outputs ------------------------------------------------------------------------------
-    def _transition(self, health: AgentHealth, view: AgentView) -> None:
+    def _transition(self, health: AgentHealth, view: AgentView | None) -> None:
         previous = self._states.get(health.agent, "healthy")
         self._states[health.agent] = health.state
         if previous == health.state:
             return
         attrs: dict[str, Any] = {sc.GEN_AI_AGENT_NAME: health.agent, sc.AGENTMON_HEALTH_STATE: health.state,
                                  sc.AGENTMON_HEALTH_PREVIOUS_STATE: previous,
-                                 sc.AGENTMON_HEALTH_REASONS: list(health.reasons) or ["recovered"]}
+                                 sc.AGENTMON_HEALTH_REASONS: list(health.reasons) or ["recovered"],
+                                 sc.AGENTMON_AGENT_LIFECYCLE: health.lifecycle}
         self._emit(sc.EVENT_HEALTH_CHANGED, attrs, _SEVERITY[health.state],
                    f"agent {health.agent} is {health.state}")
-        for _, _, span in view.running:
+        for _, _, span in view.running if view is not None else ():
             if isinstance(span, trace.Span) and span.is_recording():
                 span.add_event(sc.EVENT_HEALTH_CHANGED, attrs)
 
@@ -305,8 +345,8 @@ class HealthLoop:
             if rule.signal == "memory":
                 return None if memory is None else float(memory)
             health = agents.get(agent or "")
-            if health is None:
-                return None
+            if health is None or health.state == "stopped":
+                return None  # a stopped agent is not evaluated: what fired for it resolves
             if rule.signal == "up":
                 return 1.0 if health.up else 0.0
             if rule.signal == "unhealthy":

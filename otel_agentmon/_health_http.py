@@ -33,8 +33,9 @@ _GONE: Final = (ConnectionError, TimeoutError)  # BrokenPipe, ConnectionReset, C
 def health_json(health: SwarmHealth) -> dict[str, Any]:
     return {
         "status": health.state,
-        "agents": {name: {"state": h.state, "up": h.up, "reasons": list(h.reasons), "in_flight": h.in_flight,
-                          "oldest_task_age_s": round(h.oldest_task_age, 3), "stuck_tasks": h.stuck_tasks}
+        "agents": {name: {"state": h.state, "lifecycle": h.lifecycle, "up": h.up, "reasons": list(h.reasons),
+                          "in_flight": h.in_flight, "oldest_task_age_s": round(h.oldest_task_age, 3),
+                          "stuck_tasks": h.stuck_tasks}
                    for name, h in sorted(health.agents.items())},
         "alerts": [{"rule": rule.name, "agent": agent, "severity": rule.severity, "value": value}
                    for rule, agent, value in health.firing],

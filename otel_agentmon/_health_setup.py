@@ -5,41 +5,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from opentelemetry import _logs
 from opentelemetry.metrics import Meter
 
-from ._alerts import AlertEngine, AlertRule
+from ._alerts import AlertRule
 from ._derive import Deriver
 from ._guard import log_once
 from ._health import HealthLoop, HealthPolicy
 from ._health_http import HealthServer
 from ._metrics import register_health_instruments
 from ._notify import Dispatcher, LoggingNotifier, Notifier, WebhookNotifier
-from ._rules import load_rules
+from ._rule_file import rules_for_option
 from ._settings import Settings
 
 
 def rules_from_settings(settings: Settings) -> list[AlertRule]:
-    """Load and validate the configured rules (raises on a broken file or duplicate names)."""
-    rules = _rules(settings)
-    AlertEngine(rules)  # rejects duplicate names
-    _policy(settings)
-    _notifiers(settings, rules)  # constructors only: validates URLs and notify() methods
-    return rules
-
-
-def _rules(settings: Settings) -> list[AlertRule]:
-    source = settings.alert_rules
-    if source is None:
-        return []
-    if isinstance(source, (str, Path)):
-        return load_rules(source)  # a broken rule file is a configuration error: fail fast
-    rules: list[object] = list(source)  # type: ignore[call-overload]
-    if not all(isinstance(r, AlertRule) for r in rules):
-        raise TypeError("alert_rules must be a path or a list of AlertRule")
-    return [r for r in rules if isinstance(r, AlertRule)]
+    """The configured rules; never raises: a rule file with problems, a non-rule entry or a
+    duplicate name is one warning, and every valid rule still runs."""
+    option = "alert_rules" if "alert_rules" in settings.explicit else "AGENTMON_ALERT_RULES"
+    return rules_for_option(settings.alert_rules, option)
 
 
 def _policy(settings: Settings) -> HealthPolicy:

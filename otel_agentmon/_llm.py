@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind
 from . import _semconv as sc
 from . import _state
 from ._guard import report_internal_error
-from ._sanitize import clean_attributes, clean_name, clean_str, to_json
+from ._sanitize import attributes_arg, count_arg, name_arg, optional_name_arg, text_arg, to_json, warn_arg
 from ._spans import SpanHandle, _Op
 
 
@@ -47,30 +47,43 @@ class LLMCall(SpanHandle):
         record_llm_messages(input=input, output=output, system=system, span=self.span)
 
 
-def _valid_tokens(value: int | None) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+def _finish_reasons(value: object) -> list[str] | None:
+    if value is None:
         return None
-    return value
+    if isinstance(value, str):
+        value = [value]  # one reason given on its own, not its letters
+    try:
+        items = list(value)  # type: ignore[call-overload]
+    except Exception:  # noqa: BLE001 - not iterable
+        warn_arg("record_usage", "finish_reasons", value, "a list of strings")
+        return None
+    reasons = [r for r in (optional_name_arg(v, "record_usage", "finish_reasons") for v in items[:64]) if r]
+    return reasons or None
 
 
 def record_llm_usage(*, input_tokens: int | None = None, output_tokens: int | None = None,
                      response_model: str | None = None, response_id: str | None = None,
                      finish_reasons: Sequence[str] | None = None, span: trace.Span | None = None) -> None:
-    """Record token usage on ``span`` (default: the current span). Never raises."""
+    """Record token usage on ``span`` (default: the current span). Never raises.
+
+    Each value stands alone: a bad one (a NaN or negative token count, a non-string id) is
+    coerced or dropped with one rate-limited warning, and the rest is still recorded.
+    """
     try:
         target = span if span is not None else trace.get_current_span()
         attrs: dict[str, Any] = {}
-        if (n := _valid_tokens(input_tokens)) is not None:
-            attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = n
-        if (n := _valid_tokens(output_tokens)) is not None:
-            attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = n
-        if response_model is not None:
-            attrs[sc.GEN_AI_RESPONSE_MODEL] = clean_name(response_model)
-        if response_id is not None:
-            attrs[sc.GEN_AI_RESPONSE_ID] = clean_str(response_id)
-        if finish_reasons is not None:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [clean_name(r) for r in finish_reasons]
-        target.set_attributes(attrs)
+        for key, value, arg in ((sc.GEN_AI_USAGE_INPUT_TOKENS, input_tokens, "input_tokens"),
+                                (sc.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens, "output_tokens")):
+            if (n := count_arg(value, "record_usage", arg)) is not None:
+                attrs[key] = n
+        if (model := optional_name_arg(response_model, "record_usage", "response_model")) is not None:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        if (rid := text_arg(response_id, "record_usage", "response_id")) is not None:
+            attrs[sc.GEN_AI_RESPONSE_ID] = rid
+        if (reasons := _finish_reasons(finish_reasons)) is not None:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        if attrs:
+            target.set_attributes(attrs)
     except Exception:  # noqa: BLE001
         report_internal_error("record_llm_usage")
 
@@ -101,11 +114,16 @@ def record_llm_messages(*, input: object = None, output: object = None,  # noqa:
 
 
 def _valid_port(value: object) -> int | None:
-    try:
-        port = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
+    if value is None:
         return None
-    return port if 0 < port < 65536 else None
+    try:
+        port = int(value) if not isinstance(value, (bool, float)) else -1  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        port = -1
+    if 0 < port < 65536:
+        return port
+    warn_arg("llm", "server_port", value, "a port number from 1 to 65535")
+    return None
 
 
 class _LLMOp(_Op):
@@ -125,15 +143,15 @@ def llm(model: str, *, provider: str, operation: str = sc.OP_CHAT, server_addres
 
     ``provider`` is a ``gen_ai.provider.name`` value (``openai``, ``anthropic``, ...).
     """
-    model_name = clean_name(model)
-    op_name = clean_name(operation)
-    attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: op_name, sc.GEN_AI_PROVIDER_NAME: clean_name(provider),
+    model_name = name_arg(model, "llm", "model")
+    op_name = name_arg(operation, "llm", "operation")
+    attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: op_name,
+                             sc.GEN_AI_PROVIDER_NAME: name_arg(provider, "llm", "provider"),
                              sc.GEN_AI_REQUEST_MODEL: model_name}
-    if server_address is not None:
-        attrs[sc.SERVER_ADDRESS] = clean_name(server_address)
+    if (address := optional_name_arg(server_address, "llm", "server_address")) is not None:
+        attrs[sc.SERVER_ADDRESS] = address
         port = _valid_port(server_port)
         if port is not None:
             attrs[sc.SERVER_PORT] = port
-    if attributes:
-        attrs.update(clean_attributes(attributes))
+    attrs.update(attributes_arg(attributes, "llm"))
     return _LLMOp(f"{op_name} {model_name}", attrs, kind=SpanKind.CLIENT)

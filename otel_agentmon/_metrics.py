@@ -2,18 +2,23 @@
 Views that keep their cardinality bounded.
 
 Buckets are given as ``explicit_bucket_boundaries_advisory`` on the instruments, so they apply
-even on a MeterProvider the application built (where we cannot add Views).
+even on a MeterProvider the application built (where we cannot add Views). The Views select our
+own meter (``otel_agentmon``) only: other libraries' instruments of the same names keep their
+attributes, and the SDK sees no conflicting metric identities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpHistogram, Observation
 from opentelemetry.sdk.metrics.view import View
 
 from . import _semconv as sc
+from ._dialects import CORE_SCOPE
+from ._scopes import MetricOwners
 
 if TYPE_CHECKING:
     from ._health import SwarmHealth
@@ -47,24 +52,43 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     sc.M_TASK_OLDEST_AGE: frozenset({sc.GEN_AI_AGENT_NAME}),
     sc.M_TASKS_STUCK: frozenset({sc.GEN_AI_AGENT_NAME}),
     sc.M_ALERT_FIRING: frozenset({sc.AGENTMON_ALERT_RULE, sc.AGENTMON_ALERT_SEVERITY, sc.GEN_AI_AGENT_NAME}),
+    sc.M_DERIVATION_DROPPED: frozenset({sc.ERROR_TYPE}),
 }
 
 
 def views(cardinality_limit: int) -> list[View]:
-    """Attribute allow-lists plus a per-stream cardinality limit for every agent metric."""
+    """Attribute allow-lists plus a per-stream cardinality limit for every agent metric of our meter."""
     return [
-        View(instrument_name=name, attribute_keys=set(keys), aggregation_cardinality_limit=cardinality_limit)
+        View(instrument_name=name, meter_name=CORE_SCOPE, attribute_keys=set(keys),
+             aggregation_cardinality_limit=cardinality_limit)
         for name, keys in ALLOWED_ATTRIBUTES.items()
     ]
 
 
+#: Instruments attribute -> the metric it records, for the metrics derived from any span.
+_DERIVED: Final = {
+    "agent_duration": sc.M_INVOKE_AGENT_DURATION, "tool_duration": sc.M_EXECUTE_TOOL_DURATION,
+    "workflow_duration": sc.M_INVOKE_WORKFLOW_DURATION, "client_duration": sc.M_CLIENT_OPERATION_DURATION,
+    "token_usage": sc.M_CLIENT_TOKEN_USAGE, "tool_calls": sc.M_INVOKE_AGENT_TOOL_CALLS,
+    "inference_calls": sc.M_INVOKE_AGENT_INFERENCE_CALLS,
+}
+_SKIPPED: Final = NoOpHistogram("skipped")
+
+
 InFlightSource = Callable[[], Iterable[tuple[tuple[str, str], int]]]
+DropSource = Callable[[], Mapping[str, int]]
 
 
 class Instruments:
-    """All synchronous instruments, created once per MeterProvider."""
+    """All synchronous instruments, created once per MeterProvider.
 
-    def __init__(self, meter: Meter, in_flight: InFlightSource) -> None:
+    With ``provider`` (the MeterProvider ``meter`` came from), ``owners`` learns which other
+    instrumentation scopes record derived metrics themselves there (see ``_scopes``), and
+    ``for_scope`` leaves those metrics out for their spans.
+    """
+
+    def __init__(self, meter: Meter, in_flight: InFlightSource, provider: object | None = None,
+                 dropped: DropSource | None = None) -> None:
         h = meter.create_histogram
         self.agent_duration = h(sc.M_INVOKE_AGENT_DURATION, unit=sc.UNIT_SECONDS,
                                 description="Duration of GenAI agent invocations.",
@@ -107,6 +131,38 @@ class Instruments:
 
         meter.create_observable_up_down_counter(sc.M_TASKS_IN_FLIGHT, callbacks=[observe_in_flight],
                                                 unit=sc.UNIT_TASK, description="Tasks currently running.")
+        self.owners = MetricOwners(CORE_SCOPE)
+        self._without: dict[frozenset[str], Instruments] = {}
+        if provider is not None:
+            self.owners.watch(provider)
+        if dropped is not None:
+            register_derivation_drops(meter, dropped)
+
+    def for_scope(self, scope: str | None) -> Instruments:
+        """These instruments less the metrics that spans of ``scope`` get from their own instrumentation."""
+        skip = self.owners.recorded_by(scope)
+        if not skip:
+            return self
+        found = self._without.get(skip)
+        if found is None:
+            found = copy.copy(self)
+            for attr, name in _DERIVED.items():
+                if name in skip:
+                    setattr(found, attr, _SKIPPED)
+            self._without[skip] = found  # at most one per subset of the seven derived metrics
+        return found
+
+
+def register_derivation_drops(meter: Meter, dropped: DropSource) -> None:
+    """What metric derivation lost under overload, by reason (``error.type``), as a counter."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {sc.ERROR_TYPE: reason}) for reason, n in dropped().items()]
+
+    meter.create_observable_counter(
+        sc.M_DERIVATION_DROPPED, callbacks=[observe], unit=sc.UNIT_SPAN,
+        description="Span starts and ends metric derivation could not process (agent metrics and summaries "
+        "undercount), and tasks forgotten at the in-flight cap, by reason.")
 
 
 def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth],
@@ -121,7 +177,7 @@ def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth]
         # The OTel status-metric pattern: the current state 1, the others 0.
         return [Observation(1 if h.state == state else 0,
                             {sc.GEN_AI_AGENT_NAME: name, sc.AGENTMON_HEALTH_STATE: state})
-                for name, h in current().agents.items() for state in ("healthy", "degraded", "unhealthy")]
+                for name, h in current().agents.items() for state in sc.HEALTH_STATES]
 
     def oldest(options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(h.oldest_task_age, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
@@ -139,7 +195,7 @@ def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth]
         return out
 
     meter.create_observable_gauge(sc.M_AGENT_UP, [up], unit=sc.UNIT_AGENT,
-                                  description="1 while the agent keeps reporting within its heartbeat timeout.")
+                                  description="1 while the agent is alive (busy or idle); 0 when down or stopped.")
     meter.create_observable_gauge(sc.M_AGENT_HEALTH, [health], unit=sc.UNIT_AGENT,
                                   description="Agent health state: 1 for the current state, 0 for the others.")
     meter.create_observable_gauge(sc.M_TASK_OLDEST_AGE, [oldest], unit=sc.UNIT_SECONDS,

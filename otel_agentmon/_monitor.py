@@ -29,13 +29,16 @@ from ._processor import AgentmonSpanProcessor
 from ._providers import (
     VERSION,
     Pipelines,
+    add_span_processor,
     build_resource,
     logger_provider,
     meter_provider,
+    resource_after_shutdown,
+    retire,
     start_system_metrics,
     tracer_provider,
 )
-from ._sanitize import clean_name
+from ._sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
 from ._settings import Settings, resolve
 from ._stats import Stats
 
@@ -68,18 +71,18 @@ class Monitor:
         self._system: Any = None
         self._dashboard: Server | None = None  # the in-process agentmon serve behind dashboard=True
         self._dashboard_url: str | None = None  # ... or the one this process joined
-        resource = build_resource(settings)
+        resource = resource_after_shutdown(settings, build_resource(settings))
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
             warn_if_plaintext_remote(settings.endpoint)
         tp = tracer_provider(settings, resource, self._pipes, id_generator)
-        self._processor = AgentmonSpanProcessor(self._deriver, self._pipes.span_worker, settings.shutdown_timeout)
-        if tp is not None:
-            tp.add_span_processor(self._processor)
+        self._processor = add_span_processor(self._pipes, AgentmonSpanProcessor(
+            self._deriver, self._pipes.span_worker, settings.shutdown_timeout))
         mp = meter_provider(settings, resource, self._pipes, extra_readers or [])
         meter = mp.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-        self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+        self._deriver.instruments = Instruments(meter, self._deriver.in_flight, mp,
+                                                dropped=self._deriver.dropped_by_reason)
         lp = logger_provider(settings, resource, self._pipes)
         self.tracer: trace.Tracer = (tp or trace.get_tracer_provider()).get_tracer(
             "otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
@@ -109,7 +112,8 @@ class Monitor:
                 self._resource = build_resource(self.settings)  # this process's service.instance.id
                 provider = meter_provider(self.settings, self._resource, self._pipes, [], fresh=True)
                 meter = provider.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
-                self._deriver.instruments = Instruments(meter, self._deriver.in_flight)
+                self._deriver.instruments = Instruments(
+                    meter, self._deriver.in_flight, provider, dropped=self._deriver.dropped_by_reason)
                 if self._health is not None:
                     register_health_instruments(meter, lambda: self._health.current if self._health else
                                                 SwarmHealth("healthy", {}, None, None, ()), self._health.alert_states)
@@ -160,6 +164,8 @@ class Monitor:
             logs_emitted=log_counts[0], logs_exported=log_counts[1], logs_dropped=log_counts[2],
             metric_exports_ok=me.exported if me else 0, metric_exports_failed=me.failed if me else 0,
             metric_exports_skipped=me.skipped if me else 0, derivation_dropped=self._deriver.dropped,
+            notifications=self._dispatcher.stats(),
+            derivation_dropped_by_reason=self._deriver.dropped_by_reason(),
         )
 
     def _sync(self) -> None:
@@ -184,23 +190,36 @@ class Monitor:
             return self.health()
 
     def heartbeat(self, agent: str) -> None:
-        """Tell the health loop ``agent`` is alive (for agents that idle between tasks)."""
-        self._deriver.heartbeat(clean_name(agent))
+        """Tell the health loop ``agent`` is alive. An agent that calls it once promises to keep
+        calling it: it is down when ``heartbeat_timeout`` passes without one (or a span)."""
+        name = clean_name(agent)
+        self._deriver.heartbeat(name)
+        if self._health is not None:
+            self._health.liveness.promise(name)
 
     def forget_agent(self, agent: str) -> None:
-        """Stop tracking an agent that retired on purpose, so it is not reported down."""
-        self._deriver.forget(clean_name(agent))
+        """An agent retired on purpose: it is reported *stopped* (never down), then let go."""
+        name = clean_name(agent)
+        try:
+            self._deriver.process_pending()  # its last spans count before it retires, not after
+        except Exception:  # noqa: BLE001
+            report_internal_error("forget_agent")
+        self._deriver.forget(name)
         if self._health is not None:
-            self._health.forget(clean_name(agent))
+            self._health.retire(name)
 
     def add_health_check(self, name: str, check: CheckFn, *, interval: float = 5.0, timeout: float = 1.0,
                          agent: str | None = None, critical: bool = False) -> None:
         """Run ``check`` (sync or async) every ``interval`` s; it fails if it raises, returns a falsy
         value or exceeds ``timeout``. A failing check degrades ``agent`` (every agent when None),
         or makes it unhealthy when ``critical``."""
-        if self._health is not None:
-            self._health.checks.add(name, check, interval=interval, timeout=timeout, agent=agent,
-                                    critical=critical)
+        if not callable(check):
+            warn_arg("add_health_check", "check", check, "a function or coroutine function")
+        elif self._health is not None:
+            at = "add_health_check"
+            self._health.checks.add(name_arg(name, at, "name"), check, agent=optional_name_arg(agent, at, "agent"),
+                                    interval=seconds_arg(interval, at, "interval", 5.0), critical=bool(critical),
+                                    timeout=seconds_arg(timeout, at, "timeout", 1.0))
 
     @property
     def dashboard_url(self) -> str | None:
@@ -224,7 +243,7 @@ class Monitor:
     # --- lifecycle ---------------------------------------------------------------------------
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything pending; returns ``True`` only if it all got out within ``timeout`` s."""
-        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        budget = seconds_arg(timeout, "force_flush", "timeout", self.settings.shutdown_timeout)
         deadline = time.monotonic() + budget
         ok = True
         try:
@@ -249,7 +268,7 @@ class Monitor:
             if self._shutdown_done:
                 return True
             self._shutdown_done = True
-        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        budget = seconds_arg(timeout, "shutdown", "timeout", self.settings.shutdown_timeout)
         deadline = time.monotonic() + budget
         ok = True
         def left(share: float = 1.0) -> float:
@@ -263,6 +282,9 @@ class Monitor:
                 self._health.stop(left(0.05))
                 if left() > budget * 0.5:
                     self._health.tick()  # a last evaluation, so final transitions are emitted
+                # Say so: every agent stopped (records now, gauges in the final export below), so
+                # no listener takes a clean exit for a crash.
+                self._health.finish()
             if self._health_server is not None:
                 self._health_server.stop()
             self._dispatcher.flush(min(0.5, left(0.1)))
@@ -270,7 +292,9 @@ class Monitor:
             if self._pipes.span_worker is not None:
                 ok &= self._pipes.span_worker.shutdown(left(0.5))
             if self._pipes.log_worker is not None:
-                ok &= self._pipes.log_worker.shutdown(left(0.3))
+                # When the spans could not get out, the Collector will not take the last records
+                # (the stopped states) either: a short try, so a dead Collector costs no extra wait.
+                ok &= self._pipes.log_worker.shutdown(left(0.3 if ok else 0.1))
             if self._system is not None:
                 self._system.uninstrument()
             tp, mp, lp = self._pipes.tracer_provider, self._pipes.meter_provider, self._pipes.logger_provider
@@ -292,6 +316,7 @@ class Monitor:
             report_internal_error("shutdown")
             return False
         finally:
+            retire(self._pipes)  # a later configure() builds working providers instead of joining these
             if _state.tracer is self.tracer:
                 _state.tracer = trace.get_tracer("otel_agentmon")
         return ok and time.monotonic() <= deadline
@@ -304,16 +329,20 @@ def _install(monitor: Monitor) -> None:
     _state.capture_content = monitor.settings.capture_content
 
 
-def configure(**options: Any) -> Monitor:
+def configure(*args: Any, **options: Any) -> Monitor:
     """Set up traces, metrics and logs for agents in one call; returns the :class:`Monitor`.
 
     Every option is keyword-only and has an environment variable (see the README's table);
     precedence is argument > environment > default. Idempotent and thread-safe: a second call
-    returns the running monitor (new arguments are ignored with a warning). If the application
-    already installed SDK providers, they are reused and our processor is added to them.
-    Only invalid *arguments* raise (``TypeError``); bad environment values log and fall back.
+    returns the running monitor (new arguments are ignored with a warning); after ``shutdown()``
+    it builds a new one. If the application already installed SDK providers, they are reused and
+    our processor is added to them. Never raises: an unknown option, a bad argument, environment
+    value or rule file is one warning naming it, and the rest of the configuration applies.
     """
     global _current
+    if args:
+        log_once(logging.WARNING, "configure:positional",
+                 "configure() takes keyword arguments only; %d positional argument(s) ignored", len(args))
     with _lock:
         if _current is not None and not _current._shutdown_done:  # noqa: SLF001
             if options:
@@ -325,7 +354,11 @@ def configure(**options: Any) -> Monitor:
         if dashboard_url is not None and settings.endpoint is None:
             settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
                                            explicit=settings.explicit | {"endpoint", "protocol"})
-        monitor = Monitor(settings)
+        try:
+            monitor = Monitor(settings)
+        except Exception:  # noqa: BLE001 - a bug of ours must not stop the application
+            log_once(logging.ERROR, "configure:failed", "configure() failed; telemetry is off", exc_info=True)
+            monitor = Monitor(dataclasses.replace(settings, disabled=True, set_global=False, alert_rules=None))
         monitor._dashboard, monitor._dashboard_url = dashboard, dashboard_url  # noqa: SLF001
         _install(monitor)
         _context.bind_process(monitor)  # join TRACEPARENT's trace; flush at multiprocessing exits
@@ -344,7 +377,7 @@ def heartbeat(agent: str) -> None:
     """Mark ``agent`` alive in the configured monitor (no-op before ``configure()``)."""
     monitor = _current
     if monitor is not None:
-        monitor.heartbeat(agent)
+        monitor.heartbeat(name_arg(agent, "heartbeat", "agent"))
 
 
 def get_monitor() -> Monitor | None:

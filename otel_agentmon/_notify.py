@@ -2,23 +2,25 @@
 
 Each notifier runs on its own daemon thread behind a bounded queue, so a notifier that raises,
 hangs or waits on a dead webhook can never delay the agents, the health loop, or the other
-notifiers; when its queue is full, new events are dropped and counted.
+notifiers. Every notification is accounted for (``Dispatcher.stats()``, in ``Monitor.stats()``):
+sent, failed, de-duplicated, or dropped with a reason (``queue_full``; ``shutdown`` for what was
+still queued or in flight when the notifiers stopped), and drops are logged, rate-limited.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
 
+from . import _notify_http
 from ._alerts import AlertEvent
 from ._guard import log_once
 
@@ -26,9 +28,10 @@ _NOTIFY_STATES = frozenset({"firing", "resolved"})
 
 
 class Notifier(Protocol):
-    """Anything with ``notify(event)``; it is called from the notifier's own thread."""
+    """Anything with ``notify(event)``; it is called from the notifier's own thread. It counts as
+    sent when it returns, as failed when it raises."""
 
-    def notify(self, event: AlertEvent) -> None: ...
+    def notify(self, event: AlertEvent) -> object: ...
 
 
 class CallbackNotifier:
@@ -77,9 +80,58 @@ def alertmanager_payload(event: AlertEvent, receiver: str = "otel_agentmon") -> 
             "commonLabels": labels, "commonAnnotations": annotations, "externalURL": "", "alerts": [alert]}
 
 
+class _Result:
+    """What a notifier of ours made of one event, for the lane's account (others return ``None``: sent)."""
+
+    __slots__ = ("outcome", "reason")
+
+    def __init__(self, outcome: str, reason: str = "") -> None:
+        self.outcome = outcome  # sent | failed | deduplicated | dropped
+        self.reason = reason
+
+
+_SENT: Final = _Result("sent")
+_FAILED: Final = _Result("failed")
+_DEDUPLICATED: Final = _Result("deduplicated")
+_DROPPED_SHUTDOWN: Final = _Result("dropped", "shutdown")
+
+
+@dataclasses.dataclass(frozen=True)
+class NotifierStats:
+    """Where every alert notification went: one per transition (firing or resolved) and notifier.
+
+    ``sent`` (a webhook's 2xx; any other notifier's ``notify`` that returned), ``failed`` (a webhook
+    out of attempts or answering a redirect; a ``notify`` that raised), ``deduplicated`` (the same
+    alert in the same state already went out), ``dropped`` by reason (``queue_full``; ``shutdown``:
+    still queued, or cut mid-request, when the notifiers stopped), and ``queued``/``in_flight``.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    deduplicated: int = 0
+    dropped: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    queued: int = 0
+    in_flight: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def total(self) -> int:
+        """Every notification handed to the notifiers (each one counted exactly once above)."""
+        return self.sent + self.failed + self.deduplicated + self.dropped_total + self.queued + self.in_flight
+
+
 class WebhookNotifier:
-    """POSTs the Alertmanager webhook JSON; timeout per attempt, retries with jittered backoff,
-    and de-duplication (the same alert in the same state is sent once)."""
+    """POSTs the Alertmanager webhook JSON; retries with jittered backoff, and de-duplication (the
+    same alert in the same state is sent once).
+
+    ``timeout`` bounds each attempt as a whole (connect, send and the answer; see ``_notify_http``).
+    A redirect is not followed: it fails the alert with its status. ``sent``, ``failed``,
+    ``deduplicated`` and ``dropped`` (by reason: ``shutdown``, when ``close()`` cut a request or a
+    retry) count what became of each alert this notifier was given.
+    """
 
     def __init__(self, url: str, *, timeout: float = 2.0, retries: int = 3, backoff: float = 0.5,
                  headers: dict[str, str] | None = None) -> None:
@@ -93,36 +145,84 @@ class WebhookNotifier:
         self._last_sent: dict[str, str] = {}
         self._closed = threading.Event()
         self._random = random.Random()  # jitter without touching the application's global RNG
+        self._opener = _notify_http.opener()
+        self._active: _notify_http.Deadline | None = None
+        self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+        self.deduplicated = 0
+        self.dropped: dict[str, int] = {}
+
+    @property
+    def _where(self) -> str:
+        return self.url.split("?")[0]  # never log a token in the query
 
     def close(self) -> None:
-        """Stop retrying (called at shutdown): a pending retry gives up at once."""
+        """Stop (called at shutdown): a request in flight is cut and a pending retry gives up, at once."""
         self._closed.set()
+        with self._lock:
+            active = self._active
+        if active is not None:
+            active.expire()
 
-    def notify(self, event: AlertEvent) -> None:
+    def notify(self, event: AlertEvent) -> _Result:
         status = "firing" if event.state == "firing" else "resolved"
         if self._last_sent.get(event.fingerprint) == status:
-            return  # de-duplicated
+            self.deduplicated += 1
+            return _DEDUPLICATED
         body = json.dumps(alertmanager_payload(event)).encode()
+        reason = ""
         for attempt in range(self._retries + 1):
             if self._closed.is_set():
-                break
+                return self._dropped()
             try:
-                request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                    if 200 <= response.status < 300:
-                        self._last_sent[event.fingerprint] = status
-                        self.sent += 1
-                        return
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
+                code = self._post(body)
+            except _notify_http.ERRORS as exc:
+                reason = _describe(exc)
+            else:
+                if 200 <= code < 300:
+                    self._last_sent[event.fingerprint] = status
+                    self.sent += 1
+                    return _SENT
+                if 300 <= code < 400:  # retrying cannot help: the URL is wrong
+                    log_once(logging.WARNING, f"webhook-redirect:{self.url}", "alert webhook %s answered %d; "
+                             "redirects are not followed: alert counted as failed", self._where, code)
+                    self.failed += 1
+                    return _FAILED
+                reason = f"HTTP {code}"
+            if self._closed.is_set():
+                return self._dropped()
             if attempt < self._retries and self._closed.wait(self._backoff * (2**attempt)
                                                              * self._random.uniform(0.8, 1.2)):
-                break
+                return self._dropped()
         self.failed += 1
-        log_once(logging.WARNING, f"webhook:{self.url}", "alert webhook %s failed after %d attempts",
-                 self.url.split("?")[0], self._retries + 1)
+        log_once(logging.WARNING, f"webhook:{self.url}", "alert webhook %s failed after %d attempts (last: %s)",
+                 self._where, self._retries + 1, reason)
+        return _FAILED
+
+    def _post(self, body: bytes) -> int:
+        deadline = _notify_http.Deadline(self._timeout)
+        with self._lock:
+            self._active = deadline
+        if self._closed.is_set():
+            deadline.expire()  # close() came between the check and the registration
+        try:
+            return _notify_http.post(self._opener, self.url, body, self._headers, deadline)
+        finally:
+            with self._lock:
+                self._active = None
+
+    def _dropped(self) -> _Result:
+        self.dropped["shutdown"] = self.dropped.get("shutdown", 0) + 1
+        log_once(logging.WARNING, f"webhook-shutdown:{self.url}", "alert webhook %s: an alert was not delivered "
+                 "before shutdown; counted as dropped", self._where)
+        return _DROPPED_SHUTDOWN
+
+
+def _describe(exc: BaseException) -> str:
+    """The kind of failure, never its text (which can carry the URL and its token)."""
+    reason = getattr(exc, "reason", None)
+    return type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
 
 
 class Dispatcher:
@@ -139,13 +239,27 @@ class Dispatcher:
 
     @property
     def dropped(self) -> int:
-        return sum(lane.dropped for lane in self._lanes)
+        return sum(sum(lane.dropped.values()) for lane in self._lanes)
+
+    def stats(self) -> NotifierStats:
+        """Where every notification went, over all notifiers (see :class:`NotifierStats`)."""
+        sent = failed = deduplicated = queued = in_flight = 0
+        dropped: dict[str, int] = {}
+        for lane in self._lanes:
+            with lane.cond:
+                sent, failed, deduplicated = sent + lane.sent, failed + lane.failed, deduplicated + lane.deduplicated
+                queued, in_flight = queued + len(lane.queue), in_flight + lane.busy
+                for reason, n in lane.dropped.items():
+                    dropped[reason] = dropped.get(reason, 0) + n
+        return NotifierStats(sent, failed, deduplicated, dropped, queued, in_flight)
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         return all(lane.wait_idle(max(0.0, deadline - time.monotonic())) for lane in self._lanes)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.1) -> None:
+        """Stop every lane: what is still queued is dropped (counted, and logged), a webhook request
+        in flight is cut; waits up to ``timeout`` for the lanes to account for what they held."""
         for lane in self._lanes:
             lane.stop()
             close = getattr(lane.notifier, "close", None)
@@ -154,6 +268,9 @@ class Dispatcher:
                     close()
                 except Exception:  # noqa: BLE001
                     pass
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            lane.join(max(0.0, deadline - time.monotonic()))
 
     def restart_after_fork(self) -> None:
         self._lanes = [_Lane(lane.notifier, lane.size) for lane in self._lanes]
@@ -163,53 +280,84 @@ class _Lane:
     def __init__(self, notifier: Notifier, size: int) -> None:
         self.notifier = notifier
         self.size = size
-        self._notifier = notifier
-        self._queue: collections.deque[AlertEvent] = collections.deque()
-        self._size = size
-        self._cond = threading.Condition()
-        self._busy = False
+        self.queue: collections.deque[AlertEvent] = collections.deque()
+        self.cond = threading.Condition()
+        self.busy = False
         self._stopped = False
-        self.dropped = 0
+        self.sent = 0
+        self.failed = 0
+        self.deduplicated = 0
+        self.dropped: dict[str, int] = {}
+        self._name = type(notifier).__name__
         self._thread = threading.Thread(target=self._run, name="agentmon-notifier", daemon=True)
         self._thread.start()
 
+    def _drop(self, reason: str, n: int = 1) -> None:  # under self.cond
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+        log_once(logging.WARNING, f"notifier-drop:{reason}:{self._name}",
+                 "alert notifier %s: %d notification(s) dropped (%s)", self._name, n, reason)
+
     def offer(self, event: AlertEvent) -> None:
-        with self._cond:
-            if len(self._queue) >= self._size:
-                self.dropped += 1
-                return
-            self._queue.append(event)
-            self._cond.notify()
+        with self.cond:
+            if self._stopped:
+                self._drop("shutdown")
+            elif len(self.queue) >= self.size:
+                self._drop("queue_full")
+            else:
+                self.queue.append(event)
+                self.cond.notify()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._stopped:
-                    self._cond.wait()
+            with self.cond:
+                while not self.queue and not self._stopped:
+                    self.cond.wait()
                 if self._stopped:
                     return
-                event = self._queue.popleft()
-                self._busy = True
+                event = self.queue.popleft()
+                self.busy = True
+            result: object = None
             try:
-                self._notifier.notify(event)
+                result = self.notifier.notify(event)
             except Exception:  # noqa: BLE001 - a broken notifier must not stop its lane
-                log_once(logging.WARNING, f"notifier:{type(self._notifier).__name__}",
-                         "alert notifier %s raised; continuing", type(self._notifier).__name__, exc_info=True)
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+                result = _FAILED
+                log_once(logging.WARNING, f"notifier:{self._name}",
+                         "alert notifier %s raised; continuing", self._name, exc_info=True)
+            with self.cond:
+                self._account(result)
+                self.busy = False
+                self.cond.notify_all()
+
+    def _account(self, result: object) -> None:  # under self.cond
+        outcome = result.outcome if isinstance(result, _Result) else "sent"
+        if outcome == "failed":
+            self.failed += 1
+        elif outcome == "deduplicated":
+            self.deduplicated += 1
+        elif outcome == "dropped":
+            assert isinstance(result, _Result)
+            self.dropped[result.reason] = self.dropped.get(result.reason, 0) + 1
+        else:
+            self.sent += 1
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._busy:
+        with self.cond:
+            while self.queue or self.busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self.cond.wait(remaining)
             return True
 
     def stop(self) -> None:
-        with self._cond:
+        with self.cond:
             self._stopped = True
-            self._cond.notify_all()
+            if self.queue:
+                self._drop("shutdown", len(self.queue))
+                self.queue.clear()
+            self.cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)

@@ -14,7 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ._batch import BatchWorker, _count_value
+from ._batch import BatchWorker, count_value
 from ._derive import Deriver
 from ._dialects import OI_KIND as _OI_KIND
 from ._dialects import TL_KIND as _TL_KIND
@@ -71,7 +71,7 @@ class AgentmonSpanProcessor(SpanProcessor):
 
     def counts(self) -> tuple[int, int, int]:
         """(started, ended, ended but not handed to an exporter of ours)."""
-        return _count_value(self._started), _count_value(self._ended), _count_value(self._not_exported)
+        return count_value(self._started), count_value(self._ended), count_value(self._not_exported)
 
 
 class AccountingLogProcessor(LogRecordProcessor):

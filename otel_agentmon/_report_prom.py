@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from ._alert_episodes import PROMETHEUS, SAME_EPISODE_S, episodes
 from ._analytics_base import Evidence, Window
 from ._analytics_change import MW_TEST, Z_TEST, Comparison, RegressionPolicy, Trend, split
 from ._analytics_stats import histogram_quantile, mann_whitney_grouped, ols, two_proportion_greater
@@ -263,19 +264,34 @@ def _charts_and_trends(prom: Prom, t0: float, t1: float, window: Window) -> tupl
 
 
 def _alerts(prom: Prom, t0: float, t1: float) -> list[AlertSummary]:
-    out = []
-    for expr, name_label in ((prom.m("ALERTS", 'alertstate="firing"'), "alertname"),
-                             (f"{prom.m('agentmon_alert_firing')} == 1", "agentmon_alert_rule")):
-        for r in prom.query_range(expr, t0, t1, _step(t0, t1)):
+    """Alerts Prometheus evaluated (``ALERTS``) and those the processes evaluated
+    (``agentmon_alert_firing``): the same rule for the same agent counts once per episode."""
+    step = _step(t0, t1)
+    found: dict[tuple[str, str | None], list[tuple[float, str, bool]]] = {}
+    severity: dict[tuple[str, str | None], str] = {}
+    for expr, name_label, where in ((prom.m("ALERTS", 'alertstate="firing"'), "alertname", PROMETHEUS),
+                                    (f"{prom.m('agentmon_alert_firing')} == 1", "agentmon_alert_rule", "")):
+        for r in prom.query_range(expr, t0, t1, step):
             labels = r["metric"]
             times = [float(t) for t, _ in r["values"]]
             if not times:
                 continue
-            onsets = 1 + sum(1 for a, b in itertools.pairwise(times) if b - a > 1.5 * _step(t0, t1))
-            last = "firing" if t1 - times[-1] <= 2 * _step(t0, t1) else "resolved"
-            out.append(AlertSummary(labels.get(name_label, "?"), labels.get("gen_ai_agent_name"),
-                                    labels.get("severity", labels.get("agentmon_alert_severity", "")), onsets,
-                                    int(times[0] * 1e9), last, ""))
+            key = (labels.get(name_label, "?"), labels.get("gen_ai_agent_name"))
+            severity.setdefault(key, labels.get("severity", labels.get("agentmon_alert_severity", "")))
+            source = f"{where}/{labels.get('instance', '')}" if where else labels.get("instance", "process")
+            transitions = found.setdefault(key, [])
+            transitions.append((times[0], source, True))
+            for a, b in itertools.pairwise(times):
+                if b - a > 1.5 * step:  # a gap: it resolved and fired again
+                    transitions += [(a + step, source, False), (b, source, True)]
+            if t1 - times[-1] > 2 * step:
+                transitions.append((times[-1] + step, source, False))
+    out = []
+    for key, transitions in found.items():
+        runs = episodes(transitions, max(SAME_EPISODE_S, 2 * step))
+        out.append(AlertSummary(key[0], key[1], severity[key], len(runs), int(runs[0].start * 1e9),
+                                "firing" if runs[-1].end is None else "resolved", "",
+                                tuple(dict.fromkeys(s for ep in runs for s in ep.sources))))
     return out
 
 

@@ -77,17 +77,14 @@ def rule_from_dict(data: Mapping[str, Any]) -> AlertRule:
 
 
 def load_rules(source: str | Path) -> list[AlertRule]:
-    """Read a rule file; raises ``ValueError`` naming the first problem."""
-    text = Path(source).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
-        raise ValueError(f"{source}: expected a mapping with a 'rules' list")
-    rules = []
-    for i, entry in enumerate(cast(list[object], data["rules"])):
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{source}: rule #{i + 1} is not a mapping: {entry!r}")
-        rules.append(rule_from_dict(cast(Mapping[str, Any], entry)))
-    return rules
+    """Read a rule file; raises ``ValueError`` (a ``RuleFileError``) listing every problem in it,
+    each as ``path:line: problem`` (an unreadable file included)."""
+    from ._rule_file import RuleFileError, check_rule_file
+
+    report = check_rule_file(source)
+    if report.errors:
+        raise RuleFileError(report.errors)
+    return report.rules
 
 
 def _number(value: float) -> str:
@@ -104,6 +101,32 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
+#: Prometheus remembers an agent whose series vanished (with no last ``stopped`` state) this long:
+#: an ``up`` rule fires for it until then.
+VANISHED_LOOKBACK: Final = "1h"
+#: Series absent for less than this (a scrape or Collector hiccup) are not yet a vanished agent.
+VANISHED_AFTER: Final = "2m"
+
+
+def _up(rule: AlertRule) -> str:
+    """``agentmon_agent_up`` as the in-process ``up`` signal reads: 1 alive, 0 down, no value stopped.
+
+    A process reports 0 for an agent that missed its promised heartbeats; a process that exits
+    cleanly last reports ``up`` 0 together with ``agentmon_agent_health{agentmon_health_state=
+    "stopped"}`` 1, and one that is killed just stops reporting. The Collector's ``prometheus``
+    exporter keeps a series' last value until its ``metric_expiration`` (10m in our configs), then
+    drops it. So: a series whose last ``stopped`` sample is 1 is no alert, ever; a series gone for
+    ``VANISHED_AFTER`` without that is 0 (down), unless the agent is up in another process (a
+    restart) — for ``VANISHED_LOOKBACK``."""
+    up = f"agentmon_agent_up{_selector(rule)}"
+    stopped_sel = _selector(rule, 'agentmon_health_state="stopped"')
+    stopped = f"agentmon_agent_health{stopped_sel}"
+    vanished = (f"(max_over_time({up}[{VANISHED_LOOKBACK}]) * 0 unless max_over_time({up}[{VANISHED_AFTER}]))"
+                f" unless on (gen_ai_agent_name) ({up} == 1)")
+    return (f"(({up} or ({vanished}))"
+            f" unless ignoring (agentmon_health_state) (last_over_time({stopped}[{VANISHED_LOOKBACK}]) == 1))")
+
+
 def _selector(rule: AlertRule, extra: str = "") -> str:
     matchers = [m for m in (extra, "" if rule.agent == "*" else f'gen_ai_agent_name="{rule.agent}"') if m]
     return "{" + ",".join(matchers) + "}" if matchers else ""
@@ -117,7 +140,7 @@ def promql(rule: AlertRule) -> str:
     unhealthy = _selector(rule, 'agentmon_health_state="unhealthy"')
     errors = _selector(rule, 'agentmon_task_outcome="error"')
     expressions = {
-        "up": f"agentmon_agent_up{sel}",
+        "up": _up(rule),
         "unhealthy": f"agentmon_agent_health{unhealthy}",
         "stuck_tasks": f"{by} (agentmon_tasks_stuck{sel})",
         "in_flight": f"{by} (agentmon_tasks_in_flight{sel})",

@@ -8,11 +8,15 @@ Everything user-supplied passes through here first. Nothing here raises.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Final
 
 from opentelemetry.util.types import AttributeValue
+
+from ._guard import log_once
 
 DEFAULT_MAX_LENGTH: Final = 8192
 MAX_DEPTH: Final = 64  # the spec's AttributeValueDepthLimit default
@@ -177,3 +181,124 @@ def clean_attributes(attributes: Mapping[str, object] | None) -> dict[str, Attri
     except Exception:  # noqa: BLE001 - a hostile mapping; keep what we have
         pass
     return out
+
+
+# --- arguments of the public API -----------------------------------------------------------------
+# A wrong type is coerced where the meaning is clear (an id given as a number or a UUID becomes its
+# string, as the conventions want) and dropped otherwise, with one rate-limited warning naming the
+# argument. Nothing here raises into the caller.
+
+_NOT_TEXT: Final = (bool, Mapping, list, tuple, set, frozenset)
+
+
+def _brief(value: object) -> str:
+    """A short, safe description of a bad argument (scalars shown, anything else by type)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return safe_repr(value) if not isinstance(value, float) else repr(float(value))
+    if isinstance(value, str):
+        return repr(clean_str(str.__str__(value), 40))
+    return f"<{safe_repr(type(value).__qualname__)}>"
+
+
+def warn_arg(call: str, arg: str, value: object, expected: str, outcome: str = "ignored") -> None:
+    """One rate-limited warning about a bad argument of a public function."""
+    log_once(logging.WARNING, f"arg:{call}:{arg}", "%s(%s=%s) %s: expected %s", call, arg, _brief(value),
+             outcome, expected)
+
+
+def _as_text(value: object) -> str | None:
+    """``value`` as text when that is what it means (a string, number, UUID or other object with its
+    own ``__str__``); None for containers, bools and objects that only have the default repr."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, _NOT_TEXT):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, numbers.Number) or type(value).__str__ is not object.__str__:
+        try:
+            return str(value)
+        except Exception:  # noqa: BLE001 - a __str__ that raises: no usable text
+            return None
+    return None
+
+
+def text_arg(value: object, call: str, arg: str) -> str | None:
+    """An optional string argument (an id, a description), or None when absent or unusable."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return clean_str(value)
+    text = _as_text(value)
+    if text is None:
+        warn_arg(call, arg, value, "a string (ids may also be numbers or UUIDs)")
+        return None
+    return clean_str(text)
+
+
+def name_arg(value: object, call: str, arg: str) -> str:
+    """A required name (span names, agent and tool names): always a usable string."""
+    if type(value) is str:
+        return clean_name(value)
+    text = _as_text(value)
+    if text is None or not text:
+        name = clean_name(value)
+        warn_arg(call, arg, value, "a non-empty string", f"used as {name!r}")
+        return name
+    return clean_name(text)
+
+
+def optional_name_arg(value: object, call: str, arg: str) -> str | None:
+    """An optional low-cardinality name (a model, a finish reason)."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return clean_name(value)
+    text = _as_text(value)
+    if not text:
+        warn_arg(call, arg, value, "a non-empty string")
+        return None
+    return clean_name(text)
+
+
+def count_arg(value: object, call: str, arg: str) -> int | None:
+    """A non-negative integer count (token usage); integral floats are accepted, anything else
+    (NaN, infinities, negative or fractional numbers, bools, strings) is dropped with a warning."""
+    if value is None:
+        return None
+    number: int | None = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        real = float(value)
+        if math.isfinite(real) and real.is_integer():
+            number = int(real)
+    if number is None or not 0 <= number <= _INT64_MAX:
+        warn_arg(call, arg, value, "a non-negative integer")
+        return None
+    return number
+
+
+def attributes_arg(value: object, call: str) -> dict[str, AttributeValue]:
+    """The ``attributes`` argument: a mapping of names to values; anything else is dropped."""
+    if value is None:
+        return {}
+    try:
+        mapping = callable(getattr(value, "items", None))
+    except Exception:  # noqa: BLE001 - a hostile object
+        mapping = False
+    if not mapping:
+        warn_arg(call, "attributes", value, "a mapping of attribute names to values")
+        return {}
+    return clean_attributes(value)  # type: ignore[arg-type]
+
+
+def seconds_arg(value: object, call: str, arg: str, default: float) -> float:
+    """A duration in seconds: None means ``default``, negative means 0; NaN, infinities and
+    non-numbers are replaced by ``default`` with a warning."""
+    if value is None:
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return max(0.0, float(value))
+    warn_arg(call, arg, value, "a finite number of seconds", f"replaced by {default:g}")
+    return default

@@ -61,6 +61,15 @@ AGENTMON_TASK_OUTCOME: Final = "agentmon.task.outcome"
 AGENTMON_SWARM_NAME: Final = "agentmon.swarm.name"
 AGENTMON_AGENT_ROLE: Final = "agentmon.agent.role"
 AGENTMON_HEALTH_STATE: Final = "agentmon.health.state"
+#: ``agentmon.health.state`` values (``stopped``: shut down cleanly or retired; never unhealthy)
+HEALTH_STATES: Final = ("healthy", "degraded", "unhealthy", "stopped")
+HEALTH_STOPPED: Final = "stopped"
+#: What an agent is doing: ``busy`` (a task runs), ``idle`` (alive, no task), ``stopped``, ``down``
+AGENTMON_AGENT_LIFECYCLE: Final = "agentmon.agent.lifecycle"
+LIFECYCLE_BUSY: Final = "busy"
+LIFECYCLE_IDLE: Final = "idle"
+LIFECYCLE_STOPPED: Final = "stopped"
+LIFECYCLE_DOWN: Final = "down"
 AGENTMON_ALERT_RULE: Final = "agentmon.alert.rule"
 AGENTMON_ALERT_SEVERITY: Final = "agentmon.alert.severity"
 
@@ -148,3 +157,12 @@ NETWORK_IO_DIRECTION_LEGACY: Final = "direction"  # older system-metrics instrum
 
 # Content-capture environment variable (util-genai semantics).
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+# --- agentmon self-observability ------------------------------------------------------------------
+#: span starts/ends (and tracked tasks) metric derivation lost under overload, by ``error.type``
+M_DERIVATION_DROPPED: Final = "agentmon.derivation.dropped"
+UNIT_SPAN: Final = "{span}"
+
+# --- Exception events (read from other instrumentations' failed spans) -------------------------
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"

@@ -1,8 +1,9 @@
 """Every option of ``configure()`` as data: name, environment variable, type, default, doc.
 
-Precedence is argument > environment variable > default. A bad environment value logs one
-warning and falls back to the default. The README's configuration table is checked against
-``OPTIONS`` by a test.
+Precedence is argument > environment variable > default. Reading them never raises: a bad
+argument, a bad environment value or an unknown option name logs one warning (naming the option,
+the value and what is accepted) and that option falls back to the next source. The README's
+configuration table is checked against ``OPTIONS`` by a test.
 """
 
 from __future__ import annotations
@@ -10,12 +11,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import reprlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
 from ._guard import log_once
+from ._option_values import (
+    Choice,
+    accepts,
+    from_argument,
+    parse_bool,
+    parse_endpoint,
+    parse_headers,
+    parse_port,
+    parse_positive_float,
+    parse_positive_int,
+    parse_str,
+)
+from ._sanitize import clean_str, safe_repr
 from ._semconv import ENV_CAPTURE_CONTENT
 
 Protocol: TypeAlias = Literal["http/protobuf", "grpc"]
@@ -31,76 +46,17 @@ PRODUCTION_SPAN_DELAY_MS: Final = 5000
 PRODUCTION_METRIC_INTERVAL_MS: Final = 60000
 
 
-def _parse_bool(raw: str) -> bool:
-    low = raw.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
+_parse_bool = parse_bool
+_parse_positive_int = parse_positive_int
+_parse_positive_float = parse_positive_float
+_parse_port = parse_port
+_parse_str = parse_str
+_parse_endpoint = parse_endpoint
+_parse_headers = parse_headers
 
 
-def _parse_choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _parse_positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _parse_positive_float(raw: str) -> float:
-    value = float(raw.strip())
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _parse_port(raw: str) -> int:
-    value = int(raw.strip())
-    if not 0 <= value < 65536:
-        raise ValueError("must be a port number (0 picks a free one)")
-    return value
-
-
-def _parse_str(raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ValueError(raw)
-    return value
-
-
-def _parse_endpoint(raw: str) -> str:
-    from urllib.parse import urlsplit
-
-    value = raw.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("an OTLP endpoint is an http:// or https:// URL with a host")
-    parts.port  # noqa: B018 - raises ValueError on a malformed port
-    return value
-
-
-def _parse_headers(raw: str) -> dict[str, str]:
-    from urllib.parse import unquote
-
-    out: dict[str, str] = {}
-    for part in raw.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ValueError("malformed header")  # no value in the message: headers hold secrets
-        out[unquote(key.strip())] = unquote(value.strip())
-    return out
+def _parse_choice(*choices: str, upper: bool = False) -> Choice:
+    return Choice(*choices, upper=upper)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +125,8 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("health_interval", "AGENTMON_HEALTH_INTERVAL", _parse_positive_float, None,
            "seconds between health/alert evaluations; default from the profile (0.1 / 1.0)"),
     Option("heartbeat_timeout", "AGENTMON_HEARTBEAT_TIMEOUT", _parse_positive_float, 10.0,
-           "an agent with no activity or heartbeat for this many seconds is down"),
+           "an agent that promised heartbeats (called `heartbeat()`) is down after this many seconds "
+           "without one, a span or a running task"),
     Option("stuck_after", "AGENTMON_STUCK_AFTER", _parse_positive_float, 60.0,
            "a task running longer than this many seconds is stuck"),
     Option("health_policy", None, _parse_str, None,
@@ -240,40 +197,70 @@ class Settings:
     explicit: frozenset[str] = frozenset()
 
 
-def _checked_argument(opt: Option, value: object) -> object:
-    """Validate an argument the way its environment variable is parsed; fail fast if invalid."""
-    if value is None:
-        return None
+def _shown(opt: Option, value: object) -> str:
+    if opt.secret:
+        return "<redacted>"
     try:
-        if isinstance(value, str) and opt.parse is not _parse_str:
-            return opt.parse(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and opt.parse in (
-            _parse_positive_int, _parse_positive_float,
-        ):
-            return opt.parse(str(value))
-    except (ValueError, TypeError) as exc:
-        shown = "<redacted>" if opt.secret else repr(value)
-        raise ValueError(f"configure({opt.name}={shown}): {exc or 'invalid value'}") from None
-    return value
+        return clean_str(reprlib.repr(value), 200)
+    except Exception:  # noqa: BLE001 - a value whose __repr__ raises
+        return f"<{safe_repr(type(value).__qualname__)}>"
+
+
+def _warn_unknown(unknown: set[str]) -> None:
+    import difflib
+
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, OPTION_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see the README's configuration table"
+        log_once(logging.WARNING, f"arg:unknown:{name}", "configure(): unknown option %r ignored%s",
+                 clean_str(name, 100), hint)
+
+
+def _read(opt: Option, args: Mapping[str, object], env: Mapping[str, str]) -> tuple[object, bool]:
+    """(value, came from the argument) for ``opt``: argument > environment > default; never raises."""
+    bad_arg: str | None = None
+    arg = args.get(opt.name)
+    if arg is not None:
+        try:
+            return from_argument(opt.name, opt.parse, arg), True
+        except Exception:  # noqa: BLE001 - a bad argument is a warning, never an exception
+            bad_arg = _shown(opt, arg)
+    value: object = None
+    raw = env.get(opt.env, "") if opt.env is not None else ""
+    if raw.strip():
+        try:
+            value = opt.parse(raw)
+        except Exception:  # noqa: BLE001 - a bad environment value is a warning, never an exception
+            log_once(logging.WARNING, f"env:{opt.env}", "ignoring %s=%s: expected %s; using %s", opt.env,
+                     "<redacted>" if opt.secret else repr(clean_str(raw, 200)), accepts(opt.name, opt.parse),
+                     _fallback(opt, None))
+    if bad_arg is not None:
+        log_once(logging.WARNING, f"arg:{opt.name}", "configure(%s=%s) ignored: expected %s; using %s", opt.name,
+                 bad_arg, accepts(opt.name, opt.parse), _fallback(opt, value))
+    return value, False
+
+
+def _fallback(opt: Option, env_value: object) -> str:
+    if env_value is not None:
+        return f"{opt.env} from the environment"
+    if opt.default is None or opt.name.endswith("_ms"):
+        return "the default"
+    return f"the default {opt.default!r}"
 
 
 def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
-    """Apply argument > environment > default for every option; never raises on env input."""
+    """Apply argument > environment > default for every option. Never raises: an unknown option, a
+    bad argument or a bad environment value is one warning each, and that option falls back."""
     env = os.environ if environ is None else environ
-    unknown = set(args) - OPTION_NAMES
+    unknown = {str(k) for k in args} - OPTION_NAMES
     if unknown:
-        raise TypeError(f"configure() got unexpected options: {sorted(unknown)}")
+        _warn_unknown(unknown)
     values: dict[str, object] = {}
+    explicit: set[str] = set()
     for opt in OPTIONS:
-        value = _checked_argument(opt, args.get(opt.name))
-        if value is None and opt.env is not None and env.get(opt.env, "").strip():
-            raw = env[opt.env]
-            try:
-                value = opt.parse(raw)
-            except (ValueError, TypeError):
-                shown = "<redacted>" if opt.secret else repr(raw)
-                log_once(logging.WARNING, f"env:{opt.env}", "ignoring %s=%s: not a valid value; using the default",
-                         opt.env, shown)
+        value, from_arg = _read(opt, args, env)
+        if from_arg:
+            explicit.add(opt.name)
         values[opt.name] = value if value is not None else opt.default
     realtime = bool(values["realtime"])
     if values["span_schedule_delay_ms"] is None:
@@ -286,8 +273,7 @@ def resolve(args: Mapping[str, object], environ: Mapping[str, str] | None = None
         values["health_interval"] = 0.1 if realtime else 1.0
     if values["service_name"] is None:
         values["service_name"] = _default_service_name()
-    explicit = frozenset(k for k, v in args.items() if v is not None)
-    return Settings(**values, explicit=explicit)  # type: ignore[arg-type]
+    return Settings(**values, explicit=frozenset(explicit))  # type: ignore[arg-type]
 
 
 def options_markdown() -> str:

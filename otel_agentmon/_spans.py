@@ -34,7 +34,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import _semconv as sc
 from . import _state
 from ._guard import report_internal_error
-from ._sanitize import clean_attributes, clean_name, clean_str, clean_value, safe_repr
+from ._sanitize import (
+    attributes_arg,
+    clean_attributes,
+    clean_name,
+    clean_str,
+    clean_value,
+    name_arg,
+    optional_name_arg,
+    safe_repr,
+    text_arg,
+)
 from ._wrap import wrap
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,44 +205,40 @@ class _Op:
         self.__exit__(exc_type, exc, tb)
 
 
-def _extra(attributes: Mapping[str, object] | None) -> dict[str, Any]:
-    return clean_attributes(attributes) if attributes else {}
-
-
 def agent(name: str, *, description: str | None = None, model: str | None = None,
           conversation_id: str | None = None, attributes: Mapping[str, object] | None = None) -> _Op:
     """An agent invocation: ``invoke_agent {name}`` (INTERNAL), as decorator or context manager."""
-    agent_name = clean_name(name)
+    agent_name = name_arg(name, "agent", "name")
     attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: agent_name}
-    if description is not None:
-        attrs[sc.GEN_AI_AGENT_DESCRIPTION] = clean_str(description)
-    if model is not None:
-        attrs[sc.GEN_AI_REQUEST_MODEL] = clean_name(model)
-    if conversation_id is not None:
-        attrs[sc.GEN_AI_CONVERSATION_ID] = clean_str(conversation_id)
-    attrs.update(_extra(attributes))
+    if (text := text_arg(description, "agent", "description")) is not None:
+        attrs[sc.GEN_AI_AGENT_DESCRIPTION] = text
+    if (model_name := optional_name_arg(model, "agent", "model")) is not None:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model_name
+    if (text := text_arg(conversation_id, "agent", "conversation_id")) is not None:
+        attrs[sc.GEN_AI_CONVERSATION_ID] = text
+    attrs.update(attributes_arg(attributes, "agent"))
     return _Op(f"{sc.OP_INVOKE_AGENT} {agent_name}", attrs, agent=agent_name)
 
 
 def tool(name: str, *, type: str = "function", description: str | None = None,  # noqa: A002
          call_id: str | None = None, attributes: Mapping[str, object] | None = None) -> _Op:
     """A tool call: ``execute_tool {name}`` (INTERNAL); ``gen_ai.agent.name`` comes from context."""
-    tool_name = clean_name(name)
+    tool_name = name_arg(name, "tool", "name")
     attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: tool_name,
-                             sc.GEN_AI_TOOL_TYPE: clean_name(type)}
-    if description is not None:
-        attrs[sc.GEN_AI_TOOL_DESCRIPTION] = clean_str(description)
-    if call_id is not None:
-        attrs[sc.GEN_AI_TOOL_CALL_ID] = clean_str(call_id)
-    attrs.update(_extra(attributes))
+                             sc.GEN_AI_TOOL_TYPE: name_arg(type, "tool", "type")}
+    if (text := text_arg(description, "tool", "description")) is not None:
+        attrs[sc.GEN_AI_TOOL_DESCRIPTION] = text
+    if (text := text_arg(call_id, "tool", "call_id")) is not None:
+        attrs[sc.GEN_AI_TOOL_CALL_ID] = text
+    attrs.update(attributes_arg(attributes, "tool"))
     return _Op(f"{sc.OP_EXECUTE_TOOL} {tool_name}", attrs, inherit_agent=True)
 
 
 def workflow(name: str, *, attributes: Mapping[str, object] | None = None) -> _Op:
     """A workflow / swarm run: ``invoke_workflow {name}`` (INTERNAL). Keep ``name`` low-cardinality."""
-    wf_name = clean_name(name)
+    wf_name = name_arg(name, "workflow", "name")
     attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_WORKFLOW, sc.GEN_AI_WORKFLOW_NAME: wf_name}
-    attrs.update(_extra(attributes))
+    attrs.update(attributes_arg(attributes, "workflow"))
     return _Op(f"{sc.OP_INVOKE_WORKFLOW} {wf_name}", attrs)
 
 
@@ -243,12 +249,12 @@ def task(task_type: str, *, agent: str | None = None, task_id: str | None = None
     ``agent`` defaults to the enclosing ``agent(...)``. ``task_id`` goes on the span only (never on
     metrics). ``task_type`` must be low-cardinality: it labels the task metrics.
     """
-    ttype = clean_name(task_type)
+    ttype = name_arg(task_type, "task", "task_type")
     attrs: dict[str, Any] = {sc.AGENTMON_TASK_TYPE: ttype}
-    agent_name = clean_name(agent) if agent is not None else None
+    agent_name = optional_name_arg(agent, "task", "agent")
     if agent_name is not None:
         attrs[sc.GEN_AI_AGENT_NAME] = agent_name
-    if task_id is not None:
-        attrs[sc.AGENTMON_TASK_ID] = clean_str(task_id)
-    attrs.update(_extra(attributes))
+    if (text := text_arg(task_id, "task", "task_id")) is not None:
+        attrs[sc.AGENTMON_TASK_ID] = text
+    attrs.update(attributes_arg(attributes, "task"))
     return _Op(f"task {ttype}", attrs, agent=agent_name, is_task=True, inherit_agent=agent_name is None)

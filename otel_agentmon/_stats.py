@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from ._notify import NotifierStats
+
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -20,6 +22,14 @@ class Stats:
     * ``spans_not_exported``: ended while no exporter of ours was configured (traces exporter
       ``none``, or the application's own provider and pipeline export them) or not sampled.
     * ``spans_open``: started and not yet ended.
+    * ``notifications``: where each alert notification went (sent, failed, de-duplicated, dropped
+      by reason), one per transition and notifier; see :class:`NotifierStats`.
+    * ``derivation_dropped``: what metric derivation lost under overload (agent metrics and
+      summaries undercount; export is not affected), by reason in ``derivation_dropped_by_reason``:
+      ``queue_full`` and ``stopped`` (span starts/ends offered while its queue was full or after
+      shutdown), ``shutdown_deadline`` (still queued at shutdown's deadline), ``in_flight_evicted``
+      (running tasks forgotten at the in-flight table's cap). Also the ``agentmon.derivation.dropped``
+      metric.
     """
 
     spans_started: int
@@ -36,6 +46,8 @@ class Stats:
     metric_exports_failed: int
     metric_exports_skipped: int
     derivation_dropped: int
+    notifications: NotifierStats = dataclasses.field(default_factory=NotifierStats)
+    derivation_dropped_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def spans_open(self) -> int:

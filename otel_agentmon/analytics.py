@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
+from ._alert_episodes import episodes
 from ._analytics_base import (
     DEFAULT_PRICES,
     DEFAULT_PRICES_AS_OF,
@@ -76,10 +77,12 @@ class AlertSummary:
     rule: str
     agent: str | None
     severity: str
-    fired: int
+    fired: int  # episodes: evaluated in the process and in serve, one firing counts once
     first_fired_ns: int
     last_state: str
     summary: str
+    #: where it was evaluated ("" = the process that recorded it; "serve"; a process of serve's)
+    sources: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +170,8 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
     necks = bottlenecks(spans, window, tree)
     comparisons = compare(spans, baseline, recent, policy, tree)
     trend_list = trends(inside, window, trend_buckets)
-    alert_list = summarize_alerts(alerts, window)
+    alert_records = list(alerts)
+    alert_list = summarize_alerts(alert_records, _alert_window(window, [a.time_ns for a in alert_records], end_ns))
     metric_list = summarize_metrics(metrics, window)
     note = f"the default example price table ({DEFAULT_PRICES_AS_OF})" if prices is None else \
         "the price table given"
@@ -180,17 +184,30 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
                     opportunities, policy, note, len(inside), points)
 
 
+def _alert_window(window: Window, times: list[int], end_ns: int | None) -> Window:
+    """An open end of the period reaches every later alert: AgentDown fires after the last span."""
+    if end_ns is not None or not times:
+        return window
+    return Window(window.start_ns if window.end_ns > window.start_ns else min(times),
+                  max(window.end_ns, max(times) + 1))
+
+
 def summarize_alerts(alerts: Iterable[AlertRecord], window: Window) -> list[AlertSummary]:
+    """One summary per alert instance (rule, agent). The same rule evaluated in several places (the
+    process, agentmon serve: the ``source`` label of serve's recordings) counts once per episode."""
     by: dict[tuple[str, str | None], list[AlertRecord]] = {}
     for a in sorted(alerts, key=lambda a: a.time_ns):
         if window.contains(a.time_ns):
             by.setdefault((a.rule, a.agent), []).append(a)
     out = []
     for (rule, agent), events in by.items():
+        found = episodes((e.time_ns / 1e9, e.labels.get("source", ""), e.state == "firing") for e in events)
         fired = [e for e in events if e.state == "firing"]
         first = fired[0] if fired else events[0]
-        out.append(AlertSummary(rule, agent, first.severity, len(fired), first.time_ns, events[-1].state,
-                                next((e.summary for e in events if e.summary), "")))
+        last = ("firing" if found[-1].end is None else "resolved") if found else events[-1].state
+        out.append(AlertSummary(rule, agent, first.severity, len(found), first.time_ns, last,
+                                next((e.summary for e in events if e.summary), ""),
+                                tuple(dict.fromkeys(s for ep in found for s in ep.sources))))
     return sorted(out, key=lambda s: (-s.fired, s.first_fired_ns))
 
 

@@ -10,6 +10,11 @@ an ``OTEL_*`` / ``OTEL_AGENTMON_*`` variable), then instruments the classes and 
 in ``OTEL_AGENTMON_INSTRUMENT``. The distro defaults ``OTEL_PYTHON_CONFIGURATOR`` to ours, and
 loads otel_agentmon's own framework instrumentors *after* every other instrumentor, so that when
 another instrumentation of the same framework is present ours can see it and stand down.
+
+No instrumentor is instrumented twice: one that is already active (say, the application or our
+configurator started it) is skipped, and when our configurator has run, the stock
+``system_metrics`` entry point is left to it (``configure()`` instruments system metrics as its
+``system_metrics`` option says: the default set, all, or none).
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ from ._sdk_compat import ConfiguratorBase
 
 NAME: Final = "agentmon"
 _OWN_PREFIX: Final = "agentmon_"  # our opentelemetry_instrumentor entry-point names
+#: Entry points whose instrumentor configure() owns once our configurator has run.
+_CONFIGURED_BY_US: Final = frozenset({"system_metrics"})
 _deferred: list[tuple[Any, dict[str, Any]]] = []
+_configured = False  # our configurator ran configure() (it runs before the instrumentors)
+_log = logging.getLogger("otel_agentmon")
 
 
 class AgentmonDistro(BaseDistro):  # type: ignore[misc]
@@ -35,10 +44,23 @@ class AgentmonDistro(BaseDistro):  # type: ignore[misc]
         os.environ.setdefault("OTEL_PYTHON_CONFIGURATOR", NAME)
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
-        if str(getattr(entry_point, "name", "")).startswith(_OWN_PREFIX):
+        name = str(getattr(entry_point, "name", ""))
+        if name.startswith(_OWN_PREFIX):
             _deferred.append((entry_point, kwargs))  # instrumented by post_instrument()
             return
-        super().load_instrumentor(entry_point, **kwargs)
+        if _configured and name in _CONFIGURED_BY_US:
+            _log.debug("%s: left to otel_agentmon.configure()", name)
+            return
+        _instrument_once(entry_point, kwargs)
+
+
+def _instrument_once(entry_point: Any, kwargs: dict[str, Any]) -> None:
+    """What ``BaseDistro.load_instrumentor`` does, minus a second ``instrument()`` of an active one."""
+    instrumentor = entry_point.load()()
+    if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):
+        _log.debug("%s: already instrumented", getattr(entry_point, "name", entry_point))
+        return
+    instrumentor.instrument(**kwargs)
 
 
 def post_instrument() -> None:
@@ -46,7 +68,7 @@ def post_instrument() -> None:
     while _deferred:
         entry_point, kwargs = _deferred.pop(0)
         try:
-            entry_point.load()().instrument(**kwargs)
+            _instrument_once(entry_point, kwargs)
         except ModuleNotFoundError:
             pass  # the framework is not installed: nothing to instrument
         except Exception:  # noqa: BLE001
@@ -58,6 +80,7 @@ class AgentmonConfigurator(ConfiguratorBase):
     """``OTEL_PYTHON_CONFIGURATOR=agentmon``."""
 
     def _configure(self, **kwargs: Any) -> None:
+        global _configured
         from ._monitor import configure
         from ._zero_code import install_from_env
 
@@ -66,4 +89,9 @@ class AgentmonConfigurator(ConfiguratorBase):
         except Exception:  # noqa: BLE001 - a start-up hook must never stop the program
             log_once(logging.ERROR, "distro:configure", "otel_agentmon could not configure", exc_info=True)
             return
-        install_from_env()
+        _configured = True
+        try:
+            install_from_env()
+        except Exception:  # noqa: BLE001
+            log_once(logging.ERROR, "distro:instrument", "OTEL_AGENTMON_INSTRUMENT could not be applied",
+                     exc_info=True)

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from . import _sanitize, _state
+from . import _sanitize, _state, _walks
 from ._monitor import Monitor, _configure_for_testing
 
 __all__ = ["Capture", "SequentialIdGenerator", "StepClock", "agentmon_capture", "agentmon_capture_stepclock",
@@ -68,6 +68,30 @@ class StepClock:
             return self._now
 
 
+def _span_tree(spans: Sequence[ReadableSpan]) -> list[Any]:
+    """``Capture.tree()`` of any spans: each span once, whatever their parent links say.
+
+    A span whose parent is not among them is a root, and so is each span on a cycle of parent
+    links; a parent id that two spans share is the first of them (in start order).
+    """
+    ordered = sorted(spans, key=lambda s: s.start_time or 0)
+    first: dict[tuple[int, int], int] = {}
+    for i, span in enumerate(ordered):
+        if span.context is not None:
+            first.setdefault((span.context.trace_id, span.context.span_id), i)
+    links: dict[int, int | None] = {}
+    for i, span in enumerate(ordered):
+        parent = span.parent
+        links[i] = None if parent is None else first.get((parent.trace_id, parent.span_id))
+    parents = _walks.acyclic_parents(links)
+    nodes: list[tuple[str, list[Any]]] = [(span.name, []) for span in ordered]
+    roots: list[Any] = []
+    for i, node in enumerate(nodes):  # no recursion: a chain of any depth builds
+        parent_index = parents[i]
+        (roots if parent_index is None else nodes[parent_index][1]).append(node)
+    return roots
+
+
 class Capture:
     """Spans, metrics and log records produced while it is active."""
 
@@ -94,14 +118,7 @@ class Capture:
 
     def tree(self) -> list[Any]:
         """Span names as nested ``(name, [children])`` tuples, roots first, in start order."""
-        spans = sorted(self.spans(), key=lambda s: s.start_time or 0)
-        ids = {s.context.span_id for s in spans}
-
-        def build(span: ReadableSpan) -> tuple[str, list[Any]]:
-            kids = [s for s in spans if s.parent is not None and s.parent.span_id == span.context.span_id]
-            return (span.name, [build(k) for k in kids])
-
-        return [build(s) for s in spans if s.parent is None or s.parent.span_id not in ids]
+        return _span_tree(self.spans())
 
     def metrics(self) -> dict[str, Metric]:
         """The current value of every metric, by name (derives pending span metrics first)."""

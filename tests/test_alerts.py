@@ -4,6 +4,8 @@ explicit clock values), rule validation, rule files, and alerts end to end throu
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import subprocess
 import sys
 import threading
@@ -150,8 +152,22 @@ def test_resolve_at_the_threshold_is_allowed_and_duplicates_are_rejected() -> No
     AlertRule("r", "up", "<", 1, resolve=1)
     with pytest.raises(ValueError, match="unique"):
         AlertEngine([AlertRule("r", "up", "<", 1), AlertRule("r", "cpu", ">", 0.9)])
-    with pytest.raises(ValueError, match="unique"):
-        capture(alert_rules=[AlertRule("r", "up", "<", 1), AlertRule("r", "cpu", ">", 0.9)])
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_configure_keeps_the_first_of_duplicate_rules_and_skips_non_rules_with_one_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cap, close = capture(alert_rules=[AlertRule("r", "up", "<", 1), AlertRule("r", "cpu", ">", 0.9), "AgentDown",
+                                      AlertRule("s", "cpu", ">", 0.9)])
+    try:
+        health = cap.monitor._health
+        assert health is not None and [(r.name, r.signal) for r in health.engine.rules] == [("r", "up"), ("s", "cpu")]
+    finally:
+        close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "otel_agentmon" and r.levelno == logging.WARNING]
+    assert warnings == ["alert_rules: skipping 2 alert rule(s): 'r' (name already used), str (not an AlertRule); "
+                        "expected a list of otel_agentmon.AlertRule with unique names"]
 
 
 # --- rule files ----------------------------------------------------------------------------------
@@ -188,7 +204,7 @@ RULE = "  - name: R\n    signal: error_rate\n    op: '>'\n"
 
 @pytest.mark.timeout(5)
 @pytest.mark.parametrize(("text", "match"), [
-    ("rules:\n" + RULE + "    threshold: 1\n    colour: red\n", "unknown keys.*colour"),
+    ("rules:\n" + RULE + "    threshold: 1\n    colour: red\n", "rules.yaml:6: rule 'R': unknown key 'colour'"),
     ("rules:\n" + RULE, "missing 'threshold'"),
     ("rules:\n" + RULE + "    threshold: 1\n    for: soon\n", "not a duration: 'soon'"),
     ("rules:\n" + RULE + "    threshold: 1\n    window: 10x\n", "not a duration"),
@@ -218,29 +234,31 @@ def test_rule_file_path_configures_the_monitor() -> None:
 
 
 CONFIGURE_WITH_RULES = """
-import sys, otel_agentmon as am
+import json, logging, sys, otel_agentmon as am
 from opentelemetry import trace
-try:
-    am.configure(alert_rules=sys.argv[1], traces_exporter="none", metrics_exporter="none", logs_exporter="none",
+logging.basicConfig(level=logging.WARNING)
+m = am.configure(alert_rules=sys.argv[1], traces_exporter="none", metrics_exporter="none", logs_exporter="none",
                  system_metrics="off")
-except ValueError as exc:
-    print("ValueError:", exc)
-print(type(trace.get_tracer_provider()).__name__)
+print(json.dumps({"provider": type(trace.get_tracer_provider()).__name__,
+                  "rules": [r.name for r in m._health.engine.rules]}))
 """
 
 
 @pytest.mark.subprocess
 @pytest.mark.timeout(60)
-def test_configure_with_a_bad_rule_file_fails_before_installing_anything(tmp_path: Path) -> None:
+def test_configure_with_a_bad_rule_file_warns_once_and_runs_the_valid_rules(tmp_path: Path) -> None:
     bad = tmp_path / "rules.yaml"
-    bad.write_text("rules:\n" + RULE, encoding="utf-8")
+    bad.write_text("rules:\n" + RULE + "  - name: Good\n    signal: up\n    op: '<'\n    threshold: 1\n"
+                   "  - name: Bad2\n    signal: nope\n    threshold: 1\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", CONFIGURE_WITH_RULES, str(bad)], capture_output=True, text=True,
                           timeout=50, check=True)
-    error, provider = proc.stdout.splitlines()
-    assert error.startswith("ValueError:") and "threshold" in error
-    # Fail fast: a configure() that raised must leave no global provider behind (a corrected retry
-    # would otherwise find "the application's" providers and not own them).
-    assert provider == "ProxyTracerProvider", proc.stdout
+    result = json.loads(proc.stdout)
+    assert result == {"provider": "TracerProvider", "rules": ["Good"]}
+    assert proc.stderr.count("WARNING:otel_agentmon") == 1, proc.stderr
+    assert f"alert_rules='{bad}': 2 problem(s) in the alert rule file; running the 1 valid rule(s)" in proc.stderr
+    assert f"{bad}:2: rule 'R': missing 'threshold'" in proc.stderr
+    assert f"{bad}:10: rule 'Bad2': unknown signal 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # --- end to end through a Monitor -----------------------------------------------------------------
@@ -308,12 +326,26 @@ def test_error_rate_alert_fires_within_a_second_and_resolves_with_hysteresis(
 
 @pytest.mark.timeout(20)
 def test_forget_agent_stops_tracking_it(health_capture: Callable[..., Capture]) -> None:
-    cap = health_capture()
+    cap = health_capture(health_policy=agentmon.HealthPolicy(heartbeat_timeout=0.5, cpu_limit=None,
+                                                             stopped_grace=0.5))
     cap.monitor.heartbeat("retired")
     cap.monitor.heartbeat("worker")
     assert wait_for(lambda: (h := cap.monitor.health().agents.get("retired")) is not None and not h.up)
     cap.monitor.forget_agent("retired")
     cap.monitor.heartbeat("worker")
+    health = cap.monitor.evaluate_health()
+    # Retired on purpose: shown stopped (not down, not counted against the swarm) ...
+    retired = health.agents["retired"]
+    assert (retired.state, retired.lifecycle, retired.up) == ("stopped", "stopped", False)
+    assert health.state == "healthy"
+    stopped = {(p.attributes or {}).get("gen_ai.agent.name") for p in cap.points("agentmon.agent.health")
+               if (p.attributes or {}).get("agentmon.health.state") == "stopped" and p.value == 1}
+    assert stopped == {"retired"}
+    # ... for the grace period, then let go.
+    deadline = time.monotonic() + 10
+    while "retired" in cap.monitor.evaluate_health().agents and time.monotonic() < deadline:
+        cap.monitor.heartbeat("worker")
+        time.sleep(0.05)
     health = cap.monitor.evaluate_health()
     assert "retired" not in health.agents and health.state == "healthy"
     for metric in ("agentmon.agent.up", "agentmon.agent.health"):

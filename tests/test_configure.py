@@ -151,22 +151,70 @@ def test_bad_environment_values_warn_once_and_fall_back() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_invalid_arguments_fail_fast_at_configure() -> None:
+def test_bad_arguments_warn_once_each_and_the_rest_of_the_configuration_applies() -> None:
     result = run_py("""
-        import json, otel_agentmon as am
-        errors = []
-        for bad in ({"endpoint": "not a url"}, {"protocol": "carrier-pigeon"}, {"span_max_queue_size": 0},
-                    {"shutdown_timeout": -1.0}, {"unknown_option": 1}):
-            try:
-                am.configure(**bad)
-            except (ValueError, TypeError) as exc:
-                errors.append(type(exc).__name__ + ": " + str(exc))
-        print(json.dumps({"errors": errors, "configured": am.get_monitor() is not None}))
+        import json, logging, otel_agentmon as am
+        logging.basicConfig(level=logging.WARNING)
+        m = am.configure(service_name="svc", endpoint=123, protocol=5, resource_attributes=[1],
+                         span_max_queue_size=0, shutdown_timeout=-1.0, headers=42, swarm="s1")
+        s = m.settings
+        print(json.dumps({"endpoint": s.endpoint, "protocol": s.protocol, "queue": s.span_max_queue_size,
+                          "shutdown": s.shutdown_timeout, "headers": s.headers, "resource": s.resource_attributes,
+                          "service": dict(m.tracer_provider.resource.attributes)["service.name"],
+                          "swarm": dict(m.tracer_provider.resource.attributes)["agentmon.swarm.name"],
+                          "configured": am.get_monitor() is m}))
+    """, {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_HEADERS": "k=secret-env"})
+    assert result["configured"] and (result["service"], result["swarm"]) == ("svc", "s1")
+    # A bad argument falls back to the environment variable, then the default.
+    assert (result["endpoint"], result["protocol"], result["queue"]) == (None, "grpc", 2048)
+    assert (result["shutdown"], result["resource"], result["headers"]) == (3.0, None, {"k": "secret-env"})
+    warnings = [line for line in result["stderr"].splitlines() if line.startswith("WARNING:otel_agentmon")]
+    assert len(warnings) == 6, result["stderr"]
+    stderr = result["stderr"]
+    assert ("configure(endpoint=123) ignored: expected an http:// or https:// URL with a host; "
+            "using the default") in stderr
+    assert ("configure(protocol=5) ignored: expected one of http/protobuf, grpc; using OTEL_EXPORTER_OTLP_PROTOCOL "
+            "from the environment") in stderr
+    assert "configure(resource_attributes=[1]) ignored: expected a mapping of attribute names to values" in stderr
+    assert "configure(span_max_queue_size=0) ignored: expected a positive integer; using the default 2048" in stderr
+    assert "configure(shutdown_timeout=-1.0) ignored" in stderr
+    assert "configure(headers=<redacted>) ignored" in stderr and "secret" not in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_misspelled_option_is_one_warning_with_a_suggestion_and_nothing_else_changes() -> None:
+    result = run_py("""
+        import json, logging, otel_agentmon as am
+        logging.basicConfig(level=logging.WARNING)
+        m = am.configure("positional", sevice_name="typo", service_name="svc", zzz=1)
+        print(json.dumps({"service": dict(m.tracer_provider.resource.attributes)["service.name"]}))
     """)
-    assert len(result["errors"]) == 5, result["errors"]
-    assert "carrier-pigeon" in result["errors"][1] and "http/protobuf" in result["errors"][1]
-    assert result["errors"][4].startswith("TypeError")
-    assert result["configured"] is False
+    assert result["service"] == "svc"
+    stderr = result["stderr"]
+    assert "configure(): unknown option 'sevice_name' ignored; did you mean 'service_name'?" in stderr
+    assert "configure(): unknown option 'zzz' ignored; see the README's configuration table" in stderr
+    assert "configure() takes keyword arguments only; 1 positional argument(s) ignored" in stderr
+    assert "typo" not in stderr  # the value of an unknown option is never logged (it may be a secret)
+
+
+@pytest.mark.timeout(60)
+def test_an_internal_failure_while_building_leaves_the_application_running_without_telemetry() -> None:
+    result = run_py("""
+        import json, logging, otel_agentmon as am
+        from otel_agentmon import _monitor
+        logging.basicConfig(level=logging.WARNING)
+        def broken(*args, **kwargs):
+            raise RuntimeError("injected")
+        _monitor.warn_if_plaintext_remote = broken  # fault injection: a bug of ours while building
+        m = am.configure(traces_exporter="otlp")
+        @am.agent("a")
+        def work(x):
+            return x * 2
+        print(json.dumps({"value": work(21), "disabled": m.settings.disabled, "same": am.get_monitor() is m}))
+    """)
+    assert result == {"value": 42, "disabled": True, "same": True, "stderr": result["stderr"]}
+    assert "configure() failed; telemetry is off" in result["stderr"] and "injected" in result["stderr"]
 
 
 @pytest.mark.timeout(60)

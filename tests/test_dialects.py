@@ -18,6 +18,7 @@ OI_LANGCHAIN = "openinference.instrumentation.langchain"
 OI_AGENTS = "openinference.instrumentation.openai_agents"
 TL_LANGCHAIN = "opentelemetry.instrumentation.langchain"
 TL_AGENTS = "opentelemetry.instrumentation.openai_agents"
+OI_SMOLAGENTS = "openinference.instrumentation.smolagents"
 
 OP = "gen_ai.operation.name"
 AGENT = "gen_ai.agent.name"
@@ -47,6 +48,39 @@ def test_openinference_agent_is_an_agent_invocation_and_a_task() -> None:
     # OpenAI Agents agent span (at its end): agent.name wins over the span name.
     sdk = {"openinference.span.kind": "AGENT", "agent.name": "weather", "graph.node.id": "weather"}
     assert added("weather run", sdk, OI_AGENTS) == {OP: "invoke_agent", AGENT: "weather", TASK: "invoke_agent"}
+
+
+GRAPH_META = '{"ls_integration": "langgraph"}'
+NODE_META = ('{"ls_integration": "langgraph", "langgraph_step": 1, "langgraph_node": "agent", '
+             '"langgraph_checkpoint_ns": "agent:61a1ee4f"}')
+
+
+def test_openinference_langgraph_graph_is_the_agent_named_like_ours_and_its_nodes_are_steps() -> None:
+    # The graph's own run (compile(name="planner")): a CHAIN at the root, or nested in a user's span.
+    graph = {"openinference.span.kind": "CHAIN", "metadata": GRAPH_META}
+    expected = {OP: "invoke_agent", AGENT: "planner", TASK: "invoke_agent"}
+    assert added("planner", graph, OI_LANGCHAIN, is_root=True) == expected
+    assert added("planner", graph, OI_LANGCHAIN, is_root=False) == expected
+    # OpenInference calls a node run AGENT when its name contains "agent": a step, not an agent.
+    for kind in ("AGENT", "CHAIN"):
+        node = {"openinference.span.kind": kind, "metadata": NODE_META}
+        assert normalize("agent", node, OI_LANGCHAIN, False) is node
+    # Not LangGraph's (a LangChain AgentExecutor): the AGENT row as before.
+    executor = {"openinference.span.kind": "AGENT", "metadata": '{"ls_integration": "langchain"}'}
+    assert added("AgentExecutor", executor, OI_LANGCHAIN)[AGENT] == "AgentExecutor"
+    # Metadata that is not JSON is no evidence either way.
+    broken = {"openinference.span.kind": "AGENT", "metadata": "langgraph{"}
+    assert added("agent", broken, OI_LANGCHAIN)[AGENT] == "agent"
+
+
+def test_openinference_smolagents_agent_is_named_by_the_agent_not_its_run_method() -> None:
+    run = {"openinference.span.kind": "AGENT", "llm.token_count.prompt": 21}
+    assert added("manager.run", run, OI_SMOLAGENTS, is_root=True)[AGENT] == "manager"
+    assert added("manager.run", run, OI_LANGCHAIN)[AGENT] == "manager.run"  # only that instrumentation
+    # final_answer is how a smolagents agent answers: not a tool call (ours make no span for it).
+    answer = {"openinference.span.kind": "TOOL", "tool.name": "final_answer"}
+    assert normalize("FinalAnswerTool", answer, OI_SMOLAGENTS, False) is answer
+    assert added("SimpleTool", {**answer, "tool.name": "get_weather"}, OI_SMOLAGENTS)[OP] == "execute_tool"
 
 
 def test_openinference_openai_agents_trace_root_is_a_workflow_not_an_agent() -> None:

@@ -26,19 +26,23 @@ def test_failing_swarm_reports_down_unhealthy_stuck_and_alerts() -> None:
         logs = rx.logs()
         spans = rx.spans()
 
-    # The dead agent's up metric went to 0; the others stayed up.
+    # The dead agent's up metric went to 0; the others stayed up until the clean shutdown, whose
+    # last export says every agent stopped (up 0 together with health{stopped} 1).
     up = [(p.attributes["gen_ai.agent.name"], p.value) for m in metrics if m.name == "agentmon.agent.up"
           for p in m.points]
     assert ("doomed", 0) in up
-    assert ("steady", 0) not in up and ("steady", 1) in up
+    assert ("steady", 1) in up and up[-4:] == [(a, 0) for a, _ in up[-4:]]
+    assert [v for a, v in up if a == "steady"][-1] == 0 and 0 not in [v for a, v in up if a == "steady"][:-1]
 
     # Health states: the status-metric pattern, the right state for the right agents.
-    current = {(p.attributes["gen_ai.agent.name"], p.attributes["agentmon.health.state"])
-               for m in metrics if m.name == "agentmon.agent.health" for p in m.points if p.value == 1}
+    ones = [(p.attributes["gen_ai.agent.name"], p.attributes["agentmon.health.state"])
+            for m in metrics if m.name == "agentmon.agent.health" for p in m.points if p.value == 1]
+    current = set(ones)
     assert ("doomed", "unhealthy") in current
     assert ("hanger", "degraded") in current
     assert ("flaky", "unhealthy") in current or ("flaky", "degraded") in current
-    assert not any(agent == "steady" and state != "healthy" for agent, state in current)
+    assert {state for agent, state in current if agent == "steady"} == {"healthy", "stopped"}
+    assert sorted(ones[-4:]) == [(a, "stopped") for a in ("doomed", "flaky", "hanger", "steady")]
 
     # The stuck task is signalled while it still runs: its log record (and the stuck gauge) arrive
     # before the task's own span does.
@@ -55,6 +59,7 @@ def test_failing_swarm_reports_down_unhealthy_stuck_and_alerts() -> None:
     alerts = {(r.attributes["agentmon.alert.rule"], r.attributes.get("gen_ai.agent.name"),
                r.attributes["agentmon.alert.state"]) for r in logs if r.event_name == "agentmon.alert"}
     assert ("AgentDown", "doomed", "firing") in alerts
+    assert {agent for rule, agent, state in alerts if rule == "AgentDown" and state == "firing"} == {"doomed"}
     assert ("TaskStuck", "hanger", "firing") in alerts and ("TaskStuck", "hanger", "resolved") in alerts
     assert ("AgentErrorRateHigh", "flaky", "firing") in alerts
     assert ("AgentErrorRateHigh", "flaky", "resolved") in alerts

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_agentmon
 from otel_agentmon import _semconv as sc
@@ -302,6 +304,52 @@ def test_poison_span_from_other_instrumentation_does_not_sink_its_batch(
     assert "export_failed:connection_error" not in stats.spans_dropped  # nothing went to the network
 
 
+def slow_span_encoding(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Encoding a batch takes ``seconds`` (a huge batch on a loaded machine), then fails or not as usual."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    def slow(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+        time.sleep(seconds)
+        return encode_spans(spans)
+
+    # the name the OTLP/HTTP span exporter calls
+    monkeypatch.setattr("opentelemetry.exporter.otlp.proto.http.trace_exporter.encode_spans", slow)
+
+
+def poison_batch(monitor: Monitor) -> None:
+    """511 good spans and one (made straight on the provider) that cannot be encoded: one full batch."""
+    for i in range(511):
+        with otel_agentmon.tool("good", attributes={"i": i}):
+            pass
+    monitor.tracer.start_span(POISON, attributes={"k\ud800": "v"}).end()
+
+
+@pytest.mark.timeout(30)
+def test_poison_batch_rescue_does_not_depend_on_how_long_encoding_took(
+        rx: OTLPReceiver, monitor_for: MonitorFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_span_encoding(monkeypatch, 0.3)
+    monitor = monitor_for(rx, span_schedule_delay_ms=60_000, span_max_export_batch_size=512)
+    poison_batch(monitor)  # the full batch wakes the worker: exported now, not at shutdown
+    assert rx.wait_for_spans(511, timeout=15)
+    timed_shutdown(monitor, 2.0)
+    stats = settled(monitor)
+    assert stats.spans_dropped == {"encode_failed": 1}
+    assert stats.spans_exported == 511 == len(rx.unique_span_ids())
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_waits_for_the_rescue_of_a_slow_poison_batch_within_its_deadline(
+        rx: OTLPReceiver, monitor_for: MonitorFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each send of the batch makes no progress for 0.6 s: no reason to close a healthy exporter."""
+    slow_span_encoding(monkeypatch, 0.6)
+    monitor = monitor_for(rx, span_schedule_delay_ms=60_000, span_max_export_batch_size=1024)
+    poison_batch(monitor)  # below a full batch: first sent by shutdown's flush
+    timed_shutdown(monitor, 10.0)
+    stats = settled(monitor)
+    assert stats.spans_dropped == {"encode_failed": 1}
+    assert stats.spans_exported == 511 == len(rx.unique_span_ids())
+
+
 # ---- F11: one signal's pipeline down, the other up ------------------------------------------------
 @pytest.mark.timeout(20)
 def test_metrics_down_while_traces_up(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
@@ -367,6 +415,8 @@ def test_healthy_collector_receives_spans_metrics_and_logs(rx: OTLPReceiver, mon
     completed = rx.latest_metric(sc.M_TASKS_COMPLETED)
     assert completed is not None and sum(p.value or 0 for p in completed.points) == 20
     logs = [log for log in rx.logs() if log.event_name == sc.EVENT_INFERENCE_DETAILS]
-    assert len(logs) == 20 == stats.logs_exported == stats.logs_emitted
+    stopped = [log for log in rx.logs() if log.event_name == sc.EVENT_HEALTH_CHANGED]
+    assert len(logs) == 20 and len(stopped) == 1  # and the clean shutdown's "writer stopped"
+    assert stats.logs_exported == stats.logs_emitted == 21
     llm_spans = {s.span_id for s in rx.spans() if s.name == "chat gpt-x"}
     assert {log.span_id for log in logs} == llm_spans

@@ -63,7 +63,7 @@ def health_metric(cap: Capture) -> dict[object, list[object]]:
     out: dict[object, list[object]] = {}
     for p in cap.points("agentmon.agent.health"):
         attrs = p.attributes or {}
-        assert p.value in (0, 1) and attrs["agentmon.health.state"] in ("healthy", "degraded", "unhealthy")
+        assert p.value in (0, 1) and attrs["agentmon.health.state"] in ("healthy", "degraded", "unhealthy", "stopped")
         out.setdefault(attrs["gen_ai.agent.name"], []).extend([attrs["agentmon.health.state"]] * p.value)
     return out
 
@@ -80,19 +80,21 @@ def keep_alive(cap: Capture, agents: list[str], seconds: float) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_silent_agent_goes_down_by_the_clock_and_transition_is_logged_once(health_capture: Make) -> None:
+def test_an_agent_that_promised_heartbeats_goes_down_by_the_clock_and_transition_is_logged_once(
+        health_capture: Make) -> None:
     cap = health_capture()
     run_task("a")
+    cap.monitor.heartbeat("a")  # from now on it is expected to keep calling
     health = cap.monitor.evaluate_health().agents["a"]
-    assert (health.up, health.state, health.reasons) == (True, "healthy", ())
+    assert (health.up, health.state, health.reasons, health.lifecycle) == (True, "healthy", (), "idle")
     assert changes(cap, "a") == []
     # No further span or call: the health loop's clock alone must notice.
     assert wait_for(lambda: is_down(cap, "a"))
     health = cap.monitor.health().agents["a"]
-    assert health.state == "unhealthy"
-    assert any(r.startswith("down") for r in health.reasons), health.reasons
+    assert (health.state, health.lifecycle) == ("unhealthy", "down")
+    assert any(r.startswith("down: no heartbeat") for r in health.reasons), health.reasons
     assert by_agent(cap, "agentmon.agent.up") == {"a": 0} and health_metric(cap) == {"a": ["unhealthy"]}
-    assert len(cap.points("agentmon.agent.health")) == 3  # the status-metric pattern: every state, one is 1
+    assert len(cap.points("agentmon.agent.health")) == 4  # the status-metric pattern: every state, one is 1
     for _ in range(5):  # unchanged state: no new record
         cap.monitor.evaluate_health()
     assert changes(cap, "a") == [("healthy", "unhealthy")]
@@ -365,7 +367,7 @@ def test_health_endpoint(health_capture: Make) -> None:
     status, ctype, body = get(url + "/readyz")
     assert (status, ctype) == (200, "application/json")
     assert body["status"] == "healthy" and body["alerts"] == [] and set(body["process"]) == {"cpu", "memory_bytes"}
-    assert body["agents"]["a"] == {"state": "healthy", "up": True, "reasons": [], "in_flight": 0,
+    assert body["agents"]["a"] == {"state": "healthy", "lifecycle": "idle", "up": True, "reasons": [], "in_flight": 0,
                                    "oldest_task_age_s": 0.0, "stuck_tasks": 0}
     assert get(url + "/healthz")[0] == 200
     assert wait_for(lambda: is_down(cap, "a"))

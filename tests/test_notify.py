@@ -4,13 +4,10 @@ a notifier that hangs, fails or raises never delays the agents or the other noti
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
 from typing import Any
 
 import pytest
@@ -20,78 +17,18 @@ from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy,
 from otel_agentmon._notify import Dispatcher
 from otel_agentmon.testing import capture
 from tests.support import polling
+from tests.support.webhooks import Hook, event, hooks
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-RULE = AlertRule("ErrorRateHigh", "error_rate", ">", 0.5, severity="critical", labels={"team": "agents"},
-                 annotations={"summary": "{agent} fails {value}"})
-
-
-def event(state: str = "firing", agent: str | None = "a", rule: AlertRule = RULE, value: float | None = 0.75,
-          at: float = 1_700_000_100.25, since: float | None = 1_700_000_000.5) -> AlertEvent:
-    previous = "pending" if state == "firing" else "firing"
-    return AlertEvent(rule, agent, state, previous, value, at, since)  # type: ignore[arg-type]
-
-
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
     return polling.wait_for(predicate, timeout)
 
 
-class Hook:
-    """A local webhook receiver on 127.0.0.1 answering ``statuses`` in turn (then 200), or hanging."""
-
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False) -> None:
-        self.statuses = list(statuses or [])
-        self.hang = hang
-        self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.release = threading.Event()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.bodies.append(json.loads(body))
-                hook.headers.append(dict(self.headers))
-                if hook.hang:
-                    hook.release.wait(10)
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def server_bind(self) -> None:  # no reverse DNS lookup
-                TCPServer.server_bind(self)
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def hook() -> Iterator[Callable[..., Hook]]:
-    hooks: list[Hook] = []
-
-    def build(**kwargs: Any) -> Hook:
-        hooks.append(Hook(**kwargs))
-        return hooks[-1]
-
-    yield build
-    for h in hooks:
-        h.close()
+    yield from hooks()
 
 
 def parse_rfc3339(text: str) -> float:
@@ -318,3 +255,48 @@ def test_logging_notifier_levels(caplog: pytest.LogCaptureFixture) -> None:
     first = caplog.records[0].getMessage()
     assert "ErrorRateHigh firing for a" in first and "a fails 0.75" in first
     assert caplog.records[2].getMessage().startswith("alert ErrorRateHigh resolved (value 0.75")
+
+
+# --- every notification is accounted for --------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_alerts_left_at_shutdown_are_counted_as_dropped_and_logged(hook: Callable[..., Hook], fresh_log_limiter: None,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    h = hook(hang=True)
+    webhook = WebhookNotifier(h.url, timeout=60, retries=0)  # only shutdown can end its request
+    dispatcher = Dispatcher([webhook])
+    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+        for i in range(4):
+            dispatcher.dispatch(event(agent=f"a{i}"))
+        assert wait_for(lambda: len(h.bodies) == 1)  # a0 in flight, a1..a3 queued
+        assert dispatcher.stats().in_flight == 1 and dispatcher.stats().queued == 3
+        dispatcher.stop(timeout=10)  # cuts the request in flight: returns long before its 60 s
+        dispatcher.dispatch(event(agent="late"))
+    stats = dispatcher.stats()
+    assert (stats.sent, stats.failed, stats.queued, stats.in_flight) == (0, 0, 0, 0)
+    assert stats.dropped == {"shutdown": 5} and stats.total == 5
+    assert webhook.dropped == {"shutdown": 1} and (webhook.sent, webhook.failed) == (0, 0)
+    text = " | ".join(r.getMessage() for r in caplog.records)
+    assert "3 notification(s) dropped (shutdown)" in text and "not delivered before shutdown" in text
+
+
+@pytest.mark.timeout(30)
+def test_monitor_stats_account_for_every_notification(hook: Callable[..., Hook]) -> None:
+    h = hook(hang=True)
+    got: list[AlertEvent] = []
+    cap, close = busy_capture(alert_webhook=h.url, notifiers=[CallbackNotifier(got.append)])
+    try:
+        run_agents(cap)
+        assert wait_for(lambda: len(got) == 2 * TASKS)
+        during = cap.monitor.stats().notifications
+        assert during.total == 4 * TASKS  # two notifiers, every transition each
+    finally:
+        close()
+    assert wait_for(lambda: cap.monitor.stats().notifications.in_flight == 0)
+    after = cap.monitor.stats().notifications
+    assert after.sent == 2 * TASKS  # the callback's
+    # The webhook's: one cut in flight (or, on a machine stalled past its four attempts, failed),
+    # the rest still queued.
+    assert set(after.dropped) == {"shutdown"} and after.dropped["shutdown"] >= 2 * TASKS - 1
+    assert after.failed + after.dropped["shutdown"] == 2 * TASKS and after.total == 4 * TASKS

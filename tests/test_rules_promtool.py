@@ -128,3 +128,58 @@ def test_cli_check_reports_rule_count_and_rejects_a_broken_file(tmp_path: Path,
     bad.write_text("rules:\n  - name: X\n    signal: nope\n    threshold: 1\n", encoding="utf-8")
     assert cli_main(["rules", "export", str(bad)]) == 1
     assert "unknown signal" in capsys.readouterr().err
+
+
+def _health(agent: str, instance: str, state: str, values: str) -> dict[str, str]:
+    return {"series": f'agentmon_agent_health{{gen_ai_agent_name="{agent}",instance="{instance}",'
+                      f'agentmon_health_state="{state}"}}', "values": values}
+
+
+def _up(agent: str, instance: str, values: str) -> dict[str, str]:
+    return {"series": f'agentmon_agent_up{{gen_ai_agent_name="{agent}",instance="{instance}"}}', "values": values}
+
+
+def _process(agent: str, instance: str, up: str, stopped: str) -> list[dict[str, str]]:
+    """One process's series of one agent as the Collector's prometheus exporter serves them (15 s
+    scrapes): ``up`` and the stopped state (1/0); ``stale`` where the exporter dropped the series."""
+    return [_up(agent, instance, up), _health(agent, instance, "stopped", stopped)]
+
+
+def _expect(at: str, agent: str | None, instance: str = "i1") -> dict[str, Any]:
+    exp = [{"exp_labels": {"severity": "critical", "gen_ai_agent_name": agent, "instance": instance}}] if agent else []
+    return {"eval_time": at, "alertname": "AgentDown", "exp_alerts": exp}
+
+
+# 15 s scrapes: 20 samples = 5 min, 40 = 10 min (the Collector's metric_expiration in our configs).
+LIFECYCLE_CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
+    # shutdown(): the last export says up 0 and stopped 1; the exporter serves it 10 min, then drops it
+    "clean exit": (_process("a1", "i1", "1x20 0x40 stale", "0x20 1x40 stale"),
+                   [_expect(t, None) for t in ("4m", "6m", "12m", "17m", "30m", "70m", "3h")]),
+    # SIGKILL: the last value (up 1) is served until it expires at 15 min; 2 min later it is down,
+    # for an hour after its last sample
+    "vanished": (_process("a1", "i1", "1x60 stale", "0x60 stale"),
+                 [_expect("14m", None), _expect("16m", None), _expect("18m", "a1"), _expect("60m", "a1"),
+                  _expect("80m", None)]),
+    # killed, and restarted (a new service.instance.id) before anyone noticed: the agent is up
+    "restarted": (_process("a1", "i1", "1x60 stale", "0x60 stale") + _process("a1", "i2", "_x50 1x200", "_x50 0x200"),
+                  [_expect("20m", None), _expect("40m", None)]),
+    # the process says its agent is down (it missed heartbeats it promised)
+    "reported down": (_process("a1", "i1", "1x10 0x100", "0x110"), [_expect("2m", None), _expect("5m", "a1")]),
+    # retired (forget_agent), working again, then killed: the last word is not "stopped"
+    "retired, back, killed": (_process("a1", "i1", "1x10 0x10 1x40 stale", "0x10 1x10 0x40 stale"),
+                              [_expect("4m", None), _expect("10m", None), _expect("18m", "a1")]),
+}
+
+
+@pytest.mark.parametrize("case", LIFECYCLE_CASES)
+def test_exported_agent_down_pages_for_a_vanished_process_never_for_a_clean_exit(tmp_path: Path, case: str) -> None:
+    (rule,) = [r for r in load_rules(RULE_FILE) if r.name == "AgentDown"]
+    (tmp_path / "rules.yml").write_text(to_prometheus([dataclasses.replace(rule, annotations={})]), encoding="utf-8")
+    series, checks = LIFECYCLE_CASES[case]
+    tests = [{"interval": "15s", "input_series": series, "alert_rule_test": checks}]
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "15s",
+                                                         "tests": tests}), encoding="utf-8")
+    proc = subprocess.run([promtool(), "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True,
+                          text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout

@@ -47,10 +47,11 @@ def test_an_agent_whose_spans_stop_goes_down() -> None:
         assert wait_for(lambda: (agent(srv, "solo") or {}).get("up") is False, timeout=5)
         solo = agent(srv, "solo")
         assert solo is not None
-        assert (solo["state"], solo["source"]) == ("unhealthy", "derived")
-        assert solo["reasons"][0].startswith("down: no activity")
-        events = state(srv)["events"]
-        assert any(e["agent"] == "solo" and e["state"] == "unhealthy" and e["source"] == "serve" for e in events)
+        assert (solo["state"], solo["lifecycle"], solo["source"]) == ("unhealthy", "down", "derived")
+        assert solo["reasons"][0].startswith("down: svc/") and "stopped reporting" in solo["reasons"][0]
+        # serve's health loop says so at its next tick (the page judges at the time of the view)
+        assert wait_for(lambda: any(e["agent"] == "solo" and e["state"] == "unhealthy" and e["source"] == "serve"
+                                    for e in state(srv)["events"]), timeout=5)
 
 
 def test_error_rate_window_and_alert_rules_from_received_spans() -> None:
@@ -184,3 +185,34 @@ def test_serve_never_blames_its_own_cpu_or_memory_on_the_agents_it_watches() -> 
         calm = agent(srv, "calm")
         assert calm is not None and (calm["state"], calm["reasons"]) == ("healthy", [])
         assert state(srv)["alerts"] == {"firing": [], "resolved": []}
+
+
+@pytest.mark.timeout(60)
+def test_a_process_reporting_slower_than_the_heartbeat_timeout_keeps_its_idle_agent_up() -> None:
+    # Any SDK's periodic metric export is a sign of life at the cadence the process has shown: an agent
+    # idle between exports 1.5 s apart is not down under a 1 s heartbeat timeout; silence is.
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    def up(options: CallbackOptions) -> list[Observation]:
+        return [Observation(1, {"gen_ai.agent.name": "waiter"})]
+
+    with Server(ServeConfig(port=0, policy=HealthPolicy(heartbeat_timeout=1.0, cpu_limit=None),
+                            health_interval=0.05)) as srv:
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=srv.url + "/v1/metrics", timeout=5),
+                                               export_interval_millis=1500)
+        provider = MeterProvider([reader], resource=Resource({"service.name": "slow", "service.instance.id": "s-1"}))
+        provider.get_meter("any").create_observable_gauge("agentmon.agent.up", [up])
+        try:
+            assert wait_for(lambda: any(i.metric_batches >= 2 for i in srv.store.instances.values()), timeout=15)
+            deadline = time.monotonic() + 4.0  # several exports, each gap longer than the timeout
+            while time.monotonic() < deadline:
+                waiter = agent(srv, "waiter")
+                assert waiter is not None and (waiter["lifecycle"], waiter["up"]) == ("idle", True), waiter
+                time.sleep(0.1)
+        finally:
+            provider.shutdown()  # no word of stopping from a plain SDK: its silence is down
+        assert wait_for(lambda: (agent(srv, "waiter") or {}).get("lifecycle") == "down", timeout=15)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import otel_agentmon as agentmon
 from otel_agentmon import _settings
 from otel_agentmon._settings import OPTIONS, Settings, resolve
 
@@ -145,12 +146,57 @@ def test_explicit_delays_win_over_the_profile() -> None:
     assert (arg.span_schedule_delay_ms, arg.metric_export_interval_ms) == (50, 100)
 
 
-def test_unknown_argument_raises_type_error() -> None:
-    with pytest.raises(TypeError, match="sevice_name"):
-        resolve({"sevice_name": "x"}, {})
-    with pytest.raises(TypeError, match="bogus"):
-        agentmon.configure(bogus=1)
-    assert agentmon.get_monitor() is None
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_unknown_argument_is_one_warning_with_the_closest_option(caplog: pytest.LogCaptureFixture) -> None:
+    settings = resolve({"sevice_name": "x", "service_name": "svc"}, {})
+    assert settings.service_name == "svc" and "sevice_name" not in settings.explicit
+    assert [r.getMessage() for r in _warnings(caplog)] == [
+        "configure(): unknown option 'sevice_name' ignored; did you mean 'service_name'?"]
+
+
+@pytest.mark.parametrize(("option", "value", "accepted"), [
+    ("endpoint", 123, "an http:// or https:// URL with a host"),
+    ("protocol", 5, "one of http/protobuf, grpc"),
+    ("resource_attributes", [1], "a mapping of attribute names to values"),
+    ("span_max_queue_size", 2.5, "a positive integer"),
+    ("export_timeout", float("nan"), "a positive, finite number"),
+    ("realtime", "maybe", "True or False"),
+    ("health_port", 70000, "a port number from 0 to 65535"),
+    ("health_policy", {"stuck_after": 1}, "an otel_agentmon.HealthPolicy"),
+    ("alert_rules", 42, "a rule file's path, or a list of otel_agentmon.AlertRule"),
+    ("service_name", ["svc"], "a non-empty string"),
+    ("capture_content", True, "one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT"),
+])
+@pytest.mark.usefixtures("fresh_log_limiter")
+def test_a_bad_argument_is_one_warning_naming_option_value_and_what_is_accepted(
+        caplog: pytest.LogCaptureFixture, option: str, value: Any, accepted: str) -> None:
+    settings = resolve({option: value, "swarm": "kept"}, {})
+    default = resolve({}, {})
+    assert getattr(settings, option) == getattr(default, option) and settings.swarm == "kept"
+    assert option not in settings.explicit
+    [warning] = [r.getMessage() for r in _warnings(caplog)]
+    assert warning.startswith(f"configure({option}=") and f"expected {accepted}" in warning
+    assert repr(value)[:20] in warning
+
+
+@pytest.mark.parametrize(("option", "value", "parsed"), [
+    ("span_max_queue_size", 4096.0, 4096), ("export_timeout", 2, 2.0), ("realtime", 0, False),
+    ("service_version", 1.2, "1.2"), ("headers", {"k": 1}, {"k": "1"}), ("alert_rules", Path("r.yaml"), Path("r.yaml")),
+])
+def test_arguments_of_a_neighbouring_type_are_coerced(option: str, value: Any, parsed: Any) -> None:
+    assert getattr(resolve({option: value}, {}), option) == parsed
+
+
+OPTION_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                          st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers()),
+                          st.builds(object))
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(args=st.dictionaries(st.sampled_from([o.name for o in OPTIONS] + ["bogus"]), OPTION_VALUES),
+       env=st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.env]), st.text(max_size=20)))
+def test_resolve_never_raises_whatever_it_is_given(args: dict[str, Any], env: dict[str, str]) -> None:
+    assert isinstance(resolve(args, env), Settings)
 
 
 def test_every_settings_field_is_an_option() -> None:

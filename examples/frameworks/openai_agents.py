@@ -1,6 +1,6 @@
 """OpenAI Agents SDK, auto-instrumented: one agent with one tool, on the SDK's offline ScriptedModel.
 
-    pip install -e '.[openai_agents]' && python examples/frameworks/openai_agents.py
+    pip install -e '.[openai-agents]' && python examples/frameworks/openai_agents.py
 
 Produces one trace: invoke_workflow weather-run -> invoke_agent weather -> chat, execute_tool
 get_weather, chat; plus the GenAI agent, tool and model-call metrics and agentmon's task

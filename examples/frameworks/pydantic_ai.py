@@ -1,6 +1,6 @@
 """PydanticAI, auto-instrumented: one agent with one tool, on PydanticAI's offline FunctionModel.
 
-    pip install -e '.[pydantic_ai]' && python examples/frameworks/pydantic_ai.py
+    pip install -e '.[pydantic-ai]' && python examples/frameworks/pydantic_ai.py
 
 Produces one trace: invoke_agent weather -> chat scripted, execute_tool get_weather, chat
 scripted (with token usage), plus the GenAI agent, tool and token metrics and agentmon's task

@@ -4,8 +4,8 @@
 extra               instrumentor                               entry point
 ==================  =========================================  ============================
 ``langgraph``       ``langgraph.LangGraphInstrumentor``        ``agentmon_langgraph``
-``openai_agents``   ``openai_agents.OpenAIAgentsInstrumentor`` ``agentmon_openai_agents``
-``pydantic_ai``     ``pydantic_ai.PydanticAIInstrumentor``     ``agentmon_pydantic_ai``
+``openai-agents``   ``openai_agents.OpenAIAgentsInstrumentor`` ``agentmon_openai_agents``
+``pydantic-ai``     ``pydantic_ai.PydanticAIInstrumentor``     ``agentmon_pydantic_ai``
 ``smolagents``      ``smolagents.SmolagentsInstrumentor``      ``agentmon_smolagents``
 ==================  =========================================  ============================
 

@@ -2,12 +2,23 @@
 
 The SDK calls processors synchronously, from whatever thread or task runs the agent; the SDK's
 own trace and span ids (``trace_id``, ``span_id``, ``parent_id``) build our tree.
+
+Errors. The SDK records a failure on its span as a ``SpanError`` (a fixed message and some data),
+never the exception. ``error.type`` must be the exception's class, so we take the exception where
+the SDK has it in hand: ``SpanImpl.set_error`` is wrapped while we are instrumented, and the
+exception being handled when the SDK calls it is the one that failed the span (a tool's own
+exception, a model error); an agent span, and the trace, that end while an exception propagates
+out of ``Runner.run`` are failed by that exception (the workflow span is ERROR). An exception the
+caller was already handling when the span started is not this span's. With no exception in hand
+``error.type`` is the SDK's exception class for the messages we know (``_SDK_ERRORS``), else
+``_OTHER``; the message stays in the span status only.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from agents.tracing import Span, Trace, TracingProcessor
 from agents.tracing.span_data import (
@@ -16,6 +27,7 @@ from agents.tracing.span_data import (
     GenerationSpanData,
     ResponseSpanData,
 )
+from agents.tracing.spans import SpanImpl
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -27,6 +39,9 @@ from ._base import SpanTable, content_on_spans, mark_error
 
 PROVIDER = "openai"
 _MAX_SKIPPED = 10_000
+_MAX_ERRORS: Final = 10_000
+#: SDK error messages set before the SDK raises its own exception, and that exception's class.
+_SDK_ERRORS: Final = {"Max turns exceeded": "agents.exceptions.MaxTurnsExceeded"}
 
 
 def _tokens(usage: object, *names: str) -> int | None:
@@ -46,6 +61,30 @@ class AgentmonTracingProcessor(TracingProcessor):
         self._peer = peer
         self._on_peer = on_peer
         self._skipped: set[str] = set()  # trace ids left to a peer instrumentation
+        self._raised: dict[str, BaseException] = {}  # SDK span id -> the exception it failed with
+        self._ambient: dict[str, BaseException] = {}  # trace/span id -> exception handled at its start
+
+    def _remember_ambient(self, key: str) -> None:
+        handled = sys.exc_info()[1]
+        if handled is not None:
+            if len(self._ambient) >= _MAX_ERRORS:
+                self._ambient.clear()
+            self._ambient[key] = handled
+
+    def _propagating(self, key: str) -> BaseException | None:
+        """The exception propagating here now, unless it was already being handled at ``key``'s start."""
+        ambient = self._ambient.pop(key, None)
+        exc = sys.exc_info()[1]
+        return exc if isinstance(exc, Exception) and exc is not ambient else None
+
+    def saw_error(self, span_id: str, exc: BaseException | None) -> None:
+        """The SDK recorded an error on span ``span_id`` while handling ``exc`` (our set_error hook)."""
+        entry = self.table.get(span_id)
+        if entry is None or not entry.owner or not isinstance(exc, Exception) or exc is self._ambient.get(span_id):
+            return
+        if len(self._raised) >= _MAX_ERRORS:
+            self._raised.clear()
+        self._raised[span_id] = exc
 
     def _ours(self, trace_id: str, parent_key: str | None) -> bool:
         if self.table.get(parent_key) is not None:
@@ -65,6 +104,7 @@ class AgentmonTracingProcessor(TracingProcessor):
     def on_trace_start(self, trace: Trace) -> None:
         if not self._ours(trace.trace_id, None):
             return
+        self._remember_ambient(trace.trace_id)
         name = clean_name(trace.name or "Agent workflow")
         attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_WORKFLOW, sc.GEN_AI_WORKFLOW_NAME: name}
         group = getattr(trace, "group_id", None)
@@ -75,7 +115,8 @@ class AgentmonTracingProcessor(TracingProcessor):
     @guarded(None)
     def on_trace_end(self, trace: Trace) -> None:
         self._skipped.discard(trace.trace_id)
-        self.table.end(trace.trace_id)
+        # Runner.run raising: the SDK ends its trace while the exception propagates.
+        self.table.end(trace.trace_id, error=self._propagating(trace.trace_id))
 
     @guarded(None)
     def on_span_start(self, span: Span[Any]) -> None:
@@ -88,6 +129,7 @@ class AgentmonTracingProcessor(TracingProcessor):
             return
         if not self._ours(span.trace_id, parent_key):
             return
+        self._remember_ambient(key)
         if isinstance(data, AgentSpanData):
             name = clean_name(data.name)
             self.table.start(key, parent_key, f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL,
@@ -111,6 +153,8 @@ class AgentmonTracingProcessor(TracingProcessor):
         entry = self.table.get(span.span_id)
         if entry is None:
             return
+        raised = self._raised.pop(span.span_id, None)
+        propagating = self._propagating(span.span_id)
         if entry.owner:
             data = span.span_data
             if isinstance(data, GenerationSpanData):
@@ -121,9 +165,15 @@ class AgentmonTracingProcessor(TracingProcessor):
                 entry.span.set_attributes({sc.GEN_AI_TOOL_CALL_ARGUMENTS: to_json(data.input),
                                            sc.GEN_AI_TOOL_CALL_RESULT: to_json(data.output)})
             error = span.error
+            if raised is None and (error or isinstance(data, AgentSpanData)):
+                raised = propagating  # a failed model call, or a run that raises out of this agent
+            if raised is not None:
+                self.table.end(span.span_id, error=raised)
+                return
             if error:
                 message = error.get("message") if isinstance(error, Mapping) else None
-                mark_error(entry.span, message if isinstance(message, str) and message else "_OTHER")
+                text = message if isinstance(message, str) and message else None
+                mark_error(entry.span, _SDK_ERRORS.get(text or "", "_OTHER"), text)
         self.table.end(span.span_id)
 
     @staticmethod
@@ -158,6 +208,27 @@ class AgentmonTracingProcessor(TracingProcessor):
 
     def force_flush(self) -> None:
         pass
+
+
+def watch_set_error(processor: AgentmonTracingProcessor) -> Callable[[], None]:
+    """Wrap the SDK's ``SpanImpl.set_error`` so ``processor`` sees the exception being handled when
+    the SDK records a span error; returns the undo (which leaves a later wrapper in place)."""
+    original = SpanImpl.set_error
+
+    def set_error(self: SpanImpl[Any], error: Any) -> None:
+        original(self, error)
+        try:
+            processor.saw_error(self.span_id, sys.exc_info()[1])
+        except Exception:  # noqa: BLE001 - never into the SDK
+            pass
+
+    SpanImpl.set_error = set_error  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if SpanImpl.__dict__.get("set_error") is set_error:
+            SpanImpl.set_error = original  # type: ignore[method-assign]
+
+    return undo
 
 
 def _shown(data: object) -> bool:

@@ -16,8 +16,11 @@ OpenAI backend is left alone); ``uninstrument()`` removes exactly that one. Span
 * a function span: ``execute_tool {tool}``.
 
 The SDK's task, turn, handoff, guardrail and custom spans get no span of their own; what runs
-inside them hangs under the enclosing agent. An SDK span with an error marks ours with
-``error.type`` set to the SDK's error message (a fixed text such as ``Error running tool``).
+inside them hangs under the enclosing agent. An SDK span with an error marks ours ERROR with
+``error.type`` the failing exception's class (a tool's own exception, the model's, the one
+``Runner.run`` raises; taken from the SDK's ``SpanImpl.set_error``, which we wrap while
+instrumented), never the SDK's message; the workflow span of a run that raised is ERROR too.
+With no exception in hand (an error the SDK records without one) ``error.type`` is ``_OTHER``.
 
 **Coexistence.** When another OTel bridge is registered as a trace processor (OpenInference's
 or OpenLLMetry's ``OpenAIAgentsInstrumentor``, the OTel GenAI contrib processor: any processor
@@ -65,19 +68,24 @@ class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
     dependencies = ("openai-agents >= 0.21, < 1",)
 
     _processor: Any = None
+    _undo: Any = None
 
     def _install(self, tracer: trace.Tracer, kwargs: Mapping[str, Any]) -> None:
         from agents import add_trace_processor
 
-        from ._openai_agents_processor import AgentmonTracingProcessor
+        from ._openai_agents_processor import AgentmonTracingProcessor, watch_set_error
 
         self._processor = AgentmonTracingProcessor(tracer, _peer, self.stand_down)
+        self._undo = watch_set_error(self._processor)
         add_trace_processor(self._processor)
 
     def _remove(self) -> None:
         from agents import set_trace_processors
 
         processor, self._processor = self._processor, None
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo()
         current = registered_processors()
         if current is not None and any(p is processor for p in current):
             set_trace_processors([p for p in current if p is not processor])

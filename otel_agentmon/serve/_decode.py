@@ -63,6 +63,13 @@ def _rejected(buf: Buffer, start: int, end: int, field: int, what: str) -> Decod
     return out
 
 
+def _process(resource: dict[str, Any]) -> Decoded:
+    """A piece saying only that a process exported metrics (its liveness), kept or not."""
+    out = Decoded()
+    out.resources.append(resource)
+    return out
+
+
 def _traces(buf: Buffer) -> Iterator[Decoded]:
     view = memoryview(buf)
     for r_start, r_end in items(buf, 0, len(buf), 1):
@@ -86,6 +93,7 @@ def _metrics(buf: Buffer, keep: Container[str]) -> Iterator[Decoded]:
     view = memoryview(buf)
     for r_start, r_end in items(buf, 0, len(buf), 1):
         resource = resource_of(ResourceMetrics.FromString(header(buf, r_start, r_end, _ITEMS)).resource.attributes)
+        yield _process(resource)
         for s_start, s_end in items(buf, r_start, r_end, 2):
             for m_start, m_end in items(buf, s_start, s_end, 2):
                 name = intern(Metric.FromString(header(buf, m_start, m_end, METRIC_DATA)).name)
@@ -139,6 +147,7 @@ def _json_pieces(signal: str, request: Any, keep: Container[str]) -> Iterator[De
     elif signal == "metrics":
         for rm in request.resource_metrics:
             resource = resource_of(rm.resource.attributes)
+            yield _process(resource)
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
                     which = metric.WhichOneof("data")

@@ -1,10 +1,12 @@
 """Health and alert evaluation for received spans, and the dashboard's view of the swarm.
 
 The package's own machinery runs here unchanged: received span ends feed a ``Deriver`` (windows,
-per-agent summaries), a ``HealthLoop`` turns them into states on a clock (an agent whose spans stop
-arriving goes down) and evaluates the alert rules; its log records land in the store like any
-process's. Where a process reports an agent's health itself, that (fresher, authoritative) state
-is what the view shows, as long as the process keeps reporting.
+per-agent summaries), a ``HealthLoop`` turns them into states on a clock and evaluates the alert
+rules; its log records land in the store like any process's. Whether an agent is busy, idle,
+stopped or down is serve's own judgement (``_lifecycle``: alive while a process that runs it keeps
+reporting). Where a process reports an agent's health itself, that (fresher, authoritative) state
+is what the view shows, as long as the process keeps reporting. An alert evaluated in the process
+and in serve is one row (``_alert_episodes``).
 """
 
 from __future__ import annotations
@@ -20,17 +22,23 @@ from opentelemetry import _logs
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .. import _semconv as sc
+from .._alert_episodes import episodes, where
 from .._alerts import AlertRule
 from .._derive import Deriver
 from .._guard import log_once
 from .._health import AgentHealth, HealthLoop, HealthPolicy
+from .._lifecycle import Verdict
 from .._notify import Dispatcher, Notifier
 from .._records import SpanRecord
+from .._walks import trace_view
 from ._ingest import SERVE_SOURCE, apply_event
-from ._otlp import LogEvent
-from ._store import Alert, Reported, Store
+from ._lifecycle import ServeLiveness
+from ._otlp import LogEvent, Point
+from ._store import Alert, Reported, Store, instance_key
 
-_RANK: Final = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_RANK: Final = {"stopped": -1, "healthy": 0, "degraded": 1, "unhealthy": 2}
+_RESOLVED_SHOWN: Final = 50
 _UTIL_WINDOW_S: Final = 30.0
 _SERIES_SENT: Final = 180  # resource/throughput points per series in one state message
 
@@ -64,9 +72,10 @@ class Evaluator:
         self.deriver = Deriver()
         self._dispatcher = Dispatcher(list(notifiers))
         self._logger = _EventLogger(lambda event: store.add_event(event, SERVE_SOURCE, apply_event))
+        self.liveness = ServeLiveness(store)
         # serve's own CPU and memory say nothing of the agents it watches: no pressure, no cpu/memory rules.
         self.loop = HealthLoop(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval,
-                               resources=lambda: (None, None))
+                               resources=lambda: (None, None), liveness=self.liveness)
 
     def feed(self, spans: Iterable[tuple[SpanRecord, ReadableSpan]]) -> None:
         for _, readable in spans:
@@ -74,6 +83,20 @@ class Evaluator:
 
     def heartbeat(self, agent: str) -> None:
         self.deriver.heartbeat(agent)
+
+    def metrics_arrived(self, points: Sequence[Point]) -> None:
+        """A metric export arrived: its process is reporting, and the agents it reports are known."""
+        keys: set[tuple[str, str]] = set()
+        agents: set[str] = set()
+        for point in points:
+            keys.add(instance_key(point.resource))
+            agent = point.attrs.get(sc.GEN_AI_AGENT_NAME) if point.metric == sc.M_AGENT_UP else None
+            if isinstance(agent, str):
+                agents.add(agent)
+        for key in keys:
+            self.liveness.metrics_arrived(key)
+        for agent in agents:
+            self.deriver.heartbeat(agent)
 
     def stop(self) -> None:
         self.loop.stop()
@@ -95,6 +118,30 @@ def _span_json(r: SpanRecord) -> dict[str, Any]:
             "kind": r.kind, "agent": r.agent, "tool": r.tool, "model": r.model, "task_type": r.task_type,
             "service": r.service, "start": r.start_ns / 1e9, "duration": round(r.duration_s, 6),
             "error": r.error, "tokens": r.input_tokens + r.output_tokens}
+
+
+def _merged_alerts(firing: list[Alert], resolved: list[Alert]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per alert episode of (rule, agent), wherever it was evaluated (the processes, serve)."""
+    by: dict[tuple[str, str | None], list[Alert]] = collections.defaultdict(list)
+    for alert in [*firing, *resolved]:
+        by[(alert.rule, alert.agent)].append(alert)
+    rows: list[dict[str, Any]] = []
+    for items in by.values():
+        transitions = [(a.since, a.source, True) for a in items]
+        transitions += [(a.at, a.source, False) for a in items if a.state == "resolved"]
+        for ep in episodes(transitions):
+            end = math.inf if ep.end is None else ep.end
+            members = [a for a in items if a.source in ep.sources and ep.start <= a.since <= end] or items
+            latest = max([a for a in members if a.state == "firing"] or members, key=lambda a: a.at)
+            rows.append({"rule": latest.rule, "agent": latest.agent, "severity": latest.severity,
+                         "state": "firing" if ep.end is None else "resolved", "value": latest.value,
+                         "threshold": latest.threshold,
+                         "summary": next((a.summary for a in members if a.summary), ""),
+                         "source": ", ".join(ep.sources), "sources": list(ep.sources), "where": where(ep.sources),
+                         "since": ep.start, "at": max(a.at for a in members) if ep.end is None else ep.end})
+    open_rows = sorted((r for r in rows if r["state"] == "firing"), key=lambda r: r["since"])
+    closed = sorted((r for r in rows if r["state"] == "resolved"), key=lambda r: r["at"], reverse=True)
+    return open_rows, closed[:_RESOLVED_SHOWN]
 
 
 class View:
@@ -122,19 +169,33 @@ class View:
             return None
         return max(0.0, (busy - b0) / (now - t0) / max(1, instances))
 
-    def _agent(self, name: str, derived: AgentHealth | None, reports: list[Reported], busy: float | None,
-               instances: list[str], now: float, mono: float) -> dict[str, Any]:
+    def _agent(self, name: str, derived: AgentHealth | None, verdict: Verdict | None, reports: list[Reported],
+               busy: float | None, instances: list[str], now: float, mono: float) -> dict[str, Any]:
         fresh = [r for r in reports if mono - r.at <= self._stale_after()]
-        stated = [r for r in fresh if r.state is not None]
-        if stated:
+        stated = [r for r in fresh if r.state is not None and r.state != "stopped"]
+        said_stopped = any(r.state == "stopped" for r in reports)
+        # serve's judgement now (the health loop's last tick may be older than the last report)
+        if verdict is None and derived is not None:
+            verdict = derived.lifecycle, next((r for r in derived.reasons if r.startswith("down")), "")
+        lifecycle, why = verdict if verdict is not None else ("idle", "")
+        state: str
+        if lifecycle == "stopped":
+            state, source, reasons = "stopped", "reported" if said_stopped else "derived", [why] if why else []
+        elif lifecycle == "down":
+            others = [r for r in (derived.reasons if derived else ()) if not r.startswith("down")]
+            state, reasons = "unhealthy", [r for r in (why, *others) if r]
+            source = "reported" if any(r.up is False for r in fresh) else "derived"
+        elif stated:
             worst = max(stated, key=lambda r: _RANK.get(r.state or "", 0))
-            state, source, reasons = worst.state, "reported", list(worst.reasons)
-        elif derived is not None:
+            state, source, reasons = worst.state or "healthy", "reported", list(worst.reasons)
+        elif derived is not None and derived.lifecycle != "down":
             state, source, reasons = derived.state, "derived", list(derived.reasons)
+        elif derived is not None:  # judged down at the last tick, alive since: its other reasons only
+            reasons = [r for r in derived.reasons if not r.startswith("down")]
+            state, source = "degraded" if reasons else "healthy", "derived"
         else:
             state, source, reasons = "healthy", "derived", []
-        ups = [r.up for r in fresh if r.up is not None]
-        up = any(ups) if ups else (derived.up if derived is not None else True)
+        up = lifecycle in ("busy", "idle")
         if fresh and any(r.at for r in fresh):
             in_flight = sum(r.in_flight for r in fresh)
             oldest = max(r.oldest_age for r in fresh)
@@ -147,7 +208,7 @@ class View:
         count = stats.count if stats is not None else 0
         util = None if busy is None else self._utilisation(name, busy, mono, max(1, len(instances)))
         return {
-            "name": name, "state": state, "source": source, "up": up, "reasons": reasons,
+            "name": name, "state": state, "lifecycle": lifecycle, "source": source, "up": up, "reasons": reasons,
             "in_flight": _n(in_flight), "oldest_age": _r(oldest, 2) or 0.0, "stuck": _n(stuck),
             "throughput": _r(stats.throughput if stats else None), "p50": _r(stats.p50 if stats else None),
             "p95": _r(stats.p95 if stats else None), "error_rate": _r(stats.error_rate if stats else None),
@@ -166,8 +227,9 @@ class View:
                 reports[agent].append(rep)
             instances = {a: [f"{k[0]}/{k[1][:8]}" if k[1] else k[0] for k in sorted(seen, key=seen.__getitem__)]
                          for a, seen in store.agent_instances.items()}
-            alerts = [self._alert_json(a) for a in store.alerts.values()]
-            resolved = [self._alert_json(a) for a in store.resolved]
+            alerts, resolved = _merged_alerts(list(store.alerts.values()), list(store.resolved))
+            timeout = self.evaluator.policy.heartbeat_timeout
+            verdicts = {name: self.evaluator.liveness.current(name, timeout) for name in names}
             events = list(store.events)[:60]
             resources = self._resources()
             stats = store.stats()
@@ -175,7 +237,7 @@ class View:
         for name in sorted(names):
             summary = summaries.get(name)
             try:  # one agent's odd numbers must not take the page down
-                agents.append(self._agent(name, health.agents.get(name), reports.get(name, []),
+                agents.append(self._agent(name, health.agents.get(name), verdicts.get(name), reports.get(name, []),
                                           summary.busy_seconds if summary is not None else None,
                                           instances.get(name, []), now, mono))
             except Exception:  # noqa: BLE001
@@ -189,10 +251,15 @@ class View:
                     "max_memory_bytes": store.limits.max_memory_bytes}}
 
     def prune(self, names: set[str] | None = None) -> None:
-        """Let go of agents the store let go of (evicted past ``max_agents``, or aged out)."""
-        if names is None:
-            with self.store.lock:
+        """Let go of agents stopped for longer than the grace period, and of those the store let go
+        of (evicted past ``max_agents``, or aged out)."""
+        expired = self.evaluator.liveness.expired(self.evaluator.policy.stopped_grace)
+        with self.store.lock:
+            for name in expired:
+                self.store.forget_agent(name)
+            if names is None:
                 names = set(self.store.agent_instances)
+        names = names - set(expired)
         for gone in set(self._busy) - names:
             self._busy.pop(gone, None)
         for gone in set(self.evaluator.loop.current.agents) - names:
@@ -201,7 +268,8 @@ class View:
 
     def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
         counts = collections.Counter(a["state"] for a in agents)
-        if agents and counts["unhealthy"] * 2 >= len(agents):
+        live = len(agents) - counts["stopped"]  # a stopped agent counts neither for nor against the swarm
+        if live and counts["unhealthy"] * 2 >= live:
             state = "unhealthy"
         elif counts["unhealthy"] or counts["degraded"]:
             state = "degraded"
@@ -216,7 +284,8 @@ class View:
         span_rate = (spans - s0) / (now - t0) if now - t0 > 0.5 else 0.0
         return {"state": state, "agents": len(agents), "counts": dict(counts), "throughput": round(throughput, 3),
                 "error_rate": round(failed / tasks, 4) if tasks else None, "span_rate": round(span_rate, 1),
-                "down": sum(not a["up"] for a in agents), "in_flight": sum(a["in_flight"] for a in agents)}
+                "down": sum(a["lifecycle"] == "down" for a in agents), "stopped": counts["stopped"],
+                "in_flight": sum(a["in_flight"] for a in agents)}
 
     def _resources(self) -> list[dict[str, Any]]:
         out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -226,35 +295,12 @@ class View:
                              if math.isfinite(v)]
         return sorted(out.values(), key=lambda e: (e["service"], e["instance"]))
 
-    @staticmethod
-    def _alert_json(alert: Alert) -> dict[str, Any]:
-        return {"rule": alert.rule, "agent": alert.agent, "severity": alert.severity, "state": alert.state,
-                "value": alert.value, "threshold": alert.threshold, "summary": alert.summary,
-                "source": alert.source, "since": alert.since, "at": alert.at}
-
     def traces(self, recent: int, slowest: int) -> dict[str, Any]:
         rec, slow = self.store.units(recent, slowest)
         return {"recent": [_span_json(r) for r in rec], "slowest": [_span_json(r) for r in slow]}
 
     def trace(self, trace_id: str, span_id: str | None) -> dict[str, Any]:
-        spans = self.store.trace(trace_id)
-        if span_id:
-            by_id = {s.span_id: s for s in spans}
-            children: dict[str | None, list[SpanRecord]] = collections.defaultdict(list)
-            for s in spans:
-                children[s.parent_id].append(s)
-            keep: list[SpanRecord] = []
-            node = by_id.get(span_id)
-            chain = []
-            while node is not None and node.parent_id is not None and node.parent_id in by_id:
-                node = by_id[node.parent_id]
-                chain.append(node)
-            keep.extend(reversed(chain))
-            stack = [span_id]
-            while stack and len(keep) < 5000:
-                current = by_id.get(stack.pop())
-                if current is not None:
-                    keep.append(current)
-                    stack.extend(c.span_id for c in children.get(current.span_id, []))
-            spans = keep
-        return {"trace_id": trace_id, "focus": span_id, "spans": [_span_json(s) for s in spans[:5000]]}
+        # Cycle-safe: a span that is its own parent (or a loop of them) is drawn as a root, once.
+        shown = trace_view(self.store.trace(trace_id), span_id or None, 5000)
+        return {"trace_id": trace_id, "focus": span_id, "spans": [
+            {**_span_json(s), "parent_id": parent, **({"cycle": True} if cut else {})} for s, parent, cut in shown]}

@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from .. import _semconv as sc
 from .._alerts import AlertRule
 from .._guard import after_fork_in_child
 from .._health import HealthPolicy
@@ -34,7 +33,7 @@ from ._live import Evaluator, View
 from ._otlp import BadRequest, Decoded, Point, TooLarge, response
 from ._publisher import Publisher
 from ._recorder import QueuedRecorder, alert_record, metric_sample
-from ._store import Alert, Limits, Store
+from ._store import Alert, Limits, Store, instance_key
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 DEFAULT_PORT: Final = 4318
@@ -181,12 +180,13 @@ class Server:
         decoding it can take: (HTTP status, response body or error message)."""
         rejected, error = 0, ""
         points: list[Point] = []
+        processes: set[tuple[str, str]] = set()
         try:
             reservation.grow_to(len(body) + request_cost(signal, body, is_json), self.config.budget_wait)
             for piece in pieces(signal, body, is_json, KEPT_METRICS):
                 rejected += piece.rejected
                 error = piece.error or error
-                self._ingest(signal, piece, points)
+                self._ingest(signal, piece, points, processes)
                 del piece  # (not alive while the next piece is decoded)
         except TooLarge as exc:
             return 413, str(exc).encode()
@@ -197,13 +197,13 @@ class Server:
             self.store.counts[f"{signal}_requests_refused"] += 1
             return 503, str(exc).encode()
         finally:
-            if points:
-                self._add_points(points)
+            if points or processes:
+                self._add_points(points, processes)
         if rejected:
             self.store.counts[f"{signal}_rejected"] += rejected
         return 200, response(signal, rejected, error, is_json)
 
-    def _ingest(self, signal: str, decoded: Decoded, points: list[Point]) -> None:
+    def _ingest(self, signal: str, decoded: Decoded, points: list[Point], processes: set[tuple[str, str]]) -> None:
         try:
             if signal == "traces":
                 self.store.add_spans([rec for rec, _ in decoded.spans], decoded.resources)
@@ -213,25 +213,26 @@ class Server:
                 self.evaluator.deriver.process_pending()
             elif signal == "metrics":
                 points.extend(decoded.points)
-                if len(points) >= FLUSH_POINTS:  # (sums over a series' points split here: huge requests only)
-                    self._add_points(points)
+                processes.update(instance_key(resource) for resource in decoded.resources)
+                if len(points) >= FLUSH_POINTS or len(processes) >= FLUSH_POINTS:
+                    self._add_points(points, processes)  # (a series' points summed apart: huge requests only)
             else:
                 for event in decoded.logs:
                     self.store.add_event(event, "otlp", apply_event)
         except Exception:  # noqa: BLE001 - a bug here must not turn into a retry storm
             _LOG.exception("ingesting %s failed", signal)
 
-    def _add_points(self, points: list[Point]) -> None:
+    def _add_points(self, points: list[Point], processes: set[tuple[str, str]]) -> None:
+        """Apply the points kept so far of a metrics request; ``processes``: those it came from."""
         try:
             self.store.add_points(points, apply_points)
-            for point in points:
-                if point.metric == sc.M_AGENT_UP and point.value >= 1:
-                    agent = point.attrs.get(sc.GEN_AI_AGENT_NAME)
-                    if isinstance(agent, str):
-                        self.evaluator.heartbeat(agent)
+            self.evaluator.metrics_arrived(points)  # the processes are reporting
+            for key in processes:  # (also those whose metrics serve does not keep)
+                self.evaluator.liveness.metrics_arrived(key)
         except Exception:  # noqa: BLE001
             _LOG.exception("ingesting metrics failed")
         points.clear()
+        processes.clear()
 
     # --- outputs ------------------------------------------------------------------------------
     def _maintain(self) -> None:
@@ -267,6 +268,8 @@ class Server:
         for record in records:
             yield record.to_json()
         for alert in alerts:
+            if alert.state == "resolved":  # its firing too, or the report would count it 0 times
+                yield alert_record(dataclasses.replace(alert, state="firing", at=alert.since)).to_json()
             yield alert_record(alert).to_json()
         for (name, service, instance), points in series.items():
             for t, value in points:

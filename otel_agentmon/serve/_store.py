@@ -180,7 +180,8 @@ class Store:
 
     def reports_of(self, agent: str) -> list[Reported]:
         """What the processes running ``agent`` said about it (one entry per process)."""
-        return [self.reported[(agent, key)] for key in self._reported_keys.get(agent, ())]
+        found = (self.reported.get((agent, key)) for key in self._reported_keys.get(agent, ()))
+        return [rep for rep in found if rep is not None]
 
     # --- spans --------------------------------------------------------------------------------
     def add_spans(self, records: list[SpanRecord], resources: list[dict[str, SCALAR]]) -> None:
@@ -322,9 +323,9 @@ class Store:
                         del self._reported_keys[old_agent]
             rep = self.reported[(agent, key)] = Reported()
             self._reported_keys.setdefault(agent, set()).add(key)
-            self._agent_seen(agent, key, now)
         elif rep.at != now:
             self.reported.move_to_end((agent, key))
+        self._agent_seen(agent, key, now)  # a reported agent is seen: an idle one is not aged out
         rep.at = now
         return rep
 

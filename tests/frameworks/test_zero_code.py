@@ -67,6 +67,7 @@ def test_unmodified_program_under_opentelemetry_instrument(tmp_path: Path, examp
                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=80, check=False)
         assert done.returncode == 0, done.stderr
         assert "answer: It is sunny in Paris." in done.stdout
+        assert "Attempting to instrument while already instrumented" not in done.stderr  # each instrumentor once
         # The tool metric, derived from whichever instrumentation's tool span, arrives last.
         assert rx.wait_for(lambda: "gen_ai.execute_tool.duration" in rx.metric_names(), 10)
         spans = rx.spans()

@@ -24,9 +24,11 @@ def panel_queries() -> Iterator[tuple[str, str, str]]:
                 yield path.name, str(panel["title"]), str(target["expr"])
 
 
-def empty_panels(prom: Queryable, deadline_s: float = 30.0) -> list[str]:
-    """Panels whose query errors or returns no series, after waiting up to ``deadline_s`` for data."""
-    pending = list(panel_queries())
+def empty_panels(prom: Queryable, deadline_s: float = 30.0, over: str | None = None) -> list[str]:
+    """Panels whose query errors or returns no series, after waiting up to ``deadline_s`` for data;
+    with ``over`` (e.g. ``"10m"``), no series at any time in that range (what a time-series panel shows)."""
+    pending = [(board, title, f"last_over_time(({expr})[{over}:])" if over else expr)
+               for board, title, expr in panel_queries()]
     assert pending, f"no dashboards found in {DASHBOARDS}"
     stop = time.monotonic() + deadline_s
     while True:

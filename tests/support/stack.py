@@ -10,6 +10,10 @@ Prometheus' config and TSDB) under a temporary directory::
 
 Leaving the ``with`` block stops every process group (SIGTERM, then SIGKILL). On failure the tail
 of every log is printed (pytest shows it with the failure) and the files stay under ``tmp_path``.
+
+Tests get the binaries from the ``binaries`` fixture (:func:`binaries_or_skip`): when one is
+missing they are skipped with the reason and the fix, unless ``AGENTMON_REQUIRE_STACK=1`` (which
+``.ci/run`` sets) makes them fail instead.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "collector-config"
 BUILD = CONFIG_DIR / "build"
 BUILD_TIMEOUT = 60.0  # a warm (cached) build returns in milliseconds; a cold one takes ~10 minutes
+REQUIRE_ENV = "AGENTMON_REQUIRE_STACK"  # "1": a missing binary fails the tests instead of skipping them
 BUILD_HINT = ("run `collector-config/build` before the tests (CI's .ci/run does; a cold build takes about "
               "10 minutes and needs Go >= 1.26 and the Go module proxy), or point AGENTMON_OTELCOL and "
               "AGENTMON_JAEGER at already-built binaries")
@@ -75,6 +81,23 @@ def locate_binaries() -> Binaries:
     return found
 
 
+def stack_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def binaries_or_skip() -> Binaries:
+    """For the ``binaries`` fixture: the binaries; if one is missing, skip (or fail, when required)."""
+    try:
+        return locate_binaries()
+    except MissingBinaries as exc:
+        message = str(exc)
+    if stack_required():
+        pytest.fail(f"{message}\n({REQUIRE_ENV}=1: the Collector, Jaeger and Prometheus are required)",
+                    pytrace=False)
+    pytest.skip(f"needs the Collector, Jaeger and Prometheus binaries: {message} "
+                f"(with {REQUIRE_ENV}=1, as in .ci/run, this fails instead)")
+
+
 @functools.cache
 def _locate_once() -> Binaries | str:
     try:
@@ -87,17 +110,22 @@ def _locate() -> Binaries:
     otelcol, jaeger = os.environ.get("AGENTMON_OTELCOL"), os.environ.get("AGENTMON_JAEGER")
     if not (otelcol and jaeger):
         try:
-            proc = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                                  cwd=ROOT, check=False, start_new_session=True)
-        except subprocess.TimeoutExpired as exc:
-            raise MissingBinaries(f"`collector-config/build` did not finish within {BUILD_TIMEOUT:.0f} s, "
-                                  f"so the Collector/Jaeger binaries are not cached; {BUILD_HINT}") from exc
+            proc = subprocess.Popen([str(BUILD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    cwd=ROOT, start_new_session=True)
         except OSError as exc:
             raise MissingBinaries(f"cannot run {BUILD}: {exc}; {BUILD_HINT}") from exc
-        lines = proc.stdout.strip().splitlines()
+        try:
+            stdout, stderr = proc.communicate(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole build (go, ocb), not only the script
+            proc.communicate()
+            raise MissingBinaries(f"`collector-config/build` did not finish within {BUILD_TIMEOUT:.0f} s, "
+                                  f"so the Collector/Jaeger binaries are not cached; {BUILD_HINT}") from exc
+        lines = stdout.strip().splitlines()
         if proc.returncode != 0 or len(lines) < 2:
             raise MissingBinaries(f"`collector-config/build` failed (exit {proc.returncode}); {BUILD_HINT}\n"
-                                  f"--- its stderr (tail) ---\n{_tail(proc.stderr, 30)}")
+                                  f"--- its stderr (tail) ---\n{_tail(stderr, 30)}")
         otelcol, jaeger = otelcol or lines[-2].strip(), jaeger or lines[-1].strip()
     return Binaries(
         otelcol=_executable(otelcol, "the Collector (AGENTMON_OTELCOL / collector-config/build)", BUILD_HINT),

@@ -3,7 +3,9 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const RANK = { unhealthy: 0, degraded: 1, healthy: 2 };
+  const RANK = { unhealthy: 0, degraded: 1, healthy: 2, stopped: 3 };
+  // busy / idle: alive; stopped: shut down cleanly or retired (not an error); down: gone without a word
+  const LIFE_CLASS = { busy: "num up-yes", idle: "num up-yes", stopped: "num life-stopped", down: "num up-no" };
   const WINDOW_S = 90;
   const rows = new Map();
   let order = [];
@@ -61,7 +63,8 @@
       put(row, "pill", a.state);
       put(row, "src", a.source === "reported" ? "reported" : "derived");
       put(row, "reason", a.reasons.join("; "));
-      put(row, "up", a.up ? "up" : "down", a.up ? "num up-yes" : "num up-no");
+      const life = a.lifecycle || (a.up ? "idle" : "down");
+      put(row, "up", life, LIFE_CLASS[life] || "num");
       put(row, "inflight", String(a.in_flight));
       put(row, "oldest", a.in_flight ? secs(a.oldest_age) : dash, a.stuck ? "num warn" : "num");
       put(row, "thr", num(a.throughput));
@@ -98,7 +101,8 @@
     pill.textContent = sw.agents ? `swarm ${sw.state}` : "no agents yet";
     $("k-agents").textContent = String(sw.agents);
     const c = sw.counts;
-    $("k-mix").textContent = sw.agents ? `${c.healthy || 0} ok · ${c.degraded || 0} degr. · ${c.unhealthy || 0} unh.` : "";
+    $("k-mix").textContent = sw.agents ? `${c.healthy || 0} ok · ${c.degraded || 0} degr. · ${c.unhealthy || 0} unh.`
+      + (c.stopped ? ` · ${c.stopped} stopped` : "") : "";
     $("k-throughput").textContent = num(sw.throughput);
     $("k-errors").textContent = pct(sw.error_rate);
     $("k-inflight").textContent = String(sw.in_flight);
@@ -119,7 +123,8 @@
   // --- alerts and events --------------------------------------------------------------------
   let alertsKey = "";
   function renderAlerts(s) {
-    const key = JSON.stringify([s.alerts.firing.map((a) => [a.rule, a.agent, a.value]), s.alerts.resolved.map((a) => a.at)]);
+    const key = JSON.stringify([s.alerts.firing.map((a) => [a.rule, a.agent, a.value, a.source]),
+      s.alerts.resolved.map((a) => [a.at, a.source])]);
     if (key === alertsKey) { refreshAges(s.now); return; }
     alertsKey = key;
     const fill = (ul, list, resolved) => {
@@ -131,7 +136,8 @@
         const meta = el("div", "meta");
         meta.dataset.t = String(resolved ? a.at : a.since);
         meta.dataset.prefix = `${resolved ? "resolved" : "firing since"} ${clock(resolved ? a.at : a.since)} (`;
-        meta.dataset.suffix = `) · ${a.source}`;
+        // one row per alert wherever it was evaluated: the process, serve, or both
+        meta.dataset.suffix = `) · evaluated in ${a.where === "both" ? "process and serve" : a.where || "?"}: ${a.source}`;
         li.append(meta);
         return li;
       }));
@@ -270,10 +276,14 @@
       kids.get(p).push(s);
     }
     const ancestors = new Set();
-    for (let p = byId.get(focus); p && byId.has(p.parent_id); p = byId.get(p.parent_id)) ancestors.add(p.parent_id);
+    for (let p = byId.get(focus); p && byId.has(p.parent_id) && !ancestors.has(p.parent_id); p = byId.get(p.parent_id)) ancestors.add(p.parent_id);
     const ordered = [];
+    const seen = new Set();  // the server sends a forest; this keeps a bad link from looping all the same
     const walk = (parent, depth) => {
-      for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) { ordered.push([s, depth]); walk(s.span_id, depth + 1); }
+      for (const s of (kids.get(parent) || []).sort((a, b) => a.start - b.start)) {
+        if (seen.has(s.span_id)) continue;
+        seen.add(s.span_id); ordered.push([s, depth]); walk(s.span_id, depth + 1);
+      }
     };
     walk(null, 0);
     const focusSpan = byId.get(focus) || spans.reduce((a, b) => (b.duration > a.duration ? b : a));
