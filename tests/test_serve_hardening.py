@@ -11,6 +11,7 @@ import logging
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import zlib
@@ -222,6 +223,46 @@ def test_idle_connections_past_the_cap_do_not_lock_exporters_out() -> None:
             for sock in idle:
                 sock.close()
             stream.close()
+
+
+@pytest.mark.subprocess
+def test_out_of_file_descriptors_serve_pauses_instead_of_spinning_on_accept() -> None:
+    script = textwrap.dedent("""
+        import json, os, resource, sys, time
+        from otel_agentmon.serve import ServeConfig, Server
+        srv = Server(ServeConfig(port=0, max_connections=1000)).start()
+        resource.setrlimit(resource.RLIMIT_NOFILE,  # a few more connections, then accept fails (EMFILE)
+                           (len(os.listdir("/proc/self/fd")) + 3, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        print(srv.port, flush=True)
+        sys.stdin.readline()  # the clients are connected
+        deadline = time.monotonic() + 30
+        while not srv.stats().get("accept_errors") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = srv.stats().get("accept_errors")
+        time.sleep(1.0)
+        after = srv.stats().get("accept_errors")
+        print(json.dumps({"before": before, "after": after}), flush=True)
+        os._exit(0)
+    """)
+    clients: list[socket.socket] = []
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          cwd=ROOT) as child:
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            port = int(child.stdout.readline())
+            clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(20)]
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            counts = json.loads(child.stdout.readline())
+            assert child.wait(60) == 0
+        finally:
+            for sock in clients:
+                sock.close()
+            if child.poll() is None:
+                child.kill()
+    assert counts["before"] is not None and counts["before"] >= 1  # accept did fail: out of descriptors
+    # a pause of 0.1 s after each failure: about 10 a second, not a loop at full speed
+    assert counts["after"] - counts["before"] <= 15
 
 
 # --- 4. bound beyond loopback -----------------------------------------------------------------

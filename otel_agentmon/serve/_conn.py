@@ -247,7 +247,8 @@ class CappedHTTPServer(ThreadingHTTPServer):
         with self._lock:
             return {"connections_open": len(self._open), "connections_evicted": self.counts["connections_evicted"],
                     "connections_refused": self.counts["connections_refused"],
-                    "connections_timed_out": self.counts["connections_timed_out"]}
+                    "connections_timed_out": self.counts["connections_timed_out"],
+                    "accept_errors": self.counts["accept_errors"]}
 
     # --- accept and errors ------------------------------------------------------------------------
     def get_request(self) -> tuple[Any, Any]:
@@ -255,6 +256,7 @@ class CappedHTTPServer(ThreadingHTTPServer):
             return super().get_request()
         except OSError as exc:
             if exc.errno in _OUT_OF_RESOURCES:
+                self.count("accept_errors")
                 log_once(logging.WARNING, "serve:accept", "serve: cannot accept connections: %s", exc)
                 time.sleep(_ACCEPT_PAUSE_S)  # the listening socket stays readable: do not spin on it
             raise
