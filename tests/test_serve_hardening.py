@@ -292,7 +292,7 @@ def test_bound_beyond_loopback_serve_warns_and_shows_its_store_only_to_loopback_
     if outside is None:
         pytest.skip("this machine has no address other than loopback to be a remote client from")
     with caplog.at_level(logging.WARNING, logger="otel_agentmon.serve"):
-        srv = Server(ServeConfig(host="0.0.0.0", port=0, token="s3cret-token"))
+        srv = Server(ServeConfig(host="0.0.0.0", port=0, token="s3cret token;="))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "0.0.0.0" in warnings[0] and "other machines" in warnings[0]
     with srv:
@@ -304,14 +304,14 @@ def test_bound_beyond_loopback_serve_warns_and_shows_its_store_only_to_loopback_
             assert get(outside, port, path).status == 403, path
             assert get(outside, port, path, {"Authorization": "Bearer wrong"}).status == 403, path
             if path != "/api/stream":
-                assert get(outside, port, path, {"Authorization": "Bearer s3cret-token"}).status == 200, path
+                assert get(outside, port, path, {"Authorization": "Bearer s3cret token;="}).status == 200, path
                 assert get("127.0.0.1", port, path).status == 200, path  # this machine needs no token
         for path in ("/static/app.js", "/healthz"):
             assert get(outside, port, path).status == 200, path
-        page = get(outside, port, "/?token=s3cret-token")  # the page opened with the token keeps it
+        page = get(outside, port, "/?token=s3cret%20token%3B%3D")  # the page opened with the token keeps it
         assert page.status == 200
         cookie = page.getheader("Set-Cookie") or ""
-        assert cookie.startswith("agentmon_token=s3cret-token;") and "HttpOnly" in cookie
+        assert cookie.startswith("agentmon_token=s3cret%20token%3B%3D;") and "HttpOnly" in cookie
         assert get(outside, port, "/api/state", {"Cookie": cookie.split(";")[0]}).status == 200
     with Server(ServeConfig(host="0.0.0.0", port=0)) as srv:  # no token: loopback clients only
         assert get(outside, srv.port, "/api/export").status == 403

@@ -115,7 +115,8 @@ class Handler(ConnectionHandler):
             presented.append(auth[7:].strip())
         if any(token_matches(p, token) for p in presented):
             if token_matches(presented[0], token) and path in _PAGES:
-                return True, {"Set-Cookie": f"{_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"}
+                value = urllib.parse.quote(str(token), safe="")
+                return True, {"Set-Cookie": f"{_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"}
             return True, {}
         self.close_connection = True
         why = "a valid access token" if token else "an access token configured (--token)"
@@ -128,7 +129,7 @@ class Handler(ConnectionHandler):
             morsel = http.cookies.SimpleCookie(self.headers.get("Cookie", "")).get(_COOKIE)
         except http.cookies.CookieError:
             return None
-        return None if morsel is None else morsel.value
+        return None if morsel is None else urllib.parse.unquote(morsel.value)
 
     def _send_chunked(self, chunks: Any, content_type: str, headers: dict[str, str]) -> None:
         """A body of unknown length, sent as it is produced (chunked transfer encoding)."""
