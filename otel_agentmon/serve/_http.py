@@ -87,6 +87,8 @@ class Handler(ConnectionHandler):
         self.send_header("Cache-Control", "no-store")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")  # the client must not send another request on it
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

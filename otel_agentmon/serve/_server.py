@@ -182,7 +182,8 @@ class Server:
         points: list[Point] = []
         processes: set[tuple[str, str]] = set()
         try:
-            reservation.grow_to(len(body) + request_cost(signal, body, is_json), self.config.budget_wait)
+            held = max(reservation.held, len(body))  # (an inflated body's buffer may be larger than it)
+            reservation.grow_to(held + request_cost(signal, body, is_json), self.config.budget_wait)
             for piece in pieces(signal, body, is_json, KEPT_METRICS):
                 rejected += piece.rejected
                 error = piece.error or error
