@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,8 @@ from types import FrameType
 from ._health import HealthPolicy
 from ._notify import LoggingNotifier
 from ._rules import load_rules, parse_duration
+
+TOKEN_ENV = "AGENTMON_SERVE_TOKEN"
 
 
 def _duration(text: str) -> float:
@@ -27,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        description="A local OTLP/HTTP receiver (traces, metrics, logs) with a bounded store, "
                                    "health and alert evaluation, and a live web dashboard at its URL.")
     p.set_defaults(run=run)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1; another address opens OTLP ingestion to other "
+                        "machines, and the dashboard and /api/* to them only with --token)")
     p.add_argument("--port", type=int, default=4318, help="port (default: 4318, the OTLP/HTTP port; 0: any free)")
     p.add_argument("--retention", type=_duration, default=3600.0, help="keep spans this long (default: 1h)")
     p.add_argument("--max-spans", type=int, default=200_000, help="keep at most this many spans (default: 200000)")
@@ -43,6 +48,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--record", type=Path, help="also write everything received to this JSON Lines recording")
     p.add_argument("--record-max-mb", type=float, default=64.0, help="rotate the recording at this size")
     p.add_argument("--duration", type=_duration, help="stop after this long (default: run until Ctrl-C)")
+    p.add_argument("--token", default=None,
+                   help=f"access token other machines present (Authorization: Bearer <token>) to read the dashboard "
+                        f"and /api/*; default: ${TOKEN_ENV} (preferred: a command line is visible to other users)")
+    p.add_argument("--max-connections", type=int, default=256,
+                   help="connections open at once (default: 256); past it the one idle longest is closed")
+    p.add_argument("--request-timeout", type=_duration, default=30.0,
+                   help="a connection must send each request (headers and body) within this (default: 30s)")
+    p.add_argument("--idle-timeout", type=_duration, default=60.0,
+                   help="a kept-alive connection may wait this long for its next request (default: 60s)")
+    p.add_argument("--max-request-memory-mb", type=float, default=96.0,
+                   help="memory all requests being read and decoded may hold at once, beyond the store "
+                        "(default: 96); past it a request waits, then gets 503")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
                           stopped_grace=args.stopped_grace)
     config = ServeConfig(host=args.host, port=args.port, limits=limits, policy=policy, rules=rules,
                          notifiers=[LoggingNotifier()] if rules else [], record=args.record,
-                         record_max_bytes=int(args.record_max_mb * 1024 * 1024))
+                         record_max_bytes=int(args.record_max_mb * 1024 * 1024),
+                         token=args.token or os.environ.get(TOKEN_ENV) or None,
+                         max_connections=max(1, args.max_connections), request_timeout=args.request_timeout,
+                         idle_timeout=args.idle_timeout,
+                         max_request_memory_bytes=int(args.max_request_memory_mb * 1024 * 1024))
     try:
         server = Server(config)
     except OSError as exc:

@@ -3,18 +3,31 @@
 * ``GET /healthz`` — liveness: 200 while the health loop is evaluating (the process is alive).
 * ``GET /readyz`` — readiness: 200 unless some agent is unhealthy, else 503.
 * Both return the JSON detail: swarm state, each agent's state and reasons, firing alerts.
+
+Bound to a loopback address, it answers only requests addressed to a loopback name (403
+otherwise: a web page from a rebound DNS name cannot read it). A client that hangs up early, or
+does not send its request within ``_TIMEOUT_S``, is dropped quietly (a debug log line): nothing is
+printed into the application's stderr.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 
+from ._guard import log_once
 from ._health import SwarmHealth
+from ._hostcheck import host_allowed
+
+_LOG: Final = logging.getLogger("otel_agentmon.health")
+_TIMEOUT_S: Final = 10.0  # per read and write: a slow or silent client holds a thread no longer
+_GONE: Final = (ConnectionError, TimeoutError)  # BrokenPipe, ConnectionReset, ConnectionAborted, timeouts
 
 
 def health_json(health: SwarmHealth) -> dict[str, Any]:
@@ -34,7 +47,19 @@ class HealthServer:
     def __init__(self, current: Callable[[], SwarmHealth], last_tick: Callable[[], float], host: str,
                  port: int, stale_after: float) -> None:
         class Handler(BaseHTTPRequestHandler):
+            timeout = _TIMEOUT_S
+
             def do_GET(self) -> None:
+                try:
+                    self._answer()
+                except _GONE as exc:
+                    self.close_connection = True
+                    _LOG.debug("health endpoint: client %s disconnected early (%s)", self.client_address, exc)
+
+            def _answer(self) -> None:
+                if not host_allowed(self.headers.get("Host"), host):
+                    self.send_error(403, "the Host header must name this machine (127.0.0.1, localhost, [::1])")
+                    return
                 path = self.path.split("?")[0]
                 if path not in ("/healthz", "/readyz"):
                     self.send_error(404)
@@ -53,8 +78,7 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass  # no access log from a library
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer((host, port), Handler)
         self.port = int(self._server.server_address[1])
         self.host = host
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -68,3 +92,17 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Errors of a request are logged (a client gone away at debug level), never printed."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _GONE):
+            _LOG.debug("health endpoint: client %s disconnected early (%s)", client_address, exc)
+        else:
+            log_once(logging.WARNING, "health-http:error", "health endpoint: a request from %s failed",
+                     client_address, exc_info=True)

@@ -1,32 +1,41 @@
 """HTTP front of ``agentmon serve``: OTLP/HTTP ingestion, the dashboard's files, JSON and SSE.
 
-A stdlib ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, one thread per connection). OTLP answers
-follow the OTLP/HTTP spec: 200 with the signal's export response (``partial_success`` when some
-items were rejected), 400 for an undecodable body, 413 over the size cap, 415 for a content type
-other than protobuf or JSON, 503 (retryable) when too many requests are being decoded at once.
+HTTP/1.1 keep-alive, one thread per connection, under the deadlines and the connection cap of
+``_conn``. OTLP answers follow the OTLP/HTTP spec: 200 with the signal's export response
+(``partial_success`` when some items were rejected), 400 for an undecodable or truncated body,
+413 over the size cap (or when decoding it would need more than the whole request budget), 415
+for a content type other than protobuf or JSON, 503 with ``Retry-After`` when the request budget
+stays full (see ``_budget``).
 
 Bound to a loopback address, every request must name a loopback host (``Host: 127.0.0.1``,
 ``localhost`` or ``[::1]``, any port), or it is answered 403: a web page the browser fetched
 from a rebound DNS name cannot read the store. SDKs and Collectors send the host of the
-endpoint they were given, which is one of those.
+endpoint they were given, which is one of those. Bound to another address, OTLP ingestion is
+open to every client, but the dashboard and ``/api/*`` answer clients on other machines only
+with the access token (``Authorization: Bearer <token>``, or a cookie set by opening the page
+once as ``/?token=<token>``); with no token configured, only loopback clients (403 for others).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import http.cookies
 import json
 import logging
 import math
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Final
 
 from .._guard import log_once
+from .._hostcheck import host_allowed, is_loopback, token_matches
+from ._body import read_body
+from ._budget import Busy
+from ._conn import CappedHTTPServer, ConnectionHandler
 from ._otlp import SIGNALS, BadRequest, TooLarge
 
 if TYPE_CHECKING:
     from ._server import Server
+
+__all__ = ["HTTPServer", "Handler", "dumps", "host_allowed"]
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 _PROTOBUF: Final = "application/x-protobuf"
@@ -34,7 +43,8 @@ _JSON: Final = "application/json"
 _STATIC_TYPES: Final = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 _SSE_KEEPALIVE_S: Final = 15.0
-_LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_PAGES: Final = frozenset({"", "/", "/index.html"})  # the dashboard page (its static files are open)
+_COOKIE: Final = "agentmon_token"
 
 
 def dumps(data: Any) -> bytes:
@@ -57,53 +67,17 @@ def _finite(node: Any) -> Any:
     return node
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def host_allowed(header: str | None, bound: str) -> bool:
-    """Whether a request with this ``Host`` header may be answered by a server bound to ``bound``
-    (a loopback bind only answers requests addressed to a loopback name)."""
-    if not is_loopback(bound):
-        return True
-    if header is None:
-        return True  # HTTP/1.0 clients; browsers always send a Host
-    host = header.strip().lower()
-    if host.startswith("["):
-        name, _, rest = host.partition("]")
-        name, port = name + "]", rest.removeprefix(":")
-    else:
-        name, _, port = host.partition(":")
-    if port and not port.isdigit():
-        return False
-    shown = f"[{bound.lower()}]" if ":" in bound else bound.lower()
-    return name in _LOOPBACK_NAMES or name == shown
-
-
-class HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
+class HTTPServer(CappedHTTPServer):
     def __init__(self, address: tuple[str, int], app: Server) -> None:
         self.app = app
-        super().__init__(address, Handler)
+        config = app.config
+        super().__init__(address, Handler, max_connections=config.max_connections,
+                         request_timeout=config.request_timeout, idle_timeout=config.idle_timeout)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _LOG.debug("request from %s failed", client_address, exc_info=True)
 
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ConnectionHandler):
     server: HTTPServer
     server_version = "agentmon-serve"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass  # no per-request lines on stderr
 
     # --- helpers ------------------------------------------------------------------------------
     def _send(self, code: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
@@ -113,6 +87,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")  # the client must not send another request on it
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -124,10 +100,38 @@ class Handler(BaseHTTPRequestHandler):
         """Refuse (403) a request addressed to a name other than loopback's: DNS rebinding."""
         if host_allowed(self.headers.get("Host"), self.server.app.config.host):
             return True
-        self.close_connection = True  # a POST's body was not read
+        self.unread_body()  # a POST's body was not read
         self._send(403, b"forbidden: the Host header must name this machine (127.0.0.1, localhost, [::1])\n",
                    "text/plain")
         return False
+
+    def _reader_ok(self, path: str, query: dict[str, list[str]]) -> tuple[bool, dict[str, str]]:
+        """Whether this client may read the dashboard or ``/api/*`` (403 sent otherwise), and the
+        header that keeps the token for the page's own requests (opened as ``/?token=...``)."""
+        if is_loopback(str(self.client_address[0])):
+            return True, {}
+        token = self.server.app.config.token
+        presented = [query.get("token", [None])[0], self._cookie()]
+        auth = self.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            presented.append(auth[7:].strip())
+        if any(token_matches(p, token) for p in presented):
+            if token_matches(presented[0], token) and path in _PAGES:
+                value = urllib.parse.quote(str(token), safe="")
+                return True, {"Set-Cookie": f"{_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"}
+            return True, {}
+        self.close_connection = True
+        why = "a valid access token" if token else "an access token configured (--token)"
+        self._send(403, f"forbidden: the dashboard and /api/* answer other machines only with {why}\n".encode(),
+                   "text/plain")
+        return False, {}
+
+    def _cookie(self) -> str | None:
+        try:
+            morsel = http.cookies.SimpleCookie(self.headers.get("Cookie", "")).get(_COOKIE)
+        except http.cookies.CookieError:
+            return None
+        return None if morsel is None else urllib.parse.unquote(morsel.value)
 
     def _send_chunked(self, chunks: Any, content_type: str, headers: dict[str, str]) -> None:
         """A body of unknown length, sent as it is produced (chunked transfer encoding)."""
@@ -153,33 +157,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _error(self, code: int, message: str, is_json: bool) -> None:
-        # google.rpc.Status: INVALID_ARGUMENT (3), RESOURCE_EXHAUSTED (8) or UNKNOWN (2).
-        status = 3 if code == 400 else 8 if code in (413, 503) else 2
+        # google.rpc.Status: INVALID_ARGUMENT (3), RESOURCE_EXHAUSTED (8), UNAVAILABLE (14) or UNKNOWN (2).
+        status = 3 if code == 400 else 8 if code == 413 else 14 if code == 503 else 2
+        headers = {"Retry-After": "1"} if code == 503 else None
         if is_json:
-            self._send(code, json.dumps({"code": status, "message": message}).encode(), _JSON)
+            self._send(code, json.dumps({"code": status, "message": message}).encode(), _JSON, headers)
         else:
-            self._send(code, _rpc_status(status, message), _PROTOBUF)
-
-    def _read_body(self, limit: int) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline(64)
-                    return b"".join(chunks)
-                total += size
-                if total > limit:
-                    raise TooLarge(f"body over {limit} bytes")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(64)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise BadRequest("negative Content-Length")
-        if length > limit:
-            raise TooLarge(f"body of {length} bytes is over the {limit}-byte limit")
-        return self.rfile.read(length)
+            self._send(code, _rpc_status(status, message), _PROTOBUF, headers)
 
     # --- OTLP ingestion -----------------------------------------------------------------------
     def do_POST(self) -> None:
@@ -188,27 +172,31 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path.rstrip("/")
         signal = path.removeprefix("/v1/")
         if not path.startswith("/v1/") or signal not in SIGNALS:
-            self.close_connection = True
+            self.unread_body()
             self._send(404, b"not found\n", "text/plain")
             return
         app = self.server.app
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         is_json = content_type == _JSON
         if content_type not in (_PROTOBUF, _JSON):
-            self.close_connection = True  # the body was not read
+            self.unread_body()
             self._error(415, f"unsupported Content-Type {content_type!r}; use {_PROTOBUF} or {_JSON}", False)
             return
-        try:
-            body = self._read_body(app.config.max_body_bytes)
-        except TooLarge as exc:
-            self.close_connection = True
-            self._error(413, str(exc), is_json)
-            return
-        except (BadRequest, ValueError) as exc:
-            self.close_connection = True
-            self._error(400, str(exc), is_json)
-            return
-        code, payload = app.receive(signal, body, self.headers.get("Content-Encoding", ""), is_json)
+        config = app.config
+        with app.budget.reservation() as reservation:
+            try:
+                body = read_body(self.rfile, self.headers.get("Content-Length"),  # type: ignore[arg-type]
+                                 self.headers.get("Transfer-Encoding", ""), self.headers.get("Content-Encoding", ""),
+                                 config.max_body_bytes, reservation, config.budget_wait)
+            except (TooLarge, BadRequest, Busy) as exc:
+                self.unread_body()
+                code = 413 if isinstance(exc, TooLarge) else 400 if isinstance(exc, BadRequest) else 503
+                app.store.counts[f"{signal}_requests_{_REFUSED[code]}"] += 1
+                self._error(code, str(exc), is_json)
+                return
+            self.received()
+            code, payload = app.ingest(signal, body, is_json, reservation)
+            del body  # before the reservation is given back
         if code == 200:
             self._send(200, payload, _JSON if is_json else _PROTOBUF)
         else:
@@ -224,6 +212,11 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
         app = self.server.app
+        headers: dict[str, str] = {}
+        if path.startswith("/api/") or path in _PAGES:
+            allowed, headers = self._reader_ok(path, query)
+            if not allowed:
+                return
         try:
             if path == "/api/stream":
                 self._stream()
@@ -247,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._send(404, b"not found\n", "text/plain")
                 else:
                     suffix = path[path.rfind("."):] if "." in path else ".html"
-                    self._send(200, static, _STATIC_TYPES.get(suffix, "application/octet-stream"))
+                    self._send(200, static, _STATIC_TYPES.get(suffix, "application/octet-stream"), headers)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:  # noqa: BLE001 - answer 500 rather than drop the connection
@@ -285,6 +278,9 @@ class Handler(BaseHTTPRequestHandler):
             app.publisher.subscribe(-1)
 
 
+_REFUSED: Final = {400: "bad", 413: "too_large", 503: "refused"}
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -305,67 +301,3 @@ def _int(query: dict[str, list[str]], key: str, default: int) -> int:
         return max(0, min(500, int(query.get(key, [str(default)])[0])))
     except ValueError:
         return default
-
-
-class Publisher:
-    """Builds the state at most every ``interval`` s when something changed (at least once a
-    second: health moves on a clock), and hands the same bytes to every stream."""
-
-    def __init__(self, build: Any, changed: threading.Condition, version: Any, interval: float,
-                 stop: threading.Event, maintain: Any) -> None:
-        self._build = build
-        self._maintain = maintain
-        self._changed = changed
-        self._version = version
-        self._interval = interval
-        self._stop = stop
-        self._cond = threading.Condition()
-        self.seq = 0
-        self.subscribers = 0
-        self.payload = b"{}"
-        self.thread = threading.Thread(target=self._run, name="agentmon-serve-push", daemon=True)
-
-    def subscribe(self, delta: int) -> None:
-        with self._cond:
-            self.subscribers += delta
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        """Wake every stream so it sees the stop."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        seen = -1
-        while not self._stop.is_set():
-            with self._cond:
-                idle = not self.subscribers
-                if idle:  # nobody watching: build nothing (``/api/state`` builds its own)
-                    self._cond.wait(1.0)
-            if idle:
-                try:
-                    self._maintain()  # retention applies whether or not anyone watches
-                except Exception:  # noqa: BLE001
-                    _LOG.exception("store maintenance failed")
-                continue
-            with self._changed:
-                if self._version() == seen:
-                    self._changed.wait(1.0)
-                seen = self._version()
-            try:
-                payload = self._build()
-            except Exception:  # noqa: BLE001 - the push loop must survive anything
-                _LOG.exception("building the dashboard state failed")
-                payload = None
-            if payload is not None:
-                with self._cond:
-                    self.seq += 1
-                    self.payload = payload
-                    self._cond.notify_all()
-            self._stop.wait(self._interval)  # coalesce: at most one push per interval
-
-    def wait(self, after: int, timeout: float) -> tuple[int, bytes]:
-        with self._cond:
-            if self.seq == after:
-                self._cond.wait(timeout)
-            return self.seq, self.payload

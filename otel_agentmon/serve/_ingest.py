@@ -27,6 +27,8 @@ _GAUGES: Final = {sc.PROCESS_CPU_UTILIZATION: "cpu", sc.PROCESS_MEMORY_USAGE: "m
 _DIRECTIONS: Final = {"receive": "net_rx", "transmit": "net_tx"}
 _PER_AGENT: Final = frozenset({sc.M_AGENT_UP, sc.M_AGENT_HEALTH, sc.M_TASKS_IN_FLIGHT, sc.M_TASK_OLDEST_AGE,
                                sc.M_TASKS_STUCK})
+#: the metrics serve reads (the points of any other metric are not decoded)
+KEPT_METRICS: Final = frozenset({*_GAUGES, sc.SYSTEM_NETWORK_IO, *_PER_AGENT, sc.M_ALERT_FIRING})
 
 
 def apply_points(store: Store, points: list[Point], now: float) -> None:
@@ -127,7 +129,7 @@ def apply_event(store: Store, event: LogEvent, source: str) -> bool:
         reasons = attrs.get(sc.AGENTMON_HEALTH_REASONS)
         reason_list = tuple(str(r) for r in reasons) if isinstance(reasons, list) else ()
         if source == SERVE_SOURCE:
-            if any(a == agent_name and r.state is not None for (a, _), r in store.reported.items()):
+            if any(r.state is not None for r in store.reports_of(agent_name)):
                 return False  # the process reports this agent's health itself: that state is shown
         else:
             rep = store.reported_for(agent_name, key, time.monotonic())

@@ -1,8 +1,8 @@
-"""Decode OTLP/HTTP export requests (protobuf or JSON, optionally gzip) into what serve keeps.
+"""Decode OTLP/HTTP export requests (protobuf or JSON) into what serve keeps.
 
 Spans become ``SpanRecord`` (through ``_records.build``, so every dialect lands in standard names)
 plus a finished SDK ``ReadableSpan`` for the health derivation; metric points and log records
-become small tuples. Only what the store uses is decoded: unknown metrics are counted, not kept.
+become small tuples. The decoders take one piece of a request at a time (``_decode`` cuts it).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import itertools
 import json
 import math
-import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias
 
@@ -48,6 +48,8 @@ _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _HAS_IS_REMOTE: Final = 0x100  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE: Final = 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 SCALAR: TypeAlias = str | int | float | bool
+_DERIVE_ATTRS: Final = 1024  # attributes the derivation sees of a span with more than the record keeps
+_DERIVE_CHARS: Final = 256
 
 
 class BadRequest(ValueError):
@@ -99,24 +101,7 @@ _REQUESTS: Final[dict[str, type[Message]]] = {
 }
 
 
-def inflate(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate or identity) without inflating past ``limit``."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate", "x-gzip"):
-        raise BadRequest(f"unsupported Content-Encoding {encoding!r}")
-    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"bad {encoding} body: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise TooLarge(f"request inflates past {limit} bytes")
-    return out
-
-
-def parse(signal: str, body: bytes, is_json: bool) -> Message:
+def parse(signal: str, body: bytes | bytearray, is_json: bool) -> Message:
     request = _REQUESTS[signal]()
     try:
         if is_json:
@@ -133,22 +118,24 @@ def parse(signal: str, body: bytes, is_json: bool) -> Message:
     return request
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
-    # OTLP/JSON spells trace and span ids in hex; protobuf's JSON mapping expects base64 for bytes.
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in _ID_KEYS and isinstance(value, str):
-                try:
-                    out[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise BadRequest(f"{key} is not hex") from None
-            else:
-                out[key] = _hex_ids_to_base64(value)
-        return out
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(v) for v in node]
-    return node
+def _hex_ids_to_base64(data: Any) -> Any:
+    """OTLP/JSON spells trace and span ids in hex; protobuf's JSON mapping expects base64 for
+    bytes. Rewritten in place (a copy would double the memory a JSON request takes)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ID_KEYS and isinstance(value, str):
+                    try:
+                        node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                    except ValueError:
+                        raise BadRequest(f"{key} is not hex") from None
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return data
 
 
 def response(signal: str, rejected: int, message: str, is_json: bool) -> bytes:
@@ -217,87 +204,73 @@ def _scalars(attrs: Mapping[str, Any]) -> dict[str, SCALAR]:
     return {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
 
 
-def decode(signal: str, request: Message) -> Decoded:
-    if signal == "traces":
-        return _spans(request)
-    if signal == "metrics":
-        return _metrics(request)
-    return _logs(request)
+def scope_of(scope: Any) -> InstrumentationScope:
+    return InstrumentationScope(scope.name, scope.version or None)
 
 
-def _spans(request: ExportTraceServiceRequest) -> Decoded:
-    out = Decoded()
-    for rs in request.resource_spans:
-        resource = _scalars(attributes(rs.resource.attributes))
-        for ss in rs.scope_spans:
-            scope_name = ss.scope.name or None
-            scope = InstrumentationScope(ss.scope.name, ss.scope.version or None)
-            for span in ss.spans:
-                out.items += 1
-                if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id):
-                    out.rejected += 1
-                    out.error = "span with an invalid trace or span id"
-                    continue
-                trace_id = int.from_bytes(span.trace_id, "big")
-                span_id = int.from_bytes(span.span_id, "big")
-                parent_id = int.from_bytes(span.parent_span_id, "big") if len(span.parent_span_id) == 8 else None
-                # Span flags say whether the parent is remote (another process): then this is a local root.
-                remote = bool(span.flags & _HAS_IS_REMOTE and span.flags & _IS_REMOTE)
-                attrs = attributes(span.attributes)
-                code = span.status.code
-                error = code == 2  # STATUS_CODE_ERROR
-                name = intern(span.name)
-                record = build(trace_id=trace_id, span_id=span_id, parent_id=parent_id, name=name,
-                               start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano, attrs=attrs,
-                               scope=scope_name, is_root=parent_id is None or remote, error_status=error,
-                               resource=resource)
-                parent = None if parent_id is None else SpanContext(trace_id, parent_id, remote, _SAMPLED)
-                readable = ReadableSpan(
-                    name=name, context=SpanContext(trace_id, span_id, False, _SAMPLED), parent=parent,
-                    resource=_NO_RESOURCE, attributes=attrs,
-                    status=_ERROR if error else _OK if code == 1 else _UNSET,
-                    start_time=span.start_time_unix_nano, end_time=span.end_time_unix_nano,
-                    instrumentation_scope=scope)
-                out.spans.append((record, readable))
-                out.resources.append(resource)
-    return out
+def decode_spans(out: Decoded, resource: dict[str, SCALAR], scope: InstrumentationScope, spans: Iterable[Any]) -> None:
+    """Add ``spans`` (OTLP ``Span`` messages of one resource and scope) to ``out``."""
+    scope_name = scope.name or None
+    for span in spans:
+        out.items += 1
+        if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id):
+            out.rejected += 1
+            out.error = "span with an invalid trace or span id"
+            continue
+        trace_id = int.from_bytes(span.trace_id, "big")
+        span_id = int.from_bytes(span.span_id, "big")
+        parent_id = int.from_bytes(span.parent_span_id, "big") if len(span.parent_span_id) == 8 else None
+        # Span flags say whether the parent is remote (another process): then this is a local root.
+        remote = bool(span.flags & _HAS_IS_REMOTE and span.flags & _IS_REMOTE)
+        attrs = attributes(span.attributes)
+        code = span.status.code
+        error = code == 2  # STATUS_CODE_ERROR
+        name = intern(span.name)
+        record = build(trace_id=trace_id, span_id=span_id, parent_id=parent_id, name=name,
+                       start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano, attrs=attrs,
+                       scope=scope_name, is_root=parent_id is None or remote, error_status=error,
+                       resource=resource)
+        parent = None if parent_id is None else SpanContext(trace_id, parent_id, remote, _SAMPLED)
+        # The derivation reads a few short scalars; while the span waits in its queue, it holds no
+        # more than the record does (long strings cut, no arrays) rather than everything received.
+        kept = record.attributes
+        if len(kept) != len(attrs):
+            kept = {k: v[:_DERIVE_CHARS] if isinstance(v, str) else v for k, v in itertools.islice(
+                attrs.items(), _DERIVE_ATTRS) if isinstance(v, (str, int, float, bool))}
+        readable = ReadableSpan(
+            name=name, context=SpanContext(trace_id, span_id, False, _SAMPLED), parent=parent,
+            resource=_NO_RESOURCE, attributes=kept,
+            status=_ERROR if error else _OK if code == 1 else _UNSET,
+            start_time=span.start_time_unix_nano, end_time=span.end_time_unix_nano,
+            instrumentation_scope=scope)
+        out.spans.append((record, readable))
+        out.resources.append(resource)
 
 
-def _metrics(request: ExportMetricsServiceRequest) -> Decoded:
-    out = Decoded()
-    for rm in request.resource_metrics:
-        resource = _scalars(attributes(rm.resource.attributes))
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                which = metric.WhichOneof("data")
-                if which in ("sum", "gauge"):
-                    points: Any = metric.sum.data_points if which == "sum" else metric.gauge.data_points
-                    for p in points:
-                        out.items += 1
-                        number = float(p.as_double if p.WhichOneof("value") == "as_double" else p.as_int)
-                        if not math.isfinite(number):  # no JSON spelling; would poison sums and rates
-                            out.rejected += 1
-                            out.error = f"non-finite value of {metric.name[:100]}"
-                            continue
-                        out.points.append(Point(metric.name, _scalars(attributes(p.attributes)), number,
-                                                p.time_unix_nano, resource))
-                elif which in ("histogram", "exponential_histogram", "summary"):
-                    out.items += len(getattr(metric, which).data_points)
-    return out
+def decode_points(out: Decoded, resource: dict[str, SCALAR], name: str, points: Iterable[Any]) -> None:
+    """Add the numbers of ``points`` (``NumberDataPoint`` messages of one gauge or sum) to ``out``."""
+    for p in points:
+        out.items += 1
+        number = float(p.as_double if p.WhichOneof("value") == "as_double" else p.as_int)
+        if not math.isfinite(number):  # no JSON spelling; would poison sums and rates
+            out.rejected += 1
+            out.error = f"non-finite value of {name[:100]}"
+            continue
+        out.points.append(Point(name, _scalars(attributes(p.attributes)), number, p.time_unix_nano, resource))
 
 
-def _logs(request: ExportLogsServiceRequest) -> Decoded:
-    out = Decoded()
-    for rl in request.resource_logs:
-        resource = _scalars(attributes(rl.resource.attributes))
-        for sl in rl.scope_logs:
-            for rec in sl.log_records:
-                out.items += 1
-                if not rec.event_name:
-                    continue  # plain application logs are not shown
-                body = value_of(rec.body)
-                out.logs.append(LogEvent(
-                    rec.event_name, attributes(rec.attributes), "" if body is None else str(body)[:500],
-                    rec.severity_text, rec.time_unix_nano or rec.observed_time_unix_nano,
-                    rec.trace_id.hex(), rec.span_id.hex(), resource))
-    return out
+def decode_logs(out: Decoded, resource: dict[str, SCALAR], records: Iterable[Any]) -> None:
+    """Add the events among ``records`` (``LogRecord`` messages) to ``out``."""
+    for rec in records:
+        out.items += 1
+        if not rec.event_name:
+            continue  # plain application logs are not shown
+        body = value_of(rec.body)
+        out.logs.append(LogEvent(
+            rec.event_name, attributes(rec.attributes), "" if body is None else str(body)[:500],
+            rec.severity_text, rec.time_unix_nano or rec.observed_time_unix_nano,
+            rec.trace_id.hex(), rec.span_id.hex(), resource))
+
+
+def resource_of(attrs: Iterable[KeyValue]) -> dict[str, SCALAR]:
+    return _scalars(attributes(attrs))

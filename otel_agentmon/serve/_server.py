@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import threading
@@ -18,20 +19,24 @@ from typing import Final
 from .._alerts import AlertRule
 from .._guard import after_fork_in_child
 from .._health import HealthPolicy
+from .._hostcheck import is_loopback
 from .._notify import Notifier
 from .._recording import DEFAULT_MAX_BYTES, RecordingWriter
 from .._records import SpanRecord
-from ._http import HTTPServer, Publisher, dumps
-from ._ingest import apply_event, apply_points
+from ._body import read_body
+from ._budget import Busy, ByteBudget, Reservation
+from ._decode import FLUSH_POINTS, pieces, request_cost
+from ._http import HTTPServer, dumps
+from ._ingest import KEPT_METRICS, apply_event, apply_points
 from ._insights import InsightsCache
 from ._live import Evaluator, View
-from ._otlp import BadRequest, Decoded, TooLarge, decode, inflate, parse, response
+from ._otlp import BadRequest, Decoded, Point, TooLarge, response
+from ._publisher import Publisher
 from ._recorder import QueuedRecorder, alert_record, metric_sample
-from ._store import Alert, Limits, Store
+from ._store import Alert, Limits, Store, instance_key
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 DEFAULT_PORT: Final = 4318
-_MAX_CONCURRENT_DECODES: Final = 16
 EXPORT_CHUNK_LINES: Final = 1000  # JSON Lines per chunk of a streamed /api/export
 
 
@@ -47,6 +52,20 @@ class ServeConfig:
     health_interval: float = 0.25
     push_interval: float = 0.2  # at most 5 dashboard updates a second
     max_body_bytes: int = 16 * 1024 * 1024  # compressed or not, and after inflating
+    #: bytes all requests being read and decoded may hold at once (bodies and decoding): past it
+    #: a request waits up to ``budget_wait`` s, then gets 503; one that needs more gets 413
+    max_request_memory_bytes: int = 96 * 1024 * 1024
+    budget_wait: float = 2.0
+    #: connections open at once; past it a new one closes the one waiting longest for its request
+    #: (or is closed itself when every connection is busy)
+    max_connections: int = 256
+    #: a connection must deliver each request (line, headers and body) this fast, and read its answer
+    request_timeout: float = 30.0
+    #: a kept-alive connection may wait this long for its next request
+    idle_timeout: float = 60.0
+    #: when set, clients on other machines may read the dashboard and its APIs with
+    #: ``Authorization: Bearer <token>`` (or the page opened once as ``/?token=<token>``)
+    token: str | None = None
     record: Path | None = None
     record_max_bytes: int = DEFAULT_MAX_BYTES
 
@@ -62,7 +81,7 @@ class Server:
                                    config.notifiers)
         self.view = View(self.store, self.evaluator)
         self.insights = InsightsCache(self.store)
-        self._decoding = threading.BoundedSemaphore(_MAX_CONCURRENT_DECODES)
+        self.budget = ByteBudget(config.max_request_memory_bytes)
         self.recorder: QueuedRecorder | None = None
         if config.record is not None:
             self.recorder = QueuedRecorder(RecordingWriter(config.record, config.record_max_bytes))
@@ -74,6 +93,14 @@ class Server:
             if self.recorder is not None:
                 self.recorder.close()
             raise
+        if not is_loopback(config.host):
+            _LOG.warning(
+                "serve: listening on %s, reachable from other machines: OTLP ingestion is open to them; the "
+                "dashboard and its APIs (/api/state, /api/stream, /api/traces, /api/trace, /api/insights, "
+                "/api/export) %s", config.host or "all addresses",
+                "need the access token from them" if config.token else
+                "answer loopback clients only (403 for others; set an access token with --token or "
+                "AGENTMON_SERVE_TOKEN to open them)")
         self.publisher = Publisher(self._state_json, self.store.changed, lambda: self.store.version,
                                    config.push_interval, self.stopping, self._maintain)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
@@ -131,38 +158,82 @@ class Server:
 
     # --- ingestion ----------------------------------------------------------------------------
     def receive(self, signal: str, body: bytes, encoding: str, is_json: bool) -> tuple[int, bytes]:
-        """One export request: (HTTP status, response body or error message)."""
-        if not self._decoding.acquire(timeout=5.0):
-            self.store.counts[f"{signal}_requests_refused"] += 1
-            return 503, b"too many concurrent requests"
+        """One export request whose (compressed) body is in memory: (HTTP status, response body or
+        error message). The HTTP front reads the body off the connection into ``ingest`` instead."""
+        with self.budget.reservation() as reservation:
+            try:
+                raw = read_body(io.BytesIO(body), str(len(body)), "", encoding, self.config.max_body_bytes,
+                                reservation, self.config.budget_wait)
+            except TooLarge as exc:
+                return 413, str(exc).encode()
+            except BadRequest as exc:
+                self.store.counts[f"{signal}_requests_bad"] += 1
+                return 400, str(exc).encode()
+            except Busy as exc:
+                self.store.counts[f"{signal}_requests_refused"] += 1
+                return 503, str(exc).encode()
+            return self.ingest(signal, raw, is_json, reservation)
+
+    def ingest(self, signal: str, body: bytes | bytearray, is_json: bool,
+               reservation: Reservation) -> tuple[int, bytes]:
+        """Decode and keep one export request, a piece at a time, once ``reservation`` holds what
+        decoding it can take: (HTTP status, response body or error message)."""
+        rejected, error = 0, ""
+        points: list[Point] = []
+        processes: set[tuple[str, str]] = set()
         try:
-            raw = inflate(body, encoding, self.config.max_body_bytes)
-            decoded = decode(signal, parse(signal, raw, is_json))
+            held = max(reservation.held, len(body))  # (an inflated body's buffer may be larger than it)
+            reservation.grow_to(held + request_cost(signal, body, is_json), self.config.budget_wait)
+            for piece in pieces(signal, body, is_json, KEPT_METRICS):
+                rejected += piece.rejected
+                error = piece.error or error
+                self._ingest(signal, piece, points, processes)
+                del piece  # (not alive while the next piece is decoded)
         except TooLarge as exc:
             return 413, str(exc).encode()
-        except BadRequest as exc:
+        except BadRequest as exc:  # before anything was kept: the framing is checked first
             self.store.counts[f"{signal}_requests_bad"] += 1
             return 400, str(exc).encode()
+        except Busy as exc:
+            self.store.counts[f"{signal}_requests_refused"] += 1
+            return 503, str(exc).encode()
         finally:
-            self._decoding.release()
+            if points or processes:
+                self._add_points(points, processes)
+        if rejected:
+            self.store.counts[f"{signal}_rejected"] += rejected
+        return 200, response(signal, rejected, error, is_json)
+
+    def _ingest(self, signal: str, decoded: Decoded, points: list[Point], processes: set[tuple[str, str]]) -> None:
         try:
-            self._ingest(signal, decoded)
+            if signal == "traces":
+                self.store.add_spans([rec for rec, _ in decoded.spans], decoded.resources)
+                self.evaluator.feed(decoded.spans)
+                # Derive here, piece by piece: the derivation queue then holds one piece, not up to
+                # its 65,536 spans (about 60 MB of span objects) behind a burst of large requests.
+                self.evaluator.deriver.process_pending()
+            elif signal == "metrics":
+                points.extend(decoded.points)
+                processes.update(instance_key(resource) for resource in decoded.resources)
+                if len(points) >= FLUSH_POINTS or len(processes) >= FLUSH_POINTS:
+                    self._add_points(points, processes)  # (a series' points summed apart: huge requests only)
+            else:
+                for event in decoded.logs:
+                    self.store.add_event(event, "otlp", apply_event)
         except Exception:  # noqa: BLE001 - a bug here must not turn into a retry storm
             _LOG.exception("ingesting %s failed", signal)
-        if decoded.rejected:
-            self.store.counts[f"{signal}_rejected"] += decoded.rejected
-        return 200, response(signal, decoded.rejected, decoded.error, is_json)
 
-    def _ingest(self, signal: str, decoded: Decoded) -> None:
-        if signal == "traces":
-            self.store.add_spans([rec for rec, _ in decoded.spans], decoded.resources)
-            self.evaluator.feed(decoded.spans)
-        elif signal == "metrics":
-            self.store.add_points(decoded.points, apply_points)
-            self.evaluator.metrics_arrived(decoded.points)  # the process is reporting
-        else:
-            for event in decoded.logs:
-                self.store.add_event(event, "otlp", apply_event)
+    def _add_points(self, points: list[Point], processes: set[tuple[str, str]]) -> None:
+        """Apply the points kept so far of a metrics request; ``processes``: those it came from."""
+        try:
+            self.store.add_points(points, apply_points)
+            self.evaluator.metrics_arrived(points)  # the processes are reporting
+            for key in processes:  # (also those whose metrics serve does not keep)
+                self.evaluator.liveness.metrics_arrived(key)
+        except Exception:  # noqa: BLE001
+            _LOG.exception("ingesting metrics failed")
+        points.clear()
+        processes.clear()
 
     # --- outputs ------------------------------------------------------------------------------
     def _maintain(self) -> None:
@@ -236,6 +307,9 @@ class Server:
     def stats(self) -> dict[str, int]:
         """The store's counts, and what the recording dropped (``/healthz``)."""
         stats = self.store.stats()
+        budget = self.budget
+        stats.update(request_budget_bytes=budget.capacity, request_bytes_in_use=budget.in_use,
+                     request_bytes_peak=budget.peak, requests_busy=budget.busy, **self.httpd.stats())
         if self.recorder is not None:
             stats["recording_dropped"] = self.recorder.dropped + self.recorder.writer.dropped
         return stats

@@ -112,11 +112,15 @@ class Store:
         self._units: collections.deque[SpanRecord] = collections.deque(maxlen=_UNITS_KEPT)
         self.bytes = 0
         self.counts: collections.Counter[str] = collections.Counter()
-        self.instances: dict[tuple[str, str], Instance] = {}
-        self.agent_instances: dict[str, dict[tuple[str, str], float]] = {}
-        self.reported: dict[tuple[str, tuple[str, str]], Reported] = {}
+        # Least recently seen first (``move_to_end`` on every sighting): evicting the oldest past a
+        # cap is O(1), so the cost per span does not grow with the number of agents or processes.
+        self.instances: collections.OrderedDict[tuple[str, str], Instance] = collections.OrderedDict()
+        self.agent_instances: collections.OrderedDict[str, dict[tuple[str, str], float]] = collections.OrderedDict()
+        self.reported: collections.OrderedDict[tuple[str, tuple[str, str]], Reported] = collections.OrderedDict()
+        self._reported_keys: dict[str, set[tuple[str, str]]] = {}  # agent -> its keys in ``reported``
         self.series: dict[tuple[str, str, str], collections.deque[tuple[float, float]]] = {}
         self._counters: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._series_names: set[str] = set()  # the few names in ``series`` and ``_counters`` keys
         self.alerts: dict[tuple[str, str, str | None], Alert] = {}
         #: alert instances whose transitions arrive as log records: their gauge is not needed
         self.alerts_by_event: set[tuple[str, str, str | None]] = set()
@@ -138,39 +142,46 @@ class Store:
         inst = self.instances.get(key)
         if inst is None:
             if len(self.instances) >= self.limits.max_instances:
-                self._drop_instance(min(self.instances, key=lambda k: self.instances[k].last_seen))
+                self._drop_instance(next(iter(self.instances)))  # the one seen longest ago
                 self.counts["instances_evicted"] += 1
             inst = self.instances[key] = Instance(key[0], key[1], dict(resource), now, now)
+        elif inst.last_seen != now:
+            self.instances.move_to_end(key)
         inst.last_seen = now
         return inst
 
     def _drop_instance(self, key: tuple[str, str]) -> None:
         """A process and everything kept about it: its resource series and counter samples."""
         self.instances.pop(key, None)
-        for skey in [s for s in self.series if s[1:] == key]:
-            del self.series[skey]
-        for ckey in [c for c in self._counters if c[1:] == key]:
-            del self._counters[ckey]
+        for name in self._series_names:
+            self.series.pop((name, *key), None)
+            self._counters.pop((name, *key), None)
 
     def _agent_seen(self, agent: str, key: tuple[str, str], now: float) -> None:
         seen = self.agent_instances.get(agent)
         if seen is None:
             if len(self.agent_instances) >= self.limits.max_agents:
-                oldest = min(self.agent_instances, key=lambda a: max(self.agent_instances[a].values()))
-                self.forget_agent(oldest)
+                self.forget_agent(next(iter(self.agent_instances)))  # the one seen longest ago
                 self.counts["agents_evicted"] += 1
             seen = self.agent_instances[agent] = {}
-        elif key in seen:
-            seen[key] = now
-            return
+        else:
+            self.agent_instances.move_to_end(agent)
+            if key in seen:
+                seen[key] = now
+                return
         if key not in seen and len(seen) >= 64:
             del seen[min(seen, key=seen.__getitem__)]
         seen[key] = now
 
     def forget_agent(self, agent: str) -> None:
         self.agent_instances.pop(agent, None)
-        for key in [k for k in self.reported if k[0] == agent]:
-            del self.reported[key]
+        for key in self._reported_keys.pop(agent, ()):
+            self.reported.pop((agent, key), None)
+
+    def reports_of(self, agent: str) -> list[Reported]:
+        """What the processes running ``agent`` said about it (one entry per process)."""
+        found = (self.reported.get((agent, key)) for key in self._reported_keys.get(agent, ()))
+        return [rep for rep in found if rep is not None]
 
     # --- spans --------------------------------------------------------------------------------
     def add_spans(self, records: list[SpanRecord], resources: list[dict[str, SCALAR]]) -> None:
@@ -230,7 +241,7 @@ class Store:
                 self._evict(time.time())
                 changed = True
             mono_cutoff = time.monotonic() - self.limits.retention_s
-            for agent in [a for a, seen in self.agent_instances.items() if max(seen.values()) < mono_cutoff]:
+            for agent in [a for a, seen in self.agent_instances.items() if max(seen.values(), default=0) < mono_cutoff]:
                 self.forget_agent(agent)
                 changed = True
             wall_cutoff = time.time() - self.limits.retention_s
@@ -280,6 +291,7 @@ class Store:
                 self.counts["series_dropped"] += 1
                 return
             series = self.series[skey] = collections.deque(maxlen=_SERIES_POINTS)
+            self._series_names.add(name)
         series.append((t, value))
         if self.on_point is not None:
             self.on_point(name, key, t, value)
@@ -295,6 +307,7 @@ class Store:
             del self._counters[next(iter(self._counters))]
             self.counts["counters_evicted"] += 1
         self._counters[ckey] = (t, total)
+        self._series_names.add(name)
         if previous is not None and t > previous[0] and total >= previous[1]:
             self.add_series(name, key, t, (total - previous[1]) / (t - previous[0]))
 
@@ -302,8 +315,16 @@ class Store:
         rep = self.reported.get((agent, key))
         if rep is None:
             if len(self.reported) >= self.limits.max_agents * 4:
-                del self.reported[min(self.reported, key=lambda k: self.reported[k].at)]
+                (old_agent, old_key), _ = self.reported.popitem(last=False)  # reported longest ago
+                keys = self._reported_keys.get(old_agent)
+                if keys is not None:
+                    keys.discard(old_key)
+                    if not keys:
+                        del self._reported_keys[old_agent]
             rep = self.reported[(agent, key)] = Reported()
+            self._reported_keys.setdefault(agent, set()).add(key)
+        elif rep.at != now:
+            self.reported.move_to_end((agent, key))
         self._agent_seen(agent, key, now)  # a reported agent is seen: an idle one is not aged out
         rep.at = now
         return rep
