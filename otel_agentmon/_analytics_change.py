@@ -82,7 +82,7 @@ def split(window: Window, recent_fraction: float) -> tuple[Window, Window]:
 def task_tokens(records: Sequence[SpanRecord], tree: SpanTree) -> dict[tuple[str, str], int]:
     """Tokens of the LLM calls under each task span, keyed by (trace id, task span id)."""
     out: dict[tuple[str, str], int] = {(r.trace_id, r.span_id): 0 for r in records if r.kind == "task"}
-    for rec in records:
+    for rec in tree.by_id.values():  # a span received twice counts once
         if rec.kind != "llm":
             continue
         node: SpanRecord | None = rec
