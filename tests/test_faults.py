@@ -2,9 +2,9 @@
 
 Every test checks the product promise: no exception reaches user code, the caller never waits on
 the exporter, shutdown keeps its deadline, and every span is accounted for (``Stats.balanced``,
-reconciled against what the receiver actually got). "Never waits" is checked as causality (the
-caller's tasks all return while the receiver provably holds the export), never in milliseconds:
-the caller's latency under each fault is measured by ``benchmarks/bench_faults.py``.
+reconciled against what the receiver actually got). "Never waits" is checked as causality in
+test_deadlines.py (the caller's tasks all return while the receiver provably holds the export),
+never in milliseconds: the caller's latency under each fault is in ``benchmarks/bench_faults.py``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 import otel_agentmon
 from otel_agentmon import _semconv as sc
 from otel_agentmon._monitor import Monitor
-from otel_agentmon._stats import Stats
 from tests.conftest import MonitorFor
-from tests.support.deadlines import within
 from tests.support.receiver import (
     Mode,
     OTLPReceiver,
@@ -36,45 +34,12 @@ from tests.support.receiver import (
     slow,
     status,
 )
+from tests.support.tasks import TRANSPORT_FAILURES, run_tasks, settled, timed_shutdown, warnings_with
 
-TRACES = "/v1/traces"
 #: A budget for tests of delivery: shutdown returns as soon as everything is out, and a healthy
 #: receiver in this (busy) process must not race the 2 s deadline the fault tests check.
 DELIVERY_BUDGET_S = 10.0
 POISON = "bad\ud800name\x00end"
-
-
-@otel_agentmon.agent("fault-agent")
-def agent_task(i: int) -> int:
-    with otel_agentmon.tool("lookup", attributes={"i": i}):
-        return i
-
-
-def run_tasks(n: int) -> None:
-    """Run ``n`` decorated tasks (2 spans each); (i) each returns normally."""
-    for i in range(n):
-        assert agent_task(i) == i
-
-
-def settled(monitor: Monitor) -> Stats:
-    """(ii) the accounting identity closes at quiescence."""
-    stats = monitor.stats()
-    assert stats.balanced, stats
-    assert (stats.spans_queued, stats.spans_in_flight, stats.spans_open) == (0, 0, 0), stats
-    return stats
-
-
-def timed_shutdown(monitor: Monitor, budget: float) -> float:
-    start = time.monotonic()
-    monitor.shutdown(budget)
-    elapsed = time.monotonic() - start
-    assert within(elapsed, budget), f"shutdown({budget}) took {elapsed:.2f} s"
-    return elapsed
-
-
-def warnings_with(caplog: pytest.LogCaptureFixture, text: str) -> int:
-    return sum(1 for r in caplog.records
-               if r.name == "otel_agentmon" and r.levelno >= logging.WARNING and text in r.getMessage())
 
 
 def non_daemon_threads() -> set[threading.Thread]:
@@ -100,7 +65,6 @@ def drained(monitor: Monitor) -> bool:
 
 
 # ---- F1 / F2 / F6 / F7: the collector is unusable for the whole run ------------------------------
-TRANSPORT_FAILURES = {"export_failed:connection_error", "shutdown_timeout"}
 UNUSABLE: dict[str, tuple[Mode | None, float]] = {
     "F1-down": (None, 1.0),
     "F2-blackhole": (blackhole(), 2.0),
@@ -142,48 +106,6 @@ def test_unusable_collector_never_hurts_the_caller_and_every_span_is_dropped_wit
     ours = [r.getMessage() for r in caplog.records if r.name == "otel_agentmon" and r.levelno >= logging.WARNING]
     assert 1 <= len(ours) <= 4, f"warnings on otel_agentmon: {ours}"
     assert len(set(ours)) == len(ours), f"a warning repeated: {ours}"
-
-
-def stuck_export(rx: OTLPReceiver, monitor: Monitor) -> None:
-    """Wait until the span worker is provably stuck: the receiver holds its one request unanswered."""
-    run_tasks(40)  # 80 spans: more than a batch of 64
-    assert rx.wait_for(lambda: rx.holding(TRACES) == 1, 30.0), rx.requests()
-
-
-@pytest.mark.timeout(60)
-def test_the_caller_never_waits_for_a_stuck_export(rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
-    rx.mode = blackhole(paths=["traces"])
-    monitor = monitor_for(rx, export_timeout=120.0, span_max_export_batch_size=64)
-    stuck_export(rx, monitor)
-    run_tasks(1000)  # a caller that waited for the export would still be in its first task
-    # Causality, not milliseconds: every task returned while the export was held the whole time
-    # (one worker thread, one request, no answer; its timeout is minutes away).
-    assert rx.holding(TRACES) == 1 and len(rx.requests(TRACES)) == 1
-    assert rx.requests(TRACES)[0].status is None
-    stats = monitor.stats()
-    assert stats.spans_ended == 2080 and stats.spans_exported == 0
-    assert stats.spans_queued + stats.spans_dropped.get("queue_full", 0) == 2080 - stats.spans_in_flight
-
-
-@pytest.mark.timeout(60)
-def test_queue_is_bounded_and_overflow_counted_as_queue_full(
-        rx: OTLPReceiver, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    rx.mode = blackhole(paths=["traces"])
-    monitor = monitor_for(rx, span_max_queue_size=256, span_max_export_batch_size=64, export_timeout=120.0)
-    stuck_export(rx, monitor)
-    peak = 0
-    for _ in range(10):
-        run_tasks(300)
-        peak = max(peak, monitor.stats().spans_queued)
-    assert rx.holding(TRACES) == 1 and len(rx.requests(TRACES)) == 1  # all of it while the export was stuck
-    assert peak <= 256  # memory is bounded by the queue, whatever the collector does
-    timed_shutdown(monitor, 2.0)
-    stats = settled(monitor)
-    assert stats.spans_dropped.get("queue_full", 0) >= 6080 - 256 - 64
-    assert stats.spans_exported == 0 == len(rx.unique_span_ids())
-    assert set(stats.spans_dropped) <= {"queue_full"} | TRANSPORT_FAILURES
-    assert warnings_with(caplog, "queue full") == 1
 
 
 # ---- F3: transient failures are retried and everything is delivered -----------------------------

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.metrics import CallbackOptions, Observation
 
 import otel_agentmon
 from otel_agentmon import _monitor
@@ -28,7 +27,7 @@ from otel_agentmon._stats import Stats
 from tests.conftest import MONITOR_BASE, MonitorFor
 from tests.support.deadlines import SCHEDULING_MARGIN_S, TEARDOWN_MARGIN_S, within
 from tests.support.http_server import Handler
-from tests.support.receiver import OTLPReceiver, blackhole, closed_port, status
+from tests.support.receiver import OTLPReceiver, blackhole, closed_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -266,87 +265,6 @@ def test_shutdown_racing_emitters_counts_late_spans_as_already_shutdown(
     assert 0 < stats.spans_exported <= received <= stats.spans_exported + stats.spans_dropped.get("shutdown_timeout", 0)
     assert set(stats.spans_dropped) <= {"already_shutdown", "shutdown_timeout", "queue_full"}
     assert non_daemon_threads() <= threads_before
-
-
-# ---- deadlines: force_flush() honours its timeout (the SDK's ignores it, perf-anchors §6) -------------
-@pytest.mark.timeout(30)
-def test_force_flush_returns_by_its_timeout_with_the_collector_black_holed(
-        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
-    rx.mode = blackhole()
-    monitor = monitor_for(rx, export_timeout=5.0, shutdown_timeout=1.0)
-    for i in range(1500):
-        with otel_agentmon.tool("flushed", attributes={"i": i}):
-            pass
-    start = time.monotonic()
-    assert monitor.force_flush(0.5) is False  # nothing could be delivered
-    elapsed = time.monotonic() - start
-    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
-    start = time.monotonic()
-    monitor.shutdown()  # default budget: shutdown_timeout
-    elapsed = time.monotonic() - start
-    assert within(elapsed, 1.0), f"shutdown() with shutdown_timeout=1 took {elapsed:.2f} s"
-    stats = settled(monitor)
-    assert stats.spans_exported == 0 and stats.spans_dropped_total == 1500
-
-
-@pytest.mark.timeout(90)
-def test_force_flush_keeps_its_deadline_while_the_metric_reader_is_stuck_exporting(
-        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
-    """The SDK's periodic reader holds its export lock for a whole export; MeterProvider.force_flush
-    waits for that lock whatever its timeout (the 5.2 s force_flush(0.5) of issue 11), then
-    answers True whatever the export did."""
-    rx.mode = blackhole(paths=["metrics"])
-    monitor = monitor_for(rx, export_timeout=30.0, metric_export_interval_ms=100, metric_export_timeout_ms=30_000)
-    with otel_agentmon.agent("metered"):  # something to export
-        pass
-    # The reader's export has reached the receiver, which holds it: the reader now holds its lock.
-    assert rx.wait_for(lambda: rx.holding("/v1/metrics") == 1, 30.0)
-    start = time.monotonic()
-    flushed = monitor.force_flush(0.5)
-    elapsed = time.monotonic() - start
-    assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
-    assert flushed is False  # the metrics could not get out
-    # A flush stuck behind that lock is not started again: repeated flushes never pile up threads.
-    for _ in range(5):
-        assert monitor.force_flush(0.05) is False
-    assert sum(t.name == "agentmon-metrics-flush" for t in threading.enumerate()) <= 1
-
-
-@pytest.mark.timeout(90)
-def test_force_flush_keeps_its_deadline_while_a_metric_callback_is_slow(
-        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
-    """The SDK collects (every observable callback) on the flushing thread: one slow callback, say
-    an application's gauge reading a slow source, held force_flush for as long as it took."""
-    monitor = monitor_for(rx)
-    release = threading.Event()
-
-    def slow_reading(options: CallbackOptions) -> list[Observation]:
-        release.wait(60)
-        return [Observation(1)]
-
-    meter_provider = monitor.meter_provider
-    assert meter_provider is not None
-    meter_provider.get_meter("app").create_observable_gauge("app.slow_reading", callbacks=[slow_reading])
-    threading.Timer(20.0, release.set).start()  # the old code returned only then
-    try:
-        start = time.monotonic()
-        flushed = monitor.force_flush(0.5)
-        elapsed = time.monotonic() - start
-        assert within(elapsed, 0.5), f"force_flush(0.5) took {elapsed:.2f} s"
-        assert flushed is False
-    finally:
-        release.set()
-
-
-@pytest.mark.timeout(60)
-def test_force_flush_is_false_when_the_metrics_could_not_be_delivered(
-        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
-    rx.mode = status(400, paths=["metrics"])  # spans are accepted, metrics refused
-    monitor = monitor_for(rx)
-    with otel_agentmon.agent("metered"):
-        pass
-    assert monitor.force_flush(30.0) is False  # the SDK's own force_flush answers True here
-    assert rx.wait_for_spans(1, 30.0) and monitor.stats().metric_exports_failed >= 1
 
 
 # ---- configure() / shutdown() misuse --------------------------------------------------------------------

@@ -7,9 +7,12 @@ has ended queues for a core and then for the GIL (5 ms switch interval per runna
 it can return. Assert ``elapsed <= promised + SCHEDULING_MARGIN_S``; an overshoot larger than that
 is a bug in our code (an unbounded wait), not a busy machine.
 
-Measured beside four ``while True: pass`` processes and the other jobs of a shared 2-core box
-(load average 10-14): ``force_flush(0.5)`` and ``shutdown(1.0 / 2.0)`` returned at most 0.15 s
-past their deadlines. Latency (how fast the caller returns, how soon an alert fires) is not a
+Measured (``AGENTMON_DEADLINE_LOG``) with four and with eight ``while True: pass`` processes beside
+the timing-sensitive test files on a shared 2-core box (load average 6-17), 6 runs:
+``force_flush(0.5)`` returned by 0.57 s, ``shutdown(1.0)`` by 0.57 s, the fault tests'
+``shutdown(2.0)`` by 1.3 s and the atexit shutdown within its 3 s (3.001 s); the worst overshoot,
+1.3 s, was ``shutdown(2.0)`` racing 8 emitter threads that spin in the same process and starve
+it of the GIL. Latency (how fast the caller returns, how soon an alert fires) is not a
 deadline: it belongs in ``benchmarks/``, never here.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-#: Scheduling delay tolerated beyond a promised deadline (measured overshoot at load ~12: < 0.2 s).
+#: Scheduling delay tolerated beyond a promised deadline (largest overshoot measured: 1.3 s).
 SCHEDULING_MARGIN_S = 2.0
 
 #: Interpreter teardown after the last atexit hook (module and object cleanup; nothing of ours
