@@ -49,7 +49,9 @@ def assert_names_the_findings(text: str, promql: bool) -> None:
         assert "gen_ai_execute_tool_duration_seconds_bucket" in evidence
     else:
         assert re.search(r"traces `[0-9a-f]{32}`", evidence)
-    regressed = {key for _, key in re.findall(r"REGRESSION: (\w+) '([\w-]+)'", text)}
+    # No false regression among the agents, task types and tools. Model latencies are left out of
+    # this check: the example's LLM calls are 4-8 ms sleeps, which a loaded machine stretches for real.
+    regressed = {key for dim, key in re.findall(r"REGRESSION: (\w+) '([\w-]+)'", text) if dim != "model"}
     assert regressed <= {"db_query", "reviewer", "review"}, regressed
 
 
