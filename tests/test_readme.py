@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from otel_agentmon import _semconv as sc
-from otel_agentmon._metrics import ALLOWED_ATTRIBUTES
-from otel_agentmon._settings import options_markdown
+from otel_agentmon._metrics.instruments import ALLOWED_ATTRIBUTES
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._setup.settings import options_markdown
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
