@@ -17,9 +17,9 @@ Everything users import lives here; the modules behind it are private.
 from __future__ import annotations
 
 from ._alerts.engine import AlertEvent, AlertRule
-from ._alerts.notify import CallbackNotifier, LoggingNotifier, Notifier, NotifierStats, WebhookNotifier
+from ._alerts.notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
 from ._alerts.rules import load_rules, to_prometheus
-from ._export.stats import Stats
+from ._export.stats import NotifierStats, Stats
 from ._health.loop import AgentHealth, HealthPolicy, SwarmHealth
 from ._metrics.derive import AgentSummary
 from ._records.recording import RecordingSpanProcessor, read_recording

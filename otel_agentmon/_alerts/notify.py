@@ -10,17 +10,17 @@ still queued or in flight when the notifiers stopped), and drops are logged, rat
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime as dt
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from .._core.guard import log_once
+from .._export.stats import NotifierStats
 from . import notify_http as _notify_http
 from .engine import AlertEvent
 
@@ -94,33 +94,6 @@ _SENT: Final = _Result("sent")
 _FAILED: Final = _Result("failed")
 _DEDUPLICATED: Final = _Result("deduplicated")
 _DROPPED_SHUTDOWN: Final = _Result("dropped", "shutdown")
-
-
-@dataclasses.dataclass(frozen=True)
-class NotifierStats:
-    """Where every alert notification went: one per transition (firing or resolved) and notifier.
-
-    ``sent`` (a webhook's 2xx; any other notifier's ``notify`` that returned), ``failed`` (a webhook
-    out of attempts or answering a redirect; a ``notify`` that raised), ``deduplicated`` (the same
-    alert in the same state already went out), ``dropped`` by reason (``queue_full``; ``shutdown``:
-    still queued, or cut mid-request, when the notifiers stopped), and ``queued``/``in_flight``.
-    """
-
-    sent: int = 0
-    failed: int = 0
-    deduplicated: int = 0
-    dropped: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
-    queued: int = 0
-    in_flight: int = 0
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-    @property
-    def total(self) -> int:
-        """Every notification handed to the notifiers (each one counted exactly once above)."""
-        return self.sent + self.failed + self.deduplicated + self.dropped_total + self.queued + self.in_flight
 
 
 class WebhookNotifier:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from opentelemetry import _logs, trace
 from opentelemetry import context as otel_context
 
-from .._setup.settings import ContentMode
+from .._names.semconv import ContentMode
 
 #: Before configure() this routes through the API's global provider (a no-op until one is set).
 tracer: trace.Tracer = trace.get_tracer("otel_agentmon")

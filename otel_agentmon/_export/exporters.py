@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -30,9 +30,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from .._core.guard import RateLimiter, log_once
-from .._setup.settings import Settings
 from .http import ResponseProbe, http_session
 from .worker import Outcome
+
+if TYPE_CHECKING:
+    from .._setup.settings import Settings
 
 _SIGNAL_PATHS = {"traces": "v1/traces", "metrics": "v1/metrics", "logs": "v1/logs"}
 

@@ -14,12 +14,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._core.counting import count_value
 from .._core.guard import after_fork_in_child
 from .._metrics.derive import Deriver
 from .._names.dialects import OI_KIND as _OI_KIND
 from .._names.dialects import TL_KIND as _TL_KIND
 from .._names.semconv import GEN_AI_AGENT_NAME as _AGENT
-from .worker import BatchWorker, count_value
+from .worker import BatchWorker
 
 
 class AgentmonSpanProcessor(SpanProcessor):

@@ -7,7 +7,32 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from .._alerts.notify import NotifierStats
+
+@dataclasses.dataclass(frozen=True)
+class NotifierStats:
+    """Where every alert notification went: one per transition (firing or resolved) and notifier.
+
+    ``sent`` (a webhook's 2xx; any other notifier's ``notify`` that returned), ``failed`` (a webhook
+    out of attempts or answering a redirect; a ``notify`` that raised), ``deduplicated`` (the same
+    alert in the same state already went out), ``dropped`` by reason (``queue_full``; ``shutdown``:
+    still queued, or cut mid-request, when the notifiers stopped), and ``queued``/``in_flight``.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    deduplicated: int = 0
+    dropped: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    queued: int = 0
+    in_flight: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def total(self) -> int:
+        """Every notification handed to the notifiers (each one counted exactly once above)."""
+        return self.sent + self.failed + self.deduplicated + self.dropped_total + self.queued + self.in_flight
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from .._core.counting import count_value
 from .._core.guard import after_fork_in_child, log_once, report_internal_error
 
 T = TypeVar("T")
@@ -44,16 +45,6 @@ class Outcome:
     unencodable: int = 0  # items dropped before sending because they could not be encoded
 
 
-def count_value(counter: itertools.count[int]) -> int:
-    """How many times ``next()`` was called on ``counter``.
-
-    itertools.count is the cheapest thread-safe counter in CPython (one C call, GIL-atomic); its
-    repr is "count(N)" where N is the next value.
-    """
-    return int(repr(counter)[6:-1])
-
-
-_count_value = count_value  # the former private name, still used by other modules
 
 
 @runtime_checkable

@@ -17,8 +17,8 @@ from typing import Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._core.counting import count_value
 from .._core.guard import log_once
-from .._export.worker import count_value
 
 #: Tasks tracked in flight at most (the same order as the agent-summary cap).
 MAX_IN_FLIGHT: Final = 10_000

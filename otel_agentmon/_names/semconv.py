@@ -7,7 +7,7 @@ under ``agentmon.*``. Nothing else in the package spells a convention name as a 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 #: The conventions version these names were taken from (recorded as the schema URL).
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
@@ -166,3 +166,6 @@ UNIT_SPAN: Final = "{span}"
 # --- Exception events (read from other instrumentations' failed spans) -------------------------
 EXCEPTION_EVENT: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
+
+# Message-content capture modes (the values of ENV_CAPTURE_CONTENT).
+ContentMode: TypeAlias = Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"]

@@ -30,8 +30,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._alerts.engine import AlertEvent
+from .._core.counting import count_value
 from .._core.guard import after_fork_in_child, log_once, report_internal_error
-from .._export.worker import _count_value
 from .records import SpanRecord, from_readable
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
@@ -351,4 +351,4 @@ class RecordingSpanProcessor(SpanProcessor):
     @property
     def dropped(self) -> int:
         """Spans not recorded: queue full, after shutdown, in a forked child, or unwritable."""
-        return _count_value(self._dropped) + self.writer.dropped
+        return count_value(self._dropped) + self.writer.dropped

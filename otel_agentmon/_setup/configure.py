@@ -22,11 +22,12 @@ from .._alerts.notify import Notifier
 from .._core import state as _state
 from .._core.guard import log_once
 from .._health.loop import HealthPolicy
+from .._names.semconv import ContentMode
 from .._spans import context as _context
 from . import monitor as _monitor
 from .dashboard import dashboard_target
 from .monitor import Monitor, _install
-from .settings import ContentMode, ExporterName, Protocol, SystemMetricsSet, resolve
+from .settings import ExporterName, Protocol, SystemMetricsSet, resolve
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 from .._core.guard import log_once
-from .._names.semconv import ENV_CAPTURE_CONTENT
+from .._names.semconv import ENV_CAPTURE_CONTENT, ContentMode
 from .._spans.sanitize import clean_str, safe_repr
 from .option_values import (
     Choice,
@@ -40,7 +40,6 @@ from .option_values import (
 Protocol: TypeAlias = Literal["http/protobuf", "grpc"]
 ExporterName: TypeAlias = Literal["otlp", "console", "none"]
 SystemMetricsSet: TypeAlias = Literal["default", "all", "off"]
-ContentMode: TypeAlias = Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"]
 
 # The realtime profile: what sub-second monitoring needs (see perf-anchors: a 200 ms batch
 # delay gives p99 ~0.2 s end to end; the SDK default of 5 s gives p50 2.5 s).
