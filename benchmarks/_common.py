@@ -41,13 +41,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 import otel_agentmon as agentmon
-from otel_agentmon import _providers
-from otel_agentmon._batch import BatchWorker, Outcome
-from otel_agentmon._derive import Deriver
-from otel_agentmon._exporters import DeadlineMetricExporter, SpanExport
-from otel_agentmon._metrics import Instruments, views
-from otel_agentmon._processor import AgentmonSpanProcessor
-from otel_agentmon._settings import (
+from otel_agentmon._export.exporters import DeadlineMetricExporter, SpanExport
+from otel_agentmon._export.processor import AgentmonSpanProcessor
+from otel_agentmon._export.worker import BatchWorker, Outcome
+from otel_agentmon._metrics.derive import Deriver
+from otel_agentmon._metrics.instruments import Instruments, views
+from otel_agentmon._setup import providers as _providers
+from otel_agentmon._setup.settings import (
     REALTIME_METRIC_INTERVAL_MS,
     REALTIME_SPAN_DELAY_MS,
     Settings,

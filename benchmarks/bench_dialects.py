@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyperf  # type: ignore[import-untyped]
 from opentelemetry.attributes import BoundedAttributes
 
-from otel_agentmon._dialects import OI_KIND, TL_KIND, normalize
-from otel_agentmon._semconv import GEN_AI_AGENT_NAME
+from otel_agentmon._names.dialects import OI_KIND, TL_KIND, normalize
+from otel_agentmon._names.semconv import GEN_AI_AGENT_NAME
 
 LOOPS = 1000
 

@@ -16,20 +16,20 @@ Everything users import lives here; the modules behind it are private.
 
 from __future__ import annotations
 
-from ._alerts import AlertEvent, AlertRule
-from ._classes import instrument, uninstrument
-from ._configure import configure
-from ._context import ContextThreadPoolExecutor, inject_env, with_context
-from ._derive import AgentSummary
-from ._health import AgentHealth, HealthPolicy, SwarmHealth
-from ._llm import LLMCall, llm, record_llm_messages, record_llm_usage
-from ._monitor import Monitor, get_monitor, heartbeat
-from ._notify import CallbackNotifier, LoggingNotifier, Notifier, NotifierStats, WebhookNotifier
-from ._providers import VERSION as __version__
-from ._recording import RecordingSpanProcessor, read_recording
-from ._rules import load_rules, to_prometheus
-from ._spans import SpanHandle, agent, error_type, task, tool, workflow
-from ._stats import Stats
+from ._alerts.engine import AlertEvent, AlertRule
+from ._alerts.notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
+from ._alerts.rules import load_rules, to_prometheus
+from ._export.stats import NotifierStats, Stats
+from ._health.loop import AgentHealth, HealthPolicy, SwarmHealth
+from ._metrics.derive import AgentSummary
+from ._records.recording import RecordingSpanProcessor, read_recording
+from ._setup.configure import configure
+from ._setup.monitor import Monitor, get_monitor, heartbeat
+from ._setup.providers import VERSION as __version__
+from ._spans.classes import instrument, uninstrument
+from ._spans.context import ContextThreadPoolExecutor, inject_env, with_context
+from ._spans.llm import LLMCall, llm, record_llm_messages, record_llm_usage
+from ._spans.ops import SpanHandle, agent, error_type, task, tool, workflow
 
 __all__ = [
     "AgentHealth",

@@ -3,7 +3,7 @@
 ::
 
     from otel_agentmon.analytics import analyze
-    from otel_agentmon._recording import read_recording
+    from otel_agentmon._records.recording import read_recording
 
     rec = read_recording("run.jsonl")
     insights = analyze(rec.spans, rec.alerts, rec.metrics)
@@ -26,8 +26,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
-from ._alert_episodes import episodes
-from ._analytics_base import (
+from ._alerts.episodes import episodes
+from ._analytics.base import (
     DEFAULT_PRICES,
     DEFAULT_PRICES_AS_OF,
     Dimension,
@@ -37,13 +37,13 @@ from ._analytics_base import (
     load_prices,
     span_window,
 )
-from ._analytics_bottleneck import Bottleneck, bottlenecks
-from ._analytics_change import Comparison, RegressionPolicy, Trend, compare, split, trends
-from ._analytics_critical import Segment, SpanTree
-from ._analytics_perf import AgentEfficiency, KeyStats, WindowStats, efficiency, key_stats, sliding
-from ._analytics_stats import mann_whitney_greater, ols, percentile, t_quantile, two_proportion_greater
-from ._recording import AlertRecord, MetricSample
-from ._records import SpanRecord
+from ._analytics.bottleneck import Bottleneck, bottlenecks
+from ._analytics.change import Comparison, RegressionPolicy, Trend, compare, split, trends
+from ._analytics.critical import Segment, SpanTree
+from ._analytics.perf import AgentEfficiency, KeyStats, WindowStats, efficiency, key_stats, sliding
+from ._analytics.stats import mann_whitney_greater, ols, percentile, t_quantile, two_proportion_greater
+from ._records.recording import AlertRecord, MetricSample
+from ._records.records import SpanRecord
 
 __all__ = [
     "DEFAULT_PRICES", "DEFAULT_PRICES_AS_OF", "AgentEfficiency", "AlertSummary", "Bottleneck", "Comparison",

@@ -13,7 +13,9 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from . import _cli_report, _cli_rules, _cli_serve
+from ._cli import report as _cli_report
+from ._cli import rules as _cli_rules
+from ._cli import serve as _cli_serve
 
 _COMMANDS = (_cli_rules, _cli_serve, _cli_report)
 

@@ -25,8 +25,8 @@ from typing import Any, Final
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]  # untyped module
 
-from ._guard import log_once
-from ._sdk_compat import ConfiguratorBase
+from ._core.guard import log_once
+from ._core.sdk_compat import ConfiguratorBase
 
 NAME: Final = "agentmon"
 _OWN_PREFIX: Final = "agentmon_"  # our opentelemetry_instrumentor entry-point names
@@ -81,8 +81,8 @@ class AgentmonConfigurator(ConfiguratorBase):
 
     def _configure(self, **kwargs: Any) -> None:
         global _configured
-        from ._configure import configure
-        from ._zero_code import install_from_env
+        from ._setup.configure import configure
+        from ._spans.zero_code import install_from_env
 
         try:
             configure()

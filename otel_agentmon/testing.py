@@ -27,8 +27,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from . import _sanitize, _state, _walks
-from ._monitor import Monitor, _configure_for_testing
+from ._core import state as _state
+from ._records import walks as _walks
+from ._setup.monitor import Monitor, _configure_for_testing
+from ._spans import sanitize as _sanitize
 
 __all__ = ["Capture", "SequentialIdGenerator", "StepClock", "agentmon_capture", "agentmon_capture_stepclock",
            "capture"]

@@ -10,9 +10,12 @@ import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_agentmon import HealthPolicy, _guard, _monitor, _state
-from otel_agentmon._monitor import Monitor
-from otel_agentmon._settings import resolve
+from otel_agentmon import HealthPolicy
+from otel_agentmon._core import guard as _guard
+from otel_agentmon._core import state as _state
+from otel_agentmon._setup import monitor as _monitor
+from otel_agentmon._setup.monitor import Monitor
+from otel_agentmon._setup.settings import resolve
 from otel_agentmon.testing import Capture, capture
 from tests.support.receiver import OTLPReceiver
 from tests.support.stack import Binaries, binaries_or_skip

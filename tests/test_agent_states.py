@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from otel_agentmon import AlertRule, HealthPolicy, load_rules
-from otel_agentmon._recording import read_recording
+from otel_agentmon._records.recording import read_recording
 from otel_agentmon.analytics import analyze
 from otel_agentmon.serve import Server, start_in_process
 from tests.support.polling import wait_for

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_agentmon._alert_episodes import episodes, where
-from otel_agentmon._recording import AlertRecord
-from otel_agentmon._report_prom import Prom, _alerts
+from otel_agentmon._alerts.episodes import episodes, where
+from otel_agentmon._records.recording import AlertRecord
+from otel_agentmon._report.prom import Prom, _alerts
 from otel_agentmon.analytics import Window, summarize_alerts
 
 PROC = "svc/1234abcd"

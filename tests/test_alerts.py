@@ -20,8 +20,8 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
 import otel_agentmon as agentmon
 from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, load_rules
-from otel_agentmon._alerts import AlertEngine
-from otel_agentmon._rules import parse_duration
+from otel_agentmon._alerts.engine import AlertEngine
+from otel_agentmon._alerts.rules import parse_duration
 from otel_agentmon.testing import Capture, capture
 from tests.support.polling import wait_for
 

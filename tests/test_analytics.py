@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_agentmon._recording import AlertRecord, MetricSample
-from otel_agentmon._records import SpanRecord
+from otel_agentmon._records.recording import AlertRecord, MetricSample
+from otel_agentmon._records.records import SpanRecord
 from otel_agentmon.analytics import Window, analyze, load_prices, sliding
 
 T0 = 1_700_000_000_000_000_000

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from otel_agentmon._analytics_critical import SpanTree, attribute, spent_in
-from otel_agentmon._records import Kind, SpanRecord
+from otel_agentmon._analytics.critical import SpanTree, attribute, spent_in
+from otel_agentmon._records.records import Kind, SpanRecord
 
 T = "0" * 31 + "1"
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from otel_agentmon._analytics_stats import (
+from otel_agentmon._analytics.stats import (
     histogram_quantile,
     mann_whitney_greater,
     mann_whitney_grouped,

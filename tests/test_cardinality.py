@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 import otel_agentmon
-from otel_agentmon import _guard, _state
-from otel_agentmon import _semconv as sc
-from otel_agentmon._monitor import Monitor
-from otel_agentmon._settings import resolve
+from otel_agentmon._core import guard as _guard
+from otel_agentmon._core import state as _state
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._setup.monitor import Monitor
+from otel_agentmon._setup.settings import resolve
 from otel_agentmon.testing import Capture, capture
 from tests.support.deadlines import within
 from tests.support.receiver import OTLPReceiver

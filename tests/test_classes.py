@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
-from otel_agentmon._classes import is_instrumented
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._spans.classes import is_instrumented
 from otel_agentmon.testing import Capture
 
 
@@ -184,7 +184,7 @@ def test_a_subclass_of_an_instrumented_class_gets_one_span_per_call(agentmon_cap
 def test_a_module_function_instrumented_twice_gets_one_span(agentmon_capture: Capture) -> None:
     import types
 
-    from otel_agentmon._classes import instrument_function
+    from otel_agentmon._spans.classes import instrument_function
 
     module = types.ModuleType("zc_fn")
     exec("def f(x):\n    return x + 1\n", module.__dict__)

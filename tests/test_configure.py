@@ -202,7 +202,7 @@ def test_a_misspelled_option_is_one_warning_with_a_suggestion_and_nothing_else_c
 def test_an_internal_failure_while_building_leaves_the_application_running_without_telemetry() -> None:
     result = run_py("""
         import json, logging, otel_agentmon as am
-        from otel_agentmon import _monitor
+        from otel_agentmon._setup import monitor as _monitor
         logging.basicConfig(level=logging.WARNING)
         def broken(*args, **kwargs):
             raise RuntimeError("injected")

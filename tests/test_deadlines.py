@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 
 import otel_agentmon
-from otel_agentmon._monitor import Monitor
+from otel_agentmon._setup.monitor import Monitor
 from tests.conftest import MonitorFor
 from tests.support.deadlines import within
 from tests.support.receiver import OTLPReceiver, blackhole, status

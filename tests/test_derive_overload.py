@@ -17,8 +17,10 @@ from collections.abc import Callable
 import pytest
 
 import otel_agentmon as agentmon
-from otel_agentmon import HealthPolicy, _derive, _derive_inflight
-from otel_agentmon._derive import Deriver
+from otel_agentmon import HealthPolicy
+from otel_agentmon._metrics import derive as _derive
+from otel_agentmon._metrics import inflight as _derive_inflight
+from otel_agentmon._metrics.derive import Deriver
 from otel_agentmon.testing import Capture
 from tests.conftest import agentmon_warnings
 from tests.support.polling import wait_for

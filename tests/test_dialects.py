@@ -1,5 +1,5 @@
 """``normalize`` over span shapes recorded from real instrumentations: every row of the dialect
-mapping table in otel_agentmon/_dialects.py, what passes through untouched, and what never changes.
+mapping table in otel_agentmon/_names/dialects.py, what passes through untouched, and what never changes.
 
 The attribute sets are trimmed copies of what the peers wrote in the offline framework runs
 (/work/shared/reference/framework-scripts): OpenInference 0.1.80 (LangChain) and 2.6.0 (OpenAI
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from otel_agentmon._dialects import CORE_SCOPE, normalize
+from otel_agentmon._names.dialects import CORE_SCOPE, normalize
 
 OI_LANGCHAIN = "openinference.instrumentation.langchain"
 OI_AGENTS = "openinference.instrumentation.openai_agents"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from tests.support.deadlines import within
 from tests.support.receiver import OTLPReceiver, ReceivedSpan, closed_port
 

@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_agentmon
-from otel_agentmon import _semconv as sc
-from otel_agentmon._monitor import Monitor
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._setup.monitor import Monitor
 from tests.conftest import MonitorFor
 from tests.support.receiver import (
     Mode,

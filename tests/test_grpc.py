@@ -11,9 +11,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 import otel_agentmon as agentmon
-from otel_agentmon import _state
-from otel_agentmon._monitor import Monitor
-from otel_agentmon._settings import resolve
+from otel_agentmon._core import state as _state
+from otel_agentmon._setup.monitor import Monitor
+from otel_agentmon._setup.settings import resolve
 
 
 class _TraceSink(trace_service_pb2_grpc.TraceServiceServicer):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import otel_agentmon as agentmon
-from otel_agentmon import _monitor
+from otel_agentmon._setup import monitor as _monitor
 from otel_agentmon.testing import Capture
 
 PROPERTY = settings(max_examples=60, deadline=None, database=None,

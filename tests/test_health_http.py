@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from otel_agentmon._health import SwarmHealth
-from otel_agentmon._health_http import HealthServer
+from otel_agentmon._health.endpoint import HealthServer
+from otel_agentmon._health.loop import SwarmHealth
 from tests.support.polling import wait_for
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import otel_agentmon
-from otel_agentmon import _monitor
-from otel_agentmon._monitor import Monitor
-from otel_agentmon._stats import Stats
+from otel_agentmon._export.stats import Stats
+from otel_agentmon._setup import monitor as _monitor
+from otel_agentmon._setup.monitor import Monitor
 from tests.conftest import MONITOR_BASE, MonitorFor
 from tests.support.deadlines import SCHEDULING_MARGIN_S, TEARDOWN_MARGIN_S, within
 from tests.support.http_server import Handler

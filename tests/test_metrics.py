@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.testing import Capture
 
 # Copied from /work/shared/reference/semconv-and-sdk.md §1.6 (so a wrong constant fails too).

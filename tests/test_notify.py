@@ -14,7 +14,7 @@ import pytest
 
 import otel_agentmon as agentmon
 from otel_agentmon import AlertEvent, AlertRule, CallbackNotifier, HealthPolicy, LoggingNotifier, WebhookNotifier
-from otel_agentmon._notify import Dispatcher
+from otel_agentmon._alerts.notify import Dispatcher
 from otel_agentmon.testing import capture
 from tests.support import polling
 from tests.support.webhooks import Hook, event, hooks

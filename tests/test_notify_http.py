@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_agentmon import AlertEvent, CallbackNotifier, WebhookNotifier
-from otel_agentmon._notify import Dispatcher
+from otel_agentmon._alerts.notify import Dispatcher
 from tests.support.polling import wait_for
 from tests.support.webhooks import Dribbler, Hook, event, hooks
 

@@ -19,11 +19,13 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from otel_agentmon import _report_html, _report_md, _report_model
-from otel_agentmon._analytics_change import task_tokens
-from otel_agentmon._analytics_critical import SpanTree
-from otel_agentmon._records import SpanRecord
-from otel_agentmon._walks import acyclic_parents, trace_view
+from otel_agentmon._analytics.change import task_tokens
+from otel_agentmon._analytics.critical import SpanTree
+from otel_agentmon._records.records import SpanRecord
+from otel_agentmon._records.walks import acyclic_parents, trace_view
+from otel_agentmon._report import html as _report_html
+from otel_agentmon._report import md as _report_md
+from otel_agentmon._report import model as _report_model
 from otel_agentmon.analytics import analyze
 from otel_agentmon.serve import ServeConfig, Server
 from otel_agentmon.testing import _span_tree

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from otel_agentmon import _semconv as sc
-from otel_agentmon._metrics import ALLOWED_ATTRIBUTES
-from otel_agentmon._settings import options_markdown
+from otel_agentmon._metrics.instruments import ALLOWED_ATTRIBUTES
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._setup.settings import options_markdown
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -23,7 +23,7 @@ def test_readme_has_exactly_the_main_and_test_commands() -> None:
     blocks = re.findall(r"<!-- (main|test)-command -->\n```sh\n(.+?)\n```", README)
     assert dict(blocks) == {
         "main": "pip install -e . && python examples/swarm.py --live",
-        "test": "collector-config/build && pip install -e '.[dev]' && ruff check . && mypy && python -m pytest",
+        "test": "collector-config/build && pip install -e '.[dev]' && ruff check . && mypy && lint-imports && python -m pytest",
     }
 
 

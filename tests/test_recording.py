@@ -8,15 +8,15 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_agentmon as agentmon
-from otel_agentmon._alerts import AlertEvent, AlertRule
-from otel_agentmon._recording import (
+from otel_agentmon._alerts.engine import AlertEvent, AlertRule
+from otel_agentmon._records.recording import (
     AlertRecord,
     MetricSample,
     RecordingSpanProcessor,
     RecordingWriter,
     read_recording,
 )
-from otel_agentmon._records import SpanRecord
+from otel_agentmon._records.records import SpanRecord
 from otel_agentmon.testing import Capture
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from otel_agentmon import cli
-from otel_agentmon._recording import RecordingWriter
-from otel_agentmon._records import SpanRecord
-from otel_agentmon._report_sources import parse_duration, parse_time, period
+from otel_agentmon._records.recording import RecordingWriter
+from otel_agentmon._records.records import SpanRecord
+from otel_agentmon._report.sources import parse_duration, parse_time, period
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE_ID = re.compile(r"`[0-9a-f]{32}`")

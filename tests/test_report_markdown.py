@@ -13,8 +13,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from otel_agentmon import cli
-from otel_agentmon._recording import AlertRecord, MetricSample, RecordingWriter
-from otel_agentmon._records import SpanRecord
+from otel_agentmon._records.recording import AlertRecord, MetricSample, RecordingWriter
+from otel_agentmon._records.records import SpanRecord
 
 AGENT = "ev|il`agent <img src=x onerror=alert(1)> [click](http://e.x) &lt;\n# not a heading *x* a\\|b"
 TOOL = "``tool|x``"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from otel_agentmon import cli
-from otel_agentmon._recording import read_recording
+from otel_agentmon._records.recording import read_recording
 from otel_agentmon.serve import ServeConfig, Server
 from tests.support.polling import wait_for
 from tests.support.stack import Binaries, Stack, clean_env, wait_until

@@ -80,7 +80,7 @@ def _assert_all_reported(lines: list[str], path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once_with_its_line(broken: Path) -> None:
-    from otel_agentmon._rule_file import RuleFileError, check_rule_file
+    from otel_agentmon._alerts.rule_file import RuleFileError, check_rule_file
 
     report = check_rule_file(broken)
     _assert_all_reported(report.errors, broken)

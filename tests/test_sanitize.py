@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 import otel_agentmon as agentmon
-from otel_agentmon import _sanitize
-from otel_agentmon._sanitize import clean_attributes, clean_name, clean_value, to_json
+from otel_agentmon._spans import sanitize as _sanitize
+from otel_agentmon._spans.sanitize import clean_attributes, clean_name, clean_value, to_json
 from otel_agentmon.testing import Capture, capture
 
 _TRACER = TracerProvider(shutdown_on_exit=False).get_tracer("sanitize-tests")

@@ -17,9 +17,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import Status, StatusCode
 
-from otel_agentmon import _enclosing
-from otel_agentmon import _semconv as sc
-from otel_agentmon._scopes import KNOWN_SELF_RECORDING, MetricOwners
+from otel_agentmon._metrics import enclosing as _enclosing
+from otel_agentmon._metrics.scopes import KNOWN_SELF_RECORDING, MetricOwners
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.testing import Capture
 
 CLIENT = frozenset({sc.M_CLIENT_TOKEN_USAGE, sc.M_CLIENT_OPERATION_DURATION})

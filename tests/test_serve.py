@@ -33,8 +33,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_agentmon import _semconv as sc
-from otel_agentmon._recording import parse_lines
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._records.recording import parse_lines
 from otel_agentmon.serve import Limits, ServeConfig, Server
 from tests.support.polling import wait_for
 
@@ -274,8 +274,8 @@ def test_configure_dashboard_serves_this_process_live_and_stops_with_it() -> Non
 
 
 def test_dashboard_joins_an_agentmon_serve_already_on_the_port_and_else_starts_its_own() -> None:
-    from otel_agentmon._dashboard import dashboard_target
-    from otel_agentmon._settings import resolve
+    from otel_agentmon._setup.dashboard import dashboard_target
+    from otel_agentmon._setup.settings import resolve
     from otel_agentmon.serve import ServeConfig, Server
 
     settings = resolve({"dashboard": True})

@@ -24,9 +24,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_agentmon import _semconv as sc
-from otel_agentmon._hostcheck import is_loopback
-from otel_agentmon._records import SERVICE_INSTANCE_ID, build
+from otel_agentmon._core.hostcheck import is_loopback
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._records.records import SERVICE_INSTANCE_ID, build
 from otel_agentmon.serve import Limits, ServeConfig, Server
 from otel_agentmon.serve._store import Store
 from otel_agentmon.serve._wire import RUN_COST

@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from otel_agentmon import AlertRule, HealthPolicy
-from otel_agentmon._recording import read_recording
+from otel_agentmon._records.recording import read_recording
 from otel_agentmon.serve import ServeConfig, Server
 from tests.support.polling import wait_for
 from tests.test_serve import agent_spans
@@ -149,7 +149,7 @@ def test_serve_command_refuses_a_taken_port() -> None:
 
 
 def test_a_late_gauge_does_not_undo_a_newer_health_event() -> None:
-    from otel_agentmon import _semconv as sc
+    from otel_agentmon._names import semconv as sc
     from otel_agentmon.serve._ingest import apply_event, apply_points
     from otel_agentmon.serve._otlp import LogEvent, Point
 

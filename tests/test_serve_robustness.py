@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_agentmon import _semconv as sc
-from otel_agentmon._recording import RecordingWriter, parse_lines, read_recording
-from otel_agentmon._records import SERVICE_INSTANCE_ID
+from otel_agentmon._names import semconv as sc
+from otel_agentmon._records.recording import RecordingWriter, parse_lines, read_recording
+from otel_agentmon._records.records import SERVICE_INSTANCE_ID
 from otel_agentmon.serve import Limits, ServeConfig, Server
 from otel_agentmon.serve._http import dumps, host_allowed
 from otel_agentmon.serve._ingest import apply_points

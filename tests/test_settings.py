@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_agentmon import _settings
-from otel_agentmon._settings import OPTIONS, Settings, resolve
+from otel_agentmon._setup import settings as _settings
+from otel_agentmon._setup.settings import OPTIONS, Settings, resolve
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

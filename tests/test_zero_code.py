@@ -19,8 +19,9 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 from packaging.requirements import Requirement
 
 import otel_agentmon as agentmon
-from otel_agentmon import _zero_code, distro
-from otel_agentmon._classes import is_instrumented
+from otel_agentmon import distro
+from otel_agentmon._spans import zero_code as _zero_code
+from otel_agentmon._spans.classes import is_instrumented
 from otel_agentmon.testing import Capture
 from tests.support.receiver import OTLPReceiver
 

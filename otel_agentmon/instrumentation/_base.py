@@ -20,12 +20,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import _semconv as sc
-from .. import _state
-from .._guard import log_once, report_internal_error
-from .._providers import VERSION
-from .._sanitize import clean_attributes, clean_name, clean_str
-from .._spans import record_error
+from .._core import state as _state
+from .._core.guard import log_once, report_internal_error
+from .._names import semconv as sc
+from .._setup.providers import VERSION
+from .._spans.ops import record_error
+from .._spans.sanitize import clean_attributes, clean_name, clean_str
 
 SCOPE_PREFIX: Final = "otel_agentmon.instrumentation."
 #: Open spans kept per instrumentor before the oldest are forgotten (runs that never end).

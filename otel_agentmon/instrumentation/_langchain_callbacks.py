@@ -16,10 +16,10 @@ from langchain_core.outputs import LLMResult
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from .. import _semconv as sc
-from .._guard import guarded
-from .._llm import record_llm_messages, record_llm_usage
-from .._sanitize import clean_str, to_json
+from .._core.guard import guarded
+from .._names import semconv as sc
+from .._spans.llm import record_llm_messages, record_llm_usage
+from .._spans.sanitize import clean_str, to_json
 from ._base import SpanTable, content_on_spans
 
 #: Exceptions LangGraph uses for control flow (interrupts, commands to a parent graph).

@@ -31,10 +31,10 @@ from agents.tracing.spans import SpanImpl
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from .. import _semconv as sc
-from .._guard import guarded
-from .._llm import record_llm_messages, record_llm_usage
-from .._sanitize import clean_name, to_json
+from .._core.guard import guarded
+from .._names import semconv as sc
+from .._spans.llm import record_llm_messages, record_llm_usage
+from .._spans.sanitize import clean_name, to_json
 from ._base import SpanTable, content_on_spans, mark_error
 
 PROVIDER = "openai"

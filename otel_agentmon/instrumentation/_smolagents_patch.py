@@ -28,12 +28,12 @@ from smolagents import MultiStepAgent, Tool
 from smolagents import local_python_executor as lpe
 from smolagents.models import Model
 
-from .. import _semconv as sc
-from .. import _state
-from .._guard import report_internal_error
-from .._llm import record_llm_messages, record_llm_usage
-from .._sanitize import clean_attributes, clean_name, clean_str, to_json
-from .._spans import record_error
+from .._core import state as _state
+from .._core.guard import report_internal_error
+from .._names import semconv as sc
+from .._spans.llm import record_llm_messages, record_llm_usage
+from .._spans.ops import record_error
+from .._spans.sanitize import clean_attributes, clean_name, clean_str, to_json
 from ._base import content_on_spans
 
 _MISSING = object()

@@ -30,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
-from .._guard import log_once
+from .._core.guard import log_once
 
 _LOG: Final = logging.getLogger("otel_agentmon.serve")
 _ACCEPT_PAUSE_S: Final = 0.1

@@ -25,8 +25,8 @@ import math
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Final
 
-from .._guard import log_once
-from .._hostcheck import host_allowed, is_loopback, token_matches
+from .._core.guard import log_once
+from .._core.hostcheck import host_allowed, is_loopback, token_matches
 from ._body import read_body
 from ._budget import Busy
 from ._conn import CappedHTTPServer, ConnectionHandler

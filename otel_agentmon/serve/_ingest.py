@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
-from .. import _semconv as sc
+from .._names import semconv as sc
 from ._otlp import SCALAR, LogEvent, Point
 from ._store import Alert, Store, instance_key
 

@@ -23,8 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from .._derive import AgentView
-from .._lifecycle import Liveness, Verdict, alive
+from .._health.lifecycle import Liveness, Verdict, alive
+from .._metrics.derive import AgentView
 from ._store import Store
 
 #: the OTel SDK's default metric export interval: assumed until two exports have arrived

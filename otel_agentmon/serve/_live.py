@@ -22,16 +22,16 @@ from opentelemetry import _logs
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .. import _semconv as sc
-from .._alert_episodes import episodes, where
-from .._alerts import AlertRule
-from .._derive import Deriver
-from .._guard import log_once
-from .._health import AgentHealth, HealthLoop, HealthPolicy
-from .._lifecycle import Verdict
-from .._notify import Dispatcher, Notifier
-from .._records import SpanRecord
-from .._walks import trace_view
+from .._alerts.engine import AlertRule
+from .._alerts.episodes import episodes, where
+from .._alerts.notify import Dispatcher, Notifier
+from .._core.guard import log_once
+from .._health.lifecycle import Verdict
+from .._health.loop import AgentHealth, HealthLoop, HealthPolicy
+from .._metrics.derive import Deriver
+from .._names import semconv as sc
+from .._records.records import SpanRecord
+from .._records.walks import trace_view
 from ._ingest import SERVE_SOURCE, apply_event
 from ._lifecycle import ServeLiveness
 from ._otlp import LogEvent, Point

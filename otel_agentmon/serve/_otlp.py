@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
-from .._records import SpanRecord, build
+from .._records.records import SpanRecord, build
 
 SIGNALS: Final = ("traces", "metrics", "logs")
 _ID_KEYS: Final = frozenset({"traceId", "spanId", "parentSpanId"})

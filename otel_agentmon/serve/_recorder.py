@@ -13,10 +13,10 @@ import collections
 import threading
 from typing import Final, TypeAlias
 
-from .. import _semconv as sc
-from .._guard import after_fork_in_child, report_internal_error
-from .._recording import AlertRecord, MetricSample, RecordingWriter
-from .._records import SERVICE_INSTANCE_ID, SpanRecord
+from .._core.guard import after_fork_in_child, report_internal_error
+from .._names import semconv as sc
+from .._records.recording import AlertRecord, MetricSample, RecordingWriter
+from .._records.records import SERVICE_INSTANCE_ID, SpanRecord
 from ._otlp import SCALAR
 from ._store import Alert
 

@@ -16,13 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from .._alerts import AlertRule
-from .._guard import after_fork_in_child
-from .._health import HealthPolicy
-from .._hostcheck import is_loopback
-from .._notify import Notifier
-from .._recording import DEFAULT_MAX_BYTES, RecordingWriter
-from .._records import SpanRecord
+from .._alerts.engine import AlertRule
+from .._alerts.notify import Notifier
+from .._core.guard import after_fork_in_child
+from .._core.hostcheck import is_loopback
+from .._health.loop import HealthPolicy
+from .._records.recording import DEFAULT_MAX_BYTES, RecordingWriter
+from .._records.records import SpanRecord
 from ._body import read_body
 from ._budget import Busy, ByteBudget, Reservation
 from ._decode import FLUSH_POINTS, pieces, request_cost

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .. import _semconv as sc
-from .._records import SERVICE_INSTANCE_ID, SpanRecord
+from .._names import semconv as sc
+from .._records.records import SERVICE_INSTANCE_ID, SpanRecord
 from ._otlp import SCALAR, LogEvent, Point
 
 _SERIES_POINTS: Final = 600  # per series: 10 min at one sample a second

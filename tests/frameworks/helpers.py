@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.testing import Capture
 
 SCOPE = "otel_agentmon.instrumentation."

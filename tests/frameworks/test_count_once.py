@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from tests.frameworks.count_once_app import INPUT_TOKENS, OUTPUT_TOKENS
 from tests.support.receiver import OTLPReceiver, ReceivedMetric
 from tests.test_examples import ROOT

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from tests.support.receiver import OTLPReceiver
 from tests.test_examples import CONTENT_KEYS, ROOT, _assert_metrics, run_example
 

@@ -22,7 +22,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor, langchain_peer
 from otel_agentmon.testing import Capture, capture
 from tests.frameworks.helpers import (

@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor, _peer, registered_processors
 from otel_agentmon.testing import Capture, capture
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes

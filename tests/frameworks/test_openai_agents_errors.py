@@ -15,7 +15,7 @@ from agents.testing import ScriptedModel, assistant_message, function_call
 from agents.tracing.spans import SpanImpl
 from opentelemetry.trace import StatusCode
 
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor, registered_processors
 from otel_agentmon.testing import Capture
 from tests.frameworks.helpers import metric_sum

@@ -21,7 +21,7 @@ from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.usage import RequestUsage
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
 from otel_agentmon.testing import Capture, capture
 from tests.frameworks.helpers import (

@@ -16,7 +16,7 @@ from smolagents.models import ChatMessage, ChatMessageToolCall, ChatMessageToolC
 from smolagents.monitoring import LogLevel, TokenUsage
 
 import otel_agentmon as agentmon
-from otel_agentmon import _semconv as sc
+from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.smolagents import SmolagentsInstrumentor
 from otel_agentmon.testing import Capture
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes

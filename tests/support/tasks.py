@@ -8,8 +8,8 @@ import time
 import pytest
 
 import otel_agentmon
-from otel_agentmon._monitor import Monitor
-from otel_agentmon._stats import Stats
+from otel_agentmon._export.stats import Stats
+from otel_agentmon._setup.monitor import Monitor
 from tests.support.deadlines import within
 
 #: What a transport failure leaves in stats().spans_dropped: failed sends, or cut by shutdown.

@@ -23,7 +23,7 @@ import pytest
 
 import otel_agentmon
 from otel_agentmon import AlertRule, HealthPolicy, Notifier
-from otel_agentmon._option_values import (
+from otel_agentmon._setup.option_values import (
     OBJECT_ACCEPTS,
     Choice,
     parse_bool,
@@ -34,7 +34,7 @@ from otel_agentmon._option_values import (
     parse_positive_int,
     parse_str,
 )
-from otel_agentmon._settings import OPTION_NAMES, OPTIONS, Option, Settings
+from otel_agentmon._setup.settings import OPTION_NAMES, OPTIONS, Option, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NoneType = type(None)

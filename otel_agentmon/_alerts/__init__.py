@@ -1,0 +1,1 @@
+"""Alerts: rule engine, rule files and Prometheus export, notifiers."""

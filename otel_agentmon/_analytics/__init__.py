@@ -1,0 +1,1 @@
+"""Analytics: windows, efficiency, critical paths, statistical tests and trends."""

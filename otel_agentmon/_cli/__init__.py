@@ -1,0 +1,1 @@
+"""The `agentmon` command's subcommands."""

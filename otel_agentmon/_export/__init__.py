@@ -1,0 +1,1 @@
+"""Export: the bounded, accounted batch worker, span processor and exporters."""

@@ -1,0 +1,1 @@
+"""Health: per-agent states, user checks, the health endpoint."""

@@ -1,0 +1,1 @@
+"""Metrics: instruments and Views, derivation of metrics from spans, sliding windows."""

@@ -1,0 +1,1 @@
+"""Names: semantic-convention constants and the dialect view of other instrumentations' spans."""

@@ -1,0 +1,1 @@
+"""Records: the span record model and recordings."""

@@ -1,0 +1,1 @@
+"""Reports: the model and its HTML, Markdown and Prometheus sources."""

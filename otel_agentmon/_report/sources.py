@@ -1,0 +1,81 @@
+"""Where ``agentmon report`` reads from: a recording file or a running ``agentmon serve``; and
+the period options (``--since 1h``, ``--start``/``--end``)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .._records.recording import Recording, parse_lines, read_recording
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+#: What ``agentmon serve`` answers a whole-store export on (JSON Lines, the recording format).
+SERVE_EXPORT_PATH = "/api/export"
+FETCH_TIMEOUT_S = 30.0
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` or plain seconds -> seconds. ``ValueError`` otherwise."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 1h, 2d)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds, or ISO 8601 (``2026-11-27T13:00:00Z``; no zone means UTC) -> Unix seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not a time: {text!r} (use Unix seconds or ISO 8601)") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.timestamp()
+
+
+def period(since: str | None, start: str | None, end: str | None, now: float | None = None
+           ) -> tuple[float | None, float | None]:
+    """(start, end) Unix seconds from the options; ``None`` where not given."""
+    now = time.time() if now is None else now
+    if since is not None and start is not None:
+        raise ValueError("use --since or --start, not both")
+    t_end = parse_time(end) if end is not None else None
+    if since is not None:
+        return (t_end if t_end is not None else now) - parse_duration(since), t_end
+    t_start = parse_time(start) if start is not None else None
+    if t_start is not None and t_end is not None and t_end <= t_start:
+        raise ValueError("--end must be after --start")
+    return t_start, t_end
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def load(source: str) -> Recording:
+    """A recording from a file path or from ``agentmon serve`` at ``source`` (its base URL).
+
+    Raises ``OSError`` (file or connection) or ``ValueError`` (not a recording)."""
+    if not is_url(source):
+        return read_recording(Path(source))
+    url = source.rstrip("/")
+    if not url.endswith(SERVE_EXPORT_PATH):
+        url += SERVE_EXPORT_PATH
+    request = urllib.request.Request(url, headers={"Accept": "application/x-ndjson"})
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as resp:
+            return parse_lines(resp)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise OSError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise OSError(f"{url}: {exc.reason}") from None

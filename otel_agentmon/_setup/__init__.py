@@ -1,0 +1,1 @@
+"""Setup: settings, providers, the Monitor and the process lifecycle."""

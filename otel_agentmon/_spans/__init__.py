@@ -1,0 +1,1 @@
+"""Spans: the agent/task/tool/workflow/LLM operations, wrappers, context and class instrumentation."""
