@@ -16,6 +16,7 @@ from typing import IO, Final, Literal
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from .._core.sdk_compat import fast_attributes
 from .._names import semconv as sc
 from .._names.dialects import normalize
 
@@ -85,7 +86,7 @@ def build(*, trace_id: int, span_id: int, parent_id: int | None, name: str, star
           end_ns: int, attrs: Mapping[str, object], scope: str | None, is_root: bool,
           error_status: bool, resource: Mapping[str, object]) -> SpanRecord:
     """A record from raw span parts (shared by the SDK and OTLP paths)."""
-    std = normalize(name, attrs, scope, is_root)
+    std = normalize(name, attrs, scope, is_root, fast_attributes(attrs))
     error = std.get(sc.ERROR_TYPE)
     if error is None and error_status:
         error = "_OTHER"
