@@ -316,7 +316,7 @@ class PeriodicReader(PeriodicExportingMetricReader):
 
     # The SDK marks collect() final for type checkers only; wrapping it (and calling it) keeps
     # every path to a collection covered: the periodic thread, force_flush and shutdown.
-    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
+    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]  # the SDK marks collect() @final for type checkers only (see above)
         with suppress_instrumentation():
             super().collect(timeout_millis=timeout_millis)
 

@@ -63,7 +63,7 @@ class SpanRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> SpanRecord:
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]  # values of a recording we wrote: the fields are filtered, not re-typed
 
 
 def classify(attrs: Mapping[str, object]) -> Kind:
@@ -144,7 +144,7 @@ def load(lines: Iterable[str]) -> Iterator[SpanRecord]:
             continue
         data = json.loads(text)
         if isinstance(data, dict) and data.get("type") == "span":
-            yield SpanRecord.from_json(data)  # pyright: ignore[reportUnknownArgumentType]
+            yield SpanRecord.from_json(data)
 
 
 def _str(value: object) -> str | None:
