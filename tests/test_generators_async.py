@@ -16,6 +16,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_agentmon as agentmon
 from otel_agentmon.testing import Capture
+from tests.support.spans import span_attrs
 
 from .conftest import agentmon_warnings, detach_failures
 
@@ -84,7 +85,7 @@ def test_exhausted_generator_covers_iteration_and_returns_value(agentmon_capture
     assert items == [0, 1, 2]
     span = agentmon_capture.span("task produce")
     _ok(span)
-    assert span.attributes["agentmon.task.outcome"] == "success"
+    assert span_attrs(span)["agentmon.task.outcome"] == "success"
     assert span.start_time is not None and span.end_time is not None
     assert span.start_time < times[0] and times[-1] < span.end_time
     assert span.end_time - span.start_time >= 2 * 2_000_000  # spans the consumer's pauses too
@@ -130,8 +131,8 @@ def test_exception_thrown_in_and_unhandled_fails_span(agentmon_capture: Capture,
     assert info.value is err
     span = agentmon_capture.span("task produce")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == "ValueError"
-    assert span.attributes["agentmon.task.outcome"] == "error"
+    assert span_attrs(span)["error.type"] == "ValueError"
+    assert span_attrs(span)["agentmon.task.outcome"] == "error"
     _clean(caplog)
 
 
@@ -177,7 +178,7 @@ def test_error_in_generator_body_fails_span(agentmon_capture: Capture) -> None:
     with pytest.raises(RuntimeError) as info:
         list(source())
     assert info.value is err
-    assert agentmon_capture.span("execute_tool source").attributes["error.type"] == "RuntimeError"
+    assert span_attrs(agentmon_capture.span("execute_tool source"))["error.type"] == "RuntimeError"
 
 
 def test_body_spans_are_children_consumer_spans_are_not(agentmon_capture: Capture,
@@ -193,7 +194,7 @@ def test_body_spans_are_children_consumer_spans_are_not(agentmon_capture: Captur
     assert _pid(gen_span) == _sid(agent_span)
     assert [_pid(s) for s in agentmon_capture.spans("execute_tool inner")] == [_sid(gen_span)] * 3
     assert [_pid(s) for s in agentmon_capture.spans("execute_tool consumer")] == [_sid(agent_span)] * 3
-    assert {s.attributes["gen_ai.agent.name"] for s in agentmon_capture.spans("execute_tool inner")} == {"a"}
+    assert {span_attrs(s)["gen_ai.agent.name"] for s in agentmon_capture.spans("execute_tool inner")} == {"a"}
     _clean(caplog)
 
 
@@ -245,8 +246,8 @@ async def test_async_generator_athrow(agentmon_capture: Capture, caplog: pytest.
         await gen.athrow(err)
     assert info.value is err
     span = agentmon_capture.span("task aproduce")
-    assert span.attributes["error.type"] == "ValueError"
-    assert span.attributes["agentmon.task.outcome"] == "error"
+    assert span_attrs(span)["error.type"] == "ValueError"
+    assert span_attrs(span)["agentmon.task.outcome"] == "error"
     _clean(caplog)
 
 
@@ -287,7 +288,7 @@ async def test_cancelling_a_task_iterating_an_async_generator(agentmon_capture: 
     with pytest.raises(asyncio.CancelledError):
         await task
     span = agentmon_capture.span("execute_tool stream")
-    assert "CancelledError" in str(span.attributes["error.type"])
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
     _clean(caplog)
 
 
@@ -315,8 +316,8 @@ async def test_cancelled_coroutine_ends_span_as_cancelled(agentmon_capture: Capt
     with pytest.raises(asyncio.CancelledError):
         await task
     span = agentmon_capture.span("task long")
-    assert "CancelledError" in str(span.attributes["error.type"])
-    assert span.attributes["agentmon.task.outcome"] == "cancelled"
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
+    assert span_attrs(span)["agentmon.task.outcome"] == "cancelled"
     assert agentmon_capture.span("invoke_agent a").end_time is not None
     assert trace.get_current_span() is outer
     _clean(caplog)
@@ -334,8 +335,8 @@ async def test_timeout_ends_span_and_caller_sees_timeout_error(agentmon_capture:
         async with asyncio.timeout(0.02), agentmon.agent("a"):
             await slow()
     span = agentmon_capture.span("task slow")
-    assert "CancelledError" in str(span.attributes["error.type"])
-    assert span.attributes["agentmon.task.outcome"] == "cancelled"
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
+    assert span_attrs(span)["agentmon.task.outcome"] == "cancelled"
     assert agentmon_capture.span("invoke_agent a").end_time is not None
     assert trace.get_current_span() is outer
     _clean(caplog)
@@ -361,15 +362,15 @@ async def _decorated_tool(i: int) -> None:
 
 
 def _check_no_cross_task_parenting(cap: Capture) -> None:
-    agents = {s.attributes["idx"]: s for s in cap.spans("invoke_agent worker")}
+    agents = {span_attrs(s)["idx"]: s for s in cap.spans("invoke_agent worker")}
     workflow = cap.span("invoke_workflow swarm")
     assert len(agents) == N_TASKS
     assert all(_pid(a) == _sid(workflow) for a in agents.values())
     tools = cap.spans("execute_tool lookup") + cap.spans("execute_tool decorated")
     assert len(tools) == 2 * N_TASKS
     for t in tools:
-        assert _pid(t) == _sid(agents[t.attributes["idx"]]), t.attributes["idx"]
-        assert t.attributes["gen_ai.agent.name"] == "worker"
+        assert _pid(t) == _sid(agents[span_attrs(t)["idx"]]), span_attrs(t)["idx"]
+        assert span_attrs(t)["gen_ai.agent.name"] == "worker"
     stats = cap.monitor.stats()
     assert stats.spans_started == stats.spans_ended == len(cap.spans()) == 3 * N_TASKS + 1
 
