@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -47,7 +47,7 @@ def _pid(span: ReadableSpan) -> int | None:
 
 
 @agentmon.task("produce")
-def produce(n: int, times: list[int] | None = None) -> Iterator[int]:
+def produce(n: int, times: list[int] | None = None) -> Generator[int, None, int]:
     for i in range(n):
         with agentmon.tool("inner"):
             pass
@@ -58,7 +58,7 @@ def produce(n: int, times: list[int] | None = None) -> Iterator[int]:
 
 
 @agentmon.task("aproduce")
-async def aproduce(n: int) -> AsyncIterator[int]:
+async def aproduce(n: int) -> AsyncGenerator[int, None]:
     for i in range(n):
         async with agentmon.tool("ainner"):
             await asyncio.sleep(0)
@@ -138,7 +138,7 @@ def test_exception_thrown_in_and_unhandled_fails_span(agentmon_capture: Capture,
 
 def test_exception_thrown_in_and_handled_keeps_generating(agentmon_capture: Capture) -> None:
     @agentmon.tool("resilient")
-    def resilient() -> Iterator[str]:
+    def resilient() -> Generator[str, None, None]:
         while True:
             try:
                 yield "ok"
@@ -155,7 +155,7 @@ def test_exception_thrown_in_and_handled_keeps_generating(agentmon_capture: Capt
 
 def test_send_reaches_the_wrapped_generator(agentmon_capture: Capture) -> None:
     @agentmon.tool("echo")
-    def echo() -> Iterator[Any]:
+    def echo() -> Generator[Any, Any, None]:
         received = yield "ready"
         while True:
             received = yield received * 2
@@ -332,7 +332,7 @@ async def test_timeout_ends_span_and_caller_sees_timeout_error(agentmon_capture:
 
     outer = trace.get_current_span()
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.02), agentmon.agent("a"):
+        async with asyncio.timeout(0.02), agentmon.agent("a"):  # type: ignore[attr-defined]  # 3.11+ API (mypy targets 3.10); this test fails on 3.10
             await slow()
     span = agentmon_capture.span("task slow")
     assert "CancelledError" in str(span_attrs(span)["error.type"])
@@ -386,7 +386,7 @@ async def test_concurrent_tasks_with_gather(agentmon_capture: Capture, caplog: p
 @pytest.mark.asyncio
 async def test_concurrent_tasks_with_task_group(agentmon_capture: Capture,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    async with agentmon.workflow("swarm"), asyncio.TaskGroup() as group:
+    async with agentmon.workflow("swarm"), asyncio.TaskGroup() as group:  # type: ignore[attr-defined]  # 3.11+ API (mypy targets 3.10); this test fails on 3.10
         for i in range(N_TASKS):
             group.create_task(_one_agent(i))
     _check_no_cross_task_parenting(agentmon_capture)

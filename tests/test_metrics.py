@@ -14,9 +14,10 @@ from otel_agentmon._names import semconv as sc
 from otel_agentmon.testing import Capture
 
 # Copied from /work/shared/reference/semconv-and-sdk.md §1.6 (so a wrong constant fails too).
-DOC_CLIENT_DURATION: list[float] = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-DOC_TOKEN_USAGE: list[float] = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
-DOC_AGENT_DURATION: list[float] = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6]
+DOC_CLIENT_DURATION = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+DOC_TOKEN_USAGE: list[float] = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+                                 67108864]
+DOC_AGENT_DURATION = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6]
 DOC_WORKFLOW_DURATION: list[float] = [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200]
 DOC_CALLS: list[float] = [1, 2, 4, 8, 16, 32, 64, 128]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 
 import otel_agentmon as agentmon
 from otel_agentmon._spans import sanitize as _sanitize
@@ -78,7 +79,7 @@ values = st.recursive(
 
 def _encode(name: str, attributes: Mapping[str, Any]) -> ReadableSpan:
     """Start and end a real SDK span, encode it with the OTLP encoder, and check nothing was dropped."""
-    span = _TRACER.start_span(name, attributes=attributes)
+    span = cast(SdkSpan, _TRACER.start_span(name, attributes=attributes))  # the SDK tracer's spans
     span.add_event("ev", attributes=attributes)
     span.end()
     data = encode_spans([span]).SerializeToString()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import traceback
+from typing import TypeAlias
 
 import pytest
 from opentelemetry import trace
@@ -154,7 +155,7 @@ def test_llm_operation_names_the_span(agentmon_capture: Capture) -> None:
 
 def test_record_llm_usage_targets_the_current_span_and_skips_invalid_counts(agentmon_capture: Capture) -> None:
     with agentmon.llm("m", provider="openai"):
-        agentmon.record_llm_usage(input_tokens=-1, output_tokens=True)  # type: ignore[arg-type]
+        agentmon.record_llm_usage(input_tokens=-1, output_tokens=True)
         agentmon.record_llm_usage(input_tokens=5)
     attrs = span_attrs(agentmon_capture.span("chat m"))
     assert attrs["gen_ai.usage.input_tokens"] == 5
@@ -173,7 +174,8 @@ def test_span_handle_setters(agentmon_capture: Capture) -> None:
 
 # --- nesting and the three forms ------------------------------------------------------------------
 
-EXPECTED_TREE = [("invoke_workflow w", [("invoke_agent a", [("task t", [("execute_tool s", []),
+Tree: TypeAlias = list[tuple[str, "Tree"]]
+EXPECTED_TREE: Tree = [("invoke_workflow w", [("invoke_agent a", [("task t", [("execute_tool s", []),
                                                                        ("chat m", [])])])])]
 
 

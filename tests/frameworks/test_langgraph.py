@@ -61,7 +61,7 @@ class WeatherModel(BaseChatModel):
                                 usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> WeatherModel:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> WeatherModel:
         return self
 
 
@@ -98,7 +98,7 @@ def build(name: str = "weather", *, fail_in_node: BaseException | None = None) -
     return graph.compile(name=name)
 
 
-def ask(city: str) -> dict[str, Any]:
+def ask(city: str) -> Any:  # the graphs' input (invoke()'s overloads want each graph's State type)
     return {"messages": [HumanMessage(f"What is the weather in {city}")]}
 
 
@@ -367,7 +367,8 @@ def test_nested_graphs_are_sub_agents_under_the_supervisor(agentmon_capture: Cap
     graph.add_edge("research", "write")
     graph.compile(name="supervisor").invoke(ask("Paris"))
     cap = agentmon_capture
-    leaf = [("chat weather-model", []), ("execute_tool get_weather", []), ("chat weather-model", [])]
+    leaf: list[tuple[str, list[Any]]] = [("chat weather-model", []), ("execute_tool get_weather", []),
+                                         ("chat weather-model", [])]
     assert cap.tree() == [("invoke_agent supervisor", [("invoke_agent researcher", leaf),
                                                        ("invoke_agent writer", leaf)])]
     for name in ("researcher", "writer"):

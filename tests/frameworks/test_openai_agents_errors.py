@@ -40,7 +40,7 @@ def get_weather(city: str) -> str:
 
 def agent(*steps: dict[str, Any]) -> Agent[Any]:
     return Agent(name="weather", instructions="Answer weather questions.", tools=[get_weather],
-                 model=ScriptedModel(list(steps), emit_traces=True))
+                 model=ScriptedModel(list(steps), emit_traces=True))  # type: ignore[arg-type]  # the scripted model takes its steps as plain dicts
 
 
 def ask(city: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ FW = "smolagents"
 Reply = tuple[list[tuple[str, dict[str, Any]]], tuple[int, int]] | str
 
 
-class ScriptedModel(Model):
+class ScriptedModel(Model):  # type: ignore[misc]  # smolagents ships no type information
     """Replies from a script: a list of tool calls (run in parallel when several) with token
     usage, or, for a CodeAgent, a code string."""
 
@@ -50,7 +50,7 @@ class ToolFailed(Exception):
     pass
 
 
-@tool
+@tool  # type: ignore[untyped-decorator]  # smolagents ships no type information
 def get_weather(city: str) -> str:
     """Return the weather for a city.
 
@@ -158,7 +158,7 @@ def test_instrument_twice_gives_one_tree_and_uninstrument_restores_every_method(
     SmolagentsInstrumentor().instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
 
     class LateModel(ScriptedModel):  # defined after instrument(): wrapped when created
-        def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:
+        def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:  # type: ignore[override]  # forwards every argument to the scripted generate()
             return super().generate(messages, **kwargs)  # one span, not two
 
     weather_agent().run("Weather?")
