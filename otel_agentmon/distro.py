@@ -37,7 +37,7 @@ _configured = False  # our configurator ran configure() (it runs before the inst
 _log = logging.getLogger("otel_agentmon")
 
 
-class AgentmonDistro(BaseDistro):  # type: ignore[misc]
+class AgentmonDistro(BaseDistro):  # type: ignore[misc]  # BaseDistro comes from an untyped module
     """``OTEL_PYTHON_DISTRO=agentmon``."""
 
     def _configure(self, **kwargs: Any) -> None:

@@ -164,7 +164,7 @@ def capture(*, clock: StepClock | None = None, **options: Any) -> tuple[Capture,
     tp = monitor.tracer_provider
     assert isinstance(tp, TracerProvider)
     tp.add_span_processor(SimpleSpanProcessor(spans))
-    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # the SDK leaves InMemoryLogRecordExporter.__init__ unannotated
     lp = monitor.logger_provider
     assert isinstance(lp, LoggerProvider)
     lp.add_log_record_processor(SimpleLogRecordProcessor(logs))

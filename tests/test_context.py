@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_agentmon as agentmon
 from otel_agentmon.testing import Capture
+from tests.support.spans import span_attrs
 
 ContextPool = agentmon.ContextThreadPoolExecutor
 
@@ -28,7 +29,7 @@ def _assert_under_agent(cap: Capture, agent_name: str, tool_name: str = "execute
     for tool in tools:
         assert tool.parent is not None and tool.parent.span_id == agent.context.span_id
         assert tool.context.trace_id == agent.context.trace_id
-        assert tool.attributes["gen_ai.agent.name"] == agent_name
+        assert span_attrs(tool)["gen_ai.agent.name"] == agent_name
 
 
 def _is_root(span: ReadableSpan) -> bool:
@@ -56,7 +57,7 @@ def test_context_does_not_leak_between_tasks_on_the_same_worker(agentmon_capture
         pool.submit(tool_call, "later").result(5)
     later = agentmon_capture.span("execute_tool later")
     assert _is_root(later)
-    assert "gen_ai.agent.name" not in later.attributes
+    assert "gen_ai.agent.name" not in span_attrs(later)
 
 
 @pytest.mark.asyncio
@@ -84,7 +85,7 @@ def test_plain_thread_pool_loses_the_context(agentmon_capture: Capture) -> None:
         pool.submit(tool_call).result(5)
     tool = agentmon_capture.span("execute_tool worker")
     assert _is_root(tool)
-    assert "gen_ai.agent.name" not in tool.attributes
+    assert "gen_ai.agent.name" not in span_attrs(tool)
 
 
 def test_with_context_and_threading_thread(agentmon_capture: Capture) -> None:
@@ -127,7 +128,7 @@ def test_task_in_worker_inherits_agent(agentmon_capture: Capture) -> None:
     with ContextPool() as pool, agentmon.agent("a"):
         pool.submit(run_task).result(5)
     task = agentmon_capture.span("task crawl")
-    assert task.attributes["gen_ai.agent.name"] == "a"
+    assert span_attrs(task)["gen_ai.agent.name"] == "a"
     assert task.parent is not None
     assert task.parent.span_id == agentmon_capture.span("invoke_agent a").context.span_id
 

@@ -254,7 +254,8 @@ def test_span_attributes_as_the_sdk_holds_them_give_the_same_view() -> None:
     """Spans carry BoundedAttributes, not dicts: same mapping, and identity is the span's own object."""
     from opentelemetry.attributes import BoundedAttributes
 
-    llm = {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.token_count.prompt": 3}
+    llm: dict[str, str | int] = {"openinference.span.kind": "LLM", "llm.provider": "openai",
+                                 "llm.token_count.prompt": 3}
     bounded = BoundedAttributes(attributes=llm, immutable=True)
     assert dict(normalize("gen", bounded, OI_LANGCHAIN, False)) == dict(normalize("gen", llm, OI_LANGCHAIN, False))
     chat = BoundedAttributes(attributes={OP: "chat", "gen_ai.provider.name": "x"}, immutable=True)

@@ -145,7 +145,7 @@ def peer_capture(request: pytest.FixtureRequest, health_capture: Make) -> Iterat
     if case.framework == "openai_agents":
         from agents.tracing import get_trace_provider
 
-        sdk_processors = list(get_trace_provider()._multi_processor._processors)
+        sdk_processors = list(get_trace_provider()._multi_processor._processors)  # type: ignore[attr-defined]  # the agents SDK's processors list is private; read to check registration
     instrumentor.instrument(tracer_provider=cap.monitor.tracer_provider)
     if sdk_processors is not None:
         # Keep the peer's trace processor; drop the SDK's default exporter to OpenAI's backend.
@@ -153,7 +153,7 @@ def peer_capture(request: pytest.FixtureRequest, health_capture: Make) -> Iterat
         from agents.tracing import get_trace_provider
         from agents.tracing.processors import BatchTraceProcessor
 
-        set_trace_processors([p for p in get_trace_provider()._multi_processor._processors
+        set_trace_processors([p for p in get_trace_provider()._multi_processor._processors  # type: ignore[attr-defined]  # the agents SDK's processors list is private; read to check registration
                               if not isinstance(p, BatchTraceProcessor)])
     try:
         yield case, cap

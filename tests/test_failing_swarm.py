@@ -52,7 +52,7 @@ def test_failing_swarm_reports_down_unhealthy_stuck_and_alerts() -> None:
     (stuck_span,) = [s for s in spans if s.attributes.get("agentmon.task.id") == stuck_task_id]
     assert stuck_logs[0].arrival < stuck_span.arrival
     assert any(e[0] == "agentmon.task.stuck" for e in stuck_span.events)
-    assert any(p.value >= 1 for m in metrics if m.name == "agentmon.tasks.stuck" for p in m.points
+    assert any(p.value >= 1 for m in metrics if m.name == "agentmon.tasks.stuck" for p in m.points  # type: ignore[operator]  # a gauge's points always carry a value
                if p.attributes.get("gen_ai.agent.name") == "hanger")
 
     # Alert transitions arrive as log records, firing and resolved.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_agentmon as agentmon
 from otel_agentmon.testing import Capture
+from tests.support.spans import span_attrs
 
 from .conftest import agentmon_warnings, detach_failures
 
@@ -46,7 +47,7 @@ def _pid(span: ReadableSpan) -> int | None:
 
 
 @agentmon.task("produce")
-def produce(n: int, times: list[int] | None = None) -> Iterator[int]:
+def produce(n: int, times: list[int] | None = None) -> Generator[int, None, int]:
     for i in range(n):
         with agentmon.tool("inner"):
             pass
@@ -57,7 +58,7 @@ def produce(n: int, times: list[int] | None = None) -> Iterator[int]:
 
 
 @agentmon.task("aproduce")
-async def aproduce(n: int) -> AsyncIterator[int]:
+async def aproduce(n: int) -> AsyncGenerator[int, None]:
     for i in range(n):
         async with agentmon.tool("ainner"):
             await asyncio.sleep(0)
@@ -84,7 +85,7 @@ def test_exhausted_generator_covers_iteration_and_returns_value(agentmon_capture
     assert items == [0, 1, 2]
     span = agentmon_capture.span("task produce")
     _ok(span)
-    assert span.attributes["agentmon.task.outcome"] == "success"
+    assert span_attrs(span)["agentmon.task.outcome"] == "success"
     assert span.start_time is not None and span.end_time is not None
     assert span.start_time < times[0] and times[-1] < span.end_time
     assert span.end_time - span.start_time >= 2 * 2_000_000  # spans the consumer's pauses too
@@ -130,14 +131,14 @@ def test_exception_thrown_in_and_unhandled_fails_span(agentmon_capture: Capture,
     assert info.value is err
     span = agentmon_capture.span("task produce")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == "ValueError"
-    assert span.attributes["agentmon.task.outcome"] == "error"
+    assert span_attrs(span)["error.type"] == "ValueError"
+    assert span_attrs(span)["agentmon.task.outcome"] == "error"
     _clean(caplog)
 
 
 def test_exception_thrown_in_and_handled_keeps_generating(agentmon_capture: Capture) -> None:
     @agentmon.tool("resilient")
-    def resilient() -> Iterator[str]:
+    def resilient() -> Generator[str, None, None]:
         while True:
             try:
                 yield "ok"
@@ -154,7 +155,7 @@ def test_exception_thrown_in_and_handled_keeps_generating(agentmon_capture: Capt
 
 def test_send_reaches_the_wrapped_generator(agentmon_capture: Capture) -> None:
     @agentmon.tool("echo")
-    def echo() -> Iterator[Any]:
+    def echo() -> Generator[Any, Any, None]:
         received = yield "ready"
         while True:
             received = yield received * 2
@@ -177,7 +178,7 @@ def test_error_in_generator_body_fails_span(agentmon_capture: Capture) -> None:
     with pytest.raises(RuntimeError) as info:
         list(source())
     assert info.value is err
-    assert agentmon_capture.span("execute_tool source").attributes["error.type"] == "RuntimeError"
+    assert span_attrs(agentmon_capture.span("execute_tool source"))["error.type"] == "RuntimeError"
 
 
 def test_body_spans_are_children_consumer_spans_are_not(agentmon_capture: Capture,
@@ -193,7 +194,7 @@ def test_body_spans_are_children_consumer_spans_are_not(agentmon_capture: Captur
     assert _pid(gen_span) == _sid(agent_span)
     assert [_pid(s) for s in agentmon_capture.spans("execute_tool inner")] == [_sid(gen_span)] * 3
     assert [_pid(s) for s in agentmon_capture.spans("execute_tool consumer")] == [_sid(agent_span)] * 3
-    assert {s.attributes["gen_ai.agent.name"] for s in agentmon_capture.spans("execute_tool inner")} == {"a"}
+    assert {span_attrs(s)["gen_ai.agent.name"] for s in agentmon_capture.spans("execute_tool inner")} == {"a"}
     _clean(caplog)
 
 
@@ -245,8 +246,8 @@ async def test_async_generator_athrow(agentmon_capture: Capture, caplog: pytest.
         await gen.athrow(err)
     assert info.value is err
     span = agentmon_capture.span("task aproduce")
-    assert span.attributes["error.type"] == "ValueError"
-    assert span.attributes["agentmon.task.outcome"] == "error"
+    assert span_attrs(span)["error.type"] == "ValueError"
+    assert span_attrs(span)["agentmon.task.outcome"] == "error"
     _clean(caplog)
 
 
@@ -287,7 +288,7 @@ async def test_cancelling_a_task_iterating_an_async_generator(agentmon_capture: 
     with pytest.raises(asyncio.CancelledError):
         await task
     span = agentmon_capture.span("execute_tool stream")
-    assert "CancelledError" in str(span.attributes["error.type"])
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
     _clean(caplog)
 
 
@@ -315,8 +316,8 @@ async def test_cancelled_coroutine_ends_span_as_cancelled(agentmon_capture: Capt
     with pytest.raises(asyncio.CancelledError):
         await task
     span = agentmon_capture.span("task long")
-    assert "CancelledError" in str(span.attributes["error.type"])
-    assert span.attributes["agentmon.task.outcome"] == "cancelled"
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
+    assert span_attrs(span)["agentmon.task.outcome"] == "cancelled"
     assert agentmon_capture.span("invoke_agent a").end_time is not None
     assert trace.get_current_span() is outer
     _clean(caplog)
@@ -331,11 +332,11 @@ async def test_timeout_ends_span_and_caller_sees_timeout_error(agentmon_capture:
 
     outer = trace.get_current_span()
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.02), agentmon.agent("a"):
+        async with asyncio.timeout(0.02), agentmon.agent("a"):  # type: ignore[attr-defined]  # 3.11+ API (mypy targets 3.10); this test fails on 3.10
             await slow()
     span = agentmon_capture.span("task slow")
-    assert "CancelledError" in str(span.attributes["error.type"])
-    assert span.attributes["agentmon.task.outcome"] == "cancelled"
+    assert "CancelledError" in str(span_attrs(span)["error.type"])
+    assert span_attrs(span)["agentmon.task.outcome"] == "cancelled"
     assert agentmon_capture.span("invoke_agent a").end_time is not None
     assert trace.get_current_span() is outer
     _clean(caplog)
@@ -361,15 +362,15 @@ async def _decorated_tool(i: int) -> None:
 
 
 def _check_no_cross_task_parenting(cap: Capture) -> None:
-    agents = {s.attributes["idx"]: s for s in cap.spans("invoke_agent worker")}
+    agents = {span_attrs(s)["idx"]: s for s in cap.spans("invoke_agent worker")}
     workflow = cap.span("invoke_workflow swarm")
     assert len(agents) == N_TASKS
     assert all(_pid(a) == _sid(workflow) for a in agents.values())
     tools = cap.spans("execute_tool lookup") + cap.spans("execute_tool decorated")
     assert len(tools) == 2 * N_TASKS
     for t in tools:
-        assert _pid(t) == _sid(agents[t.attributes["idx"]]), t.attributes["idx"]
-        assert t.attributes["gen_ai.agent.name"] == "worker"
+        assert _pid(t) == _sid(agents[span_attrs(t)["idx"]]), span_attrs(t)["idx"]
+        assert span_attrs(t)["gen_ai.agent.name"] == "worker"
     stats = cap.monitor.stats()
     assert stats.spans_started == stats.spans_ended == len(cap.spans()) == 3 * N_TASKS + 1
 
@@ -385,7 +386,7 @@ async def test_concurrent_tasks_with_gather(agentmon_capture: Capture, caplog: p
 @pytest.mark.asyncio
 async def test_concurrent_tasks_with_task_group(agentmon_capture: Capture,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    async with agentmon.workflow("swarm"), asyncio.TaskGroup() as group:
+    async with agentmon.workflow("swarm"), asyncio.TaskGroup() as group:  # type: ignore[attr-defined]  # 3.11+ API (mypy targets 3.10); this test fails on 3.10
         for i in range(N_TASKS):
             group.create_task(_one_agent(i))
     _check_no_cross_task_parenting(agentmon_capture)

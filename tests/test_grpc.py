@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from concurrent import futures
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 

@@ -39,9 +39,11 @@ def _attrs(cap: Capture, name: str) -> dict[str, Any]:
 def test_ids_and_numbers_are_coerced_to_the_strings_the_conventions_want(agentmon_capture: Capture,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     conversation = uuid.uuid4()
-    with agentmon.agent("a", conversation_id=conversation, description=1), agentmon.task("x", task_id=42), \
-            agentmon.tool("t", call_id=7), agentmon.llm("m", provider="openai") as call:
-        call.record_usage(input_tokens=10, output_tokens=5, response_id=42)
+    with (agentmon.agent("a", conversation_id=conversation, description=1),  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
+          agentmon.task("x", task_id=42),  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
+          agentmon.tool("t", call_id=7),  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
+          agentmon.llm("m", provider="openai") as call):
+        call.record_usage(input_tokens=10, output_tokens=5, response_id=42)  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
     assert _attrs(agentmon_capture, "invoke_agent a")["gen_ai.conversation.id"] == str(conversation)
     assert _attrs(agentmon_capture, "invoke_agent a")["gen_ai.agent.description"] == "1"
     assert _attrs(agentmon_capture, "task x")["agentmon.task.id"] == "42"
@@ -56,8 +58,8 @@ def test_ids_and_numbers_are_coerced_to_the_strings_the_conventions_want(agentmo
 def test_unusable_values_are_dropped_with_one_warning_naming_the_argument(agentmon_capture: Capture,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
     for _ in range(3):
-        with agentmon.agent("a", conversation_id={"not": "an id"}, attributes=["not", "a", "mapping"]), \
-                agentmon.task("x", task_id=[1, 2]):
+        with (agentmon.agent("a", conversation_id={"not": "an id"}, attributes=["not", "a", "mapping"]),  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
+              agentmon.task("x", task_id=[1, 2])):  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
             pass
     spans = agentmon_capture.spans()
     assert sorted(s.name for s in spans) == ["invoke_agent a"] * 3 + ["task x"] * 3  # every span still recorded
@@ -90,7 +92,7 @@ def test_invalid_token_counts_are_dropped_one_by_one_with_one_warning_each(agent
                                                                            caplog: pytest.LogCaptureFixture) -> None:
     for _ in range(5):
         with agentmon.llm("m", provider="openai") as call:
-            call.record_usage(input_tokens=math.nan, output_tokens=-3, response_model="m-1", finish_reasons="stop")
+            call.record_usage(input_tokens=math.nan, output_tokens=-3, response_model="m-1", finish_reasons="stop")  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
     for span in agentmon_capture.spans("chat m"):
         attrs = dict(span.attributes or {})
         assert "gen_ai.usage.input_tokens" not in attrs and "gen_ai.usage.output_tokens" not in attrs
@@ -115,7 +117,7 @@ def test_token_counts_accept_whole_numbers_only(agentmon_capture: Capture, caplo
 
 def test_token_usage_metric_counts_coerced_and_valid_values(agentmon_capture: Capture) -> None:
     with agentmon.agent("a"), agentmon.llm("m", provider="openai") as call:
-        call.record_usage(input_tokens=7.0, output_tokens=math.nan, response_id=uuid.UUID(int=5))
+        call.record_usage(input_tokens=7.0, output_tokens=math.nan, response_id=uuid.UUID(int=5))  # type: ignore[arg-type]  # deliberately the wrong type: the API must not raise
     agentmon_capture.monitor._sync()
     points = agentmon_capture.points("gen_ai.client.token.usage")
     assert [(p.attributes["gen_ai.token.type"], p.sum) for p in points] == [("input", 7)]

@@ -10,6 +10,7 @@ import pytest
 
 import otel_agentmon as agentmon
 from otel_agentmon.testing import Capture, capture
+from tests.support.spans import span_attrs
 
 CONTENT_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
 EVENT_NAME = "gen_ai.client.inference.operation.details"
@@ -43,7 +44,7 @@ def _record_everything() -> None:
 
 
 def _content_on_spans(cap: Capture) -> dict[str, dict[str, Any]]:
-    return {s.name: {k: s.attributes[k] for k in CONTENT_KEYS if k in s.attributes} for s in cap.spans()}
+    return {s.name: {k: span_attrs(s)[k] for k in CONTENT_KEYS if k in span_attrs(s)} for s in cap.spans()}
 
 
 def _events(cap: Capture) -> list[Any]:

@@ -15,10 +15,11 @@ from otel_agentmon.testing import Capture
 
 # Copied from /work/shared/reference/semconv-and-sdk.md §1.6 (so a wrong constant fails too).
 DOC_CLIENT_DURATION = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-DOC_TOKEN_USAGE = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+DOC_TOKEN_USAGE: list[float] = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+                                 67108864]
 DOC_AGENT_DURATION = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6]
-DOC_WORKFLOW_DURATION = [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200]
-DOC_CALLS = [1, 2, 4, 8, 16, 32, 64, 128]
+DOC_WORKFLOW_DURATION: list[float] = [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200]
+DOC_CALLS: list[float] = [1, 2, 4, 8, 16, 32, 64, 128]
 
 # name -> (unit, bucket constant, bucket list from the doc or None for agentmon's own metrics)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...], list[float] | None]] = {
@@ -95,7 +96,7 @@ def test_histogram_unit_and_bucket_boundaries(swarm: Capture, name: str) -> None
     unit, constant, from_doc = HISTOGRAMS[name]
     metric = swarm.metrics()[name]
     assert metric.unit == unit
-    bounds = list(metric.data.data_points[0].explicit_bounds)
+    bounds = list(metric.data.data_points[0].explicit_bounds)  # type: ignore[union-attr]  # a histogram's points are HistogramDataPoints
     assert bounds == list(constant)
     if from_doc is not None:
         assert bounds == from_doc
@@ -216,7 +217,7 @@ def test_busy_time_is_the_sum_of_task_durations(agentmon_capture: Capture) -> No
 
 
 def _span_seconds(span: Any) -> float:
-    return (span.end_time - span.start_time) / 1e9
+    return float((span.end_time - span.start_time) / 1e9)
 
 
 def test_tasks_in_flight_while_running_and_after(agentmon_capture: Capture) -> None:

@@ -126,7 +126,7 @@ class UrllibLikeInstrumentation:
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self._original = OpenerDirector._open
+        self._original = OpenerDirector._open  # type: ignore[attr-defined]  # OpenerDirector._open is the private hook urllib instrumentation patches
 
     def __enter__(self) -> UrllibLikeInstrumentation:
         tracer, original = self.provider.get_tracer("urllib-like"), self._original
@@ -137,11 +137,11 @@ class UrllibLikeInstrumentation:
             with tracer.start_as_current_span(f"{req.get_method()}", kind=SpanKind.CLIENT):
                 return original(director, req, *args, **kwargs)
 
-        OpenerDirector._open = _open  # type: ignore[method-assign]
+        OpenerDirector._open = _open  # type: ignore[attr-defined]  # patched like urllib instrumentation does; undone in __exit__
         return self
 
     def __exit__(self, *exc: object) -> None:
-        OpenerDirector._open = self._original  # type: ignore[method-assign]
+        OpenerDirector._open = self._original  # type: ignore[attr-defined]  # restores the method patched in __enter__
         self.provider.shutdown()
 
 

@@ -103,5 +103,5 @@ def test_decorators_preserve_metadata_and_function_kind() -> None:
             wrapped = factory(fn)
             assert wrapped.__name__ == fn.__name__
             assert wrapped.__doc__ == fn.__doc__
-            assert wrapped.__wrapped__ is fn
+            assert wrapped.__wrapped__ is fn  # type: ignore[union-attr]  # functools.wraps sets __wrapped__ on every wrapper
             assert check(wrapped), (fn.__name__, factory)

@@ -23,7 +23,8 @@ def test_readme_has_exactly_the_main_and_test_commands() -> None:
     blocks = re.findall(r"<!-- (main|test)-command -->\n```sh\n(.+?)\n```", README)
     assert dict(blocks) == {
         "main": "pip install -e . && python examples/swarm.py --live",
-        "test": "collector-config/build && pip install -e '.[dev]' && ruff check . && mypy && lint-imports && python -m pytest",
+        "test": "collector-config/build && pip install -e '.[dev]' && ruff check . && mypy && lint-imports"
+                " && python -m pytest",
     }
 
 

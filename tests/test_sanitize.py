@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 
 import otel_agentmon as agentmon
 from otel_agentmon._spans import sanitize as _sanitize
 from otel_agentmon._spans.sanitize import clean_attributes, clean_name, clean_value, to_json
 from otel_agentmon.testing import Capture, capture
+from tests.support.spans import span_attrs
 
 _TRACER = TracerProvider(shutdown_on_exit=False).get_tracer("sanitize-tests")
 PROPERTY = settings(max_examples=150, deadline=None, database=None,
@@ -77,7 +79,7 @@ values = st.recursive(
 
 def _encode(name: str, attributes: Mapping[str, Any]) -> ReadableSpan:
     """Start and end a real SDK span, encode it with the OTLP encoder, and check nothing was dropped."""
-    span = _TRACER.start_span(name, attributes=attributes)
+    span = cast(SdkSpan, _TRACER.start_span(name, attributes=attributes))  # the SDK tracer's spans
     span.add_event("ev", attributes=attributes)
     span.end()
     data = encode_spans([span]).SerializeToString()
@@ -242,11 +244,11 @@ def test_public_api_accepts_hostile_names_and_values(agentmon_capture: Capture) 
         t.set_attribute("huge", "y" * 10_000_000)
     (span,) = agentmon_capture.spans()
     assert _is_encodable_text(span.name) and span.name.startswith("execute_tool ")
-    assert isinstance(span.attributes["k"], str)
-    assert len(span.attributes["huge"]) <= DEFAULT_LIMIT
+    assert isinstance(span_attrs(span)["k"], str)
+    assert len(span_attrs(span)["huge"]) <= DEFAULT_LIMIT
     data = encode_spans([span]).SerializeToString()
     decoded = ExportTraceServiceRequest.FromString(data).resource_spans[0].scope_spans[0].spans[0]
-    assert {kv.key for kv in decoded.attributes} == set(span.attributes)
+    assert {kv.key for kv in decoded.attributes} == set(span_attrs(span))
     assert decoded.events[0].name == span.events[0].name
 
 
@@ -269,13 +271,13 @@ def test_integers_outside_int64_survive_encoding(agentmon_capture: Capture, big:
     span = agentmon_capture.span("chat m")
     decoded = ExportTraceServiceRequest.FromString(encode_spans([span]).SerializeToString())
     keys = {kv.key for kv in decoded.resource_spans[0].scope_spans[0].spans[0].attributes}
-    assert keys == set(span.attributes)  # nothing silently dropped by the encoder
+    assert keys == set(span_attrs(span))  # nothing silently dropped by the encoder
 
 
 def test_llm_with_a_non_numeric_port_does_not_raise(agentmon_capture: Capture) -> None:
     with agentmon.llm("m", provider="openai", server_address="api.example", server_port="https"):  # type: ignore[arg-type]
         pass
-    assert agentmon_capture.span("chat m").attributes["server.address"] == "api.example"
+    assert span_attrs(agentmon_capture.span("chat m"))["server.address"] == "api.example"
 
 
 def test_attribute_length_limit_option_truncates() -> None:
@@ -283,7 +285,7 @@ def test_attribute_length_limit_option_truncates() -> None:
     try:
         with agentmon.tool("t") as t:
             t.set_attribute("long", "z" * 1000)
-        assert len(cap.span("execute_tool t").attributes["long"]) <= 100
+        assert len(span_attrs(cap.span("execute_tool t"))["long"]) <= 100
     finally:
         close()
 

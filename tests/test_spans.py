@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import traceback
+from typing import TypeAlias
 
 import pytest
 from opentelemetry import trace
@@ -12,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agentmon as agentmon
 from otel_agentmon.testing import Capture, capture
+from tests.support.spans import span_attrs
 
 from .conftest import StartRecorder, detach_failures
 
@@ -50,11 +52,11 @@ def test_agent_span_name_kind_and_attributes_set_at_start(agentmon_capture: Capt
     assert span.kind is SpanKind.INTERNAL
     assert starts.at_start["invoke_agent x"]["gen_ai.operation.name"] == "invoke_agent"
     assert starts.at_start["invoke_agent x"]["gen_ai.agent.name"] == "x"
-    assert span.attributes["gen_ai.agent.description"] == "does x"
-    assert span.attributes["gen_ai.conversation.id"] == "conv-1"
-    assert span.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert span_attrs(span)["gen_ai.agent.description"] == "does x"
+    assert span_attrs(span)["gen_ai.conversation.id"] == "conv-1"
+    assert span_attrs(span)["gen_ai.request.model"] == "gpt-4o"
     assert span.status.status_code is StatusCode.UNSET
-    assert "error.type" not in span.attributes
+    assert "error.type" not in span_attrs(span)
 
 
 def test_tool_span_inherits_the_enclosing_agent_name_at_start(agentmon_capture: Capture,
@@ -74,14 +76,14 @@ def test_tool_span_inherits_the_enclosing_agent_name_at_start(agentmon_capture: 
 def test_tool_outside_any_agent_has_no_agent_name(agentmon_capture: Capture) -> None:
     with agentmon.tool("search"):
         pass
-    assert "gen_ai.agent.name" not in agentmon_capture.span("execute_tool search").attributes
+    assert "gen_ai.agent.name" not in span_attrs(agentmon_capture.span("execute_tool search"))
 
 
 def test_tool_optional_attributes(agentmon_capture: Capture) -> None:
     with agentmon.tool("db", type="datastore", description="reads rows", call_id="call-7",
                        attributes={"rows": 3}):
         pass
-    attrs = agentmon_capture.span("execute_tool db").attributes
+    attrs = span_attrs(agentmon_capture.span("execute_tool db"))
     assert attrs["gen_ai.tool.type"] == "datastore"
     assert attrs["gen_ai.tool.description"] == "reads rows"
     assert attrs["gen_ai.tool.call.id"] == "call-7"
@@ -105,8 +107,8 @@ def test_task_span_carries_type_id_agent_and_success_outcome(agentmon_capture: C
     assert span.kind is SpanKind.INTERNAL
     assert starts.at_start["task summarize"]["agentmon.task.type"] == "summarize"
     assert starts.at_start["task summarize"]["gen_ai.agent.name"] == "worker"
-    assert span.attributes["agentmon.task.id"] == "task-42"
-    assert span.attributes["agentmon.task.outcome"] == "success"
+    assert span_attrs(span)["agentmon.task.id"] == "task-42"
+    assert span_attrs(span)["agentmon.task.outcome"] == "success"
     assert span.status.status_code is StatusCode.UNSET
 
 
@@ -114,16 +116,16 @@ def test_task_outcome_error(agentmon_capture: Capture) -> None:
     with pytest.raises(ValueError), agentmon.agent("worker"), agentmon.task("summarize"):
         raise ValueError("bad input")
     span = agentmon_capture.span("task summarize")
-    assert span.attributes["agentmon.task.outcome"] == "error"
-    assert span.attributes["error.type"] == "ValueError"
+    assert span_attrs(span)["agentmon.task.outcome"] == "error"
+    assert span_attrs(span)["error.type"] == "ValueError"
     assert span.status.status_code is StatusCode.ERROR
 
 
 def test_task_with_explicit_agent_names_its_tools(agentmon_capture: Capture) -> None:
     with agentmon.agent("dispatcher"), agentmon.task("review", agent="reviewer"), agentmon.tool("lint"):
         pass
-    assert agentmon_capture.span("task review").attributes["gen_ai.agent.name"] == "reviewer"
-    assert agentmon_capture.span("execute_tool lint").attributes["gen_ai.agent.name"] == "reviewer"
+    assert span_attrs(agentmon_capture.span("task review"))["gen_ai.agent.name"] == "reviewer"
+    assert span_attrs(agentmon_capture.span("execute_tool lint"))["gen_ai.agent.name"] == "reviewer"
 
 
 def test_llm_span_and_usage(agentmon_capture: Capture, starts: StartRecorder) -> None:
@@ -136,7 +138,7 @@ def test_llm_span_and_usage(agentmon_capture: Capture, starts: StartRecorder) ->
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
         "server.address": "api.openai.com", "server.port": 443,
     }
-    attrs = span.attributes
+    attrs = span_attrs(span)
     assert attrs["gen_ai.usage.input_tokens"] == 120
     assert attrs["gen_ai.usage.output_tokens"] == 30
     assert attrs["gen_ai.response.model"] == "gpt-4o-2024-08-06"
@@ -147,15 +149,15 @@ def test_llm_span_and_usage(agentmon_capture: Capture, starts: StartRecorder) ->
 def test_llm_operation_names_the_span(agentmon_capture: Capture) -> None:
     with agentmon.llm("gemini-2.0", provider="gcp.gemini", operation="generate_content"):
         pass
-    assert agentmon_capture.span("generate_content gemini-2.0").attributes["gen_ai.operation.name"] == (
+    assert span_attrs(agentmon_capture.span("generate_content gemini-2.0"))["gen_ai.operation.name"] == (
         "generate_content")
 
 
 def test_record_llm_usage_targets_the_current_span_and_skips_invalid_counts(agentmon_capture: Capture) -> None:
     with agentmon.llm("m", provider="openai"):
-        agentmon.record_llm_usage(input_tokens=-1, output_tokens=True)  # type: ignore[arg-type]
+        agentmon.record_llm_usage(input_tokens=-1, output_tokens=True)
         agentmon.record_llm_usage(input_tokens=5)
-    attrs = agentmon_capture.span("chat m").attributes
+    attrs = span_attrs(agentmon_capture.span("chat m"))
     assert attrs["gen_ai.usage.input_tokens"] == 5
     assert "gen_ai.usage.output_tokens" not in attrs
 
@@ -166,13 +168,14 @@ def test_span_handle_setters(agentmon_capture: Capture) -> None:
         handle.set_attributes({"phase": "plan", "ok": True})
         handle.add_event("checkpoint", {"n": 1})
     span = agentmon_capture.span("invoke_agent a")
-    assert (span.attributes["step"], span.attributes["phase"], span.attributes["ok"]) == (2, "plan", True)
+    assert (span_attrs(span)["step"], span_attrs(span)["phase"], span_attrs(span)["ok"]) == (2, "plan", True)
     assert [(e.name, dict(e.attributes or {})) for e in span.events] == [("checkpoint", {"n": 1})]
 
 
 # --- nesting and the three forms ------------------------------------------------------------------
 
-EXPECTED_TREE = [("invoke_workflow w", [("invoke_agent a", [("task t", [("execute_tool s", []),
+Tree: TypeAlias = list[tuple[str, "Tree"]]
+EXPECTED_TREE: Tree = [("invoke_workflow w", [("invoke_agent a", [("task t", [("execute_tool s", []),
                                                                        ("chat m", [])])])])]
 
 
@@ -228,7 +231,7 @@ async def test_tree_with_async_decorators_and_async_with(agentmon_capture: Captu
     async with agentmon.workflow("w"):
         assert await run_agent() == 1
     assert agentmon_capture.tree() == EXPECTED_TREE
-    assert agentmon_capture.span("execute_tool s").attributes["gen_ai.agent.name"] == "a"
+    assert span_attrs(agentmon_capture.span("execute_tool s"))["gen_ai.agent.name"] == "a"
 
 
 def test_current_span_is_restored_after_each_form(agentmon_capture: Capture) -> None:
@@ -272,7 +275,7 @@ def test_a_reused_context_manager_object_is_safe_across_threads(agentmon_capture
         t.join()
     spans = agentmon_capture.spans("execute_tool search")
     # Each thread's ``with`` ends the span that thread started, and detaches its own context.
-    assert [s.attributes["worker"] for s in spans] == [0, 1]
+    assert [span_attrs(s)["worker"] for s in spans] == [0, 1]
     assert detach_failures(caplog) == []
 
 
@@ -305,10 +308,10 @@ def test_exception_marks_span_failed_and_records_event(agentmon_capture: Capture
         raise exc
     span = agentmon_capture.span("execute_tool t")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == expected
+    assert span_attrs(span)["error.type"] == expected
     events = [e for e in span.events if e.name == "exception"]
     assert len(events) == 1
-    assert events[0].attributes["exception.message"] == "boom"
+    assert span_attrs(events[0])["exception.message"] == "boom"
 
 
 def _last_frame_name(exc: BaseException) -> str:
@@ -328,7 +331,7 @@ def test_sync_decorator_reraises_the_same_exception_with_its_traceback(agentmon_
         wrapped(original)
     assert info.value is original[0]
     assert _last_frame_name(info.value) == "raiser"
-    assert agentmon_capture.span("execute_tool t").attributes["error.type"] == f"{__name__}.ToolFailed"
+    assert span_attrs(agentmon_capture.span("execute_tool t"))["error.type"] == f"{__name__}.ToolFailed"
 
 
 def test_with_block_reraises_the_same_exception_with_its_traceback(agentmon_capture: Capture) -> None:
@@ -353,7 +356,7 @@ async def test_async_decorator_reraises_the_same_exception_with_its_traceback(ag
         await run()
     assert info.value is original[0]
     assert _last_frame_name(info.value) == "raiser"
-    assert agentmon_capture.span("invoke_agent a").attributes["error.type"] == f"{__name__}.ToolFailed"
+    assert span_attrs(agentmon_capture.span("invoke_agent a"))["error.type"] == f"{__name__}.ToolFailed"
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), SystemExit(3)], ids=["KeyboardInterrupt", "SystemExit"])
@@ -387,5 +390,5 @@ def test_exception_with_broken_str_is_reraised_and_span_ends(agentmon_capture: C
     assert info.value is exc
     span = agentmon_capture.span("execute_tool t")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == f"{__name__}.Unprintable"
+    assert span_attrs(span)["error.type"] == f"{__name__}.Unprintable"
     assert any(e.name == "exception" for e in span.events)

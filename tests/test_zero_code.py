@@ -183,7 +183,7 @@ def test_a_module_never_imported_is_one_warning_at_exit_naming_its_entries(
 def test_a_misspelled_module_is_reported_when_the_program_exits(tmp_path: Path) -> None:
     # Regression: a misspelled module used to log nothing at all.
     script = tmp_path / "prog.py"
-    script.write_text("from otel_agentmon import _zero_code\n"
+    script.write_text("from otel_agentmon._spans import zero_code as _zero_code\n"
                       "_zero_code.install_from_env({'OTEL_AGENTMON_INSTRUMENT': 'researh_team:Bot.run=agent'})\n"
                       "print('ran')\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}

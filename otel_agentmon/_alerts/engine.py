@@ -18,7 +18,7 @@ Signal: TypeAlias = Literal[
     "up", "error_rate", "latency_p50", "latency_p95", "latency_p99", "throughput", "stuck_tasks",
     "in_flight", "oldest_task_age", "tokens", "unhealthy", "cpu", "memory",
 ]
-SIGNALS: Final[frozenset[str]] = frozenset(Signal.__args__)  # type: ignore[attr-defined]
+SIGNALS: Final[frozenset[str]] = frozenset(Signal.__args__)  # type: ignore[attr-defined]  # a Literal alias has __args__ at runtime
 #: Signals measured for the whole process rather than per agent.
 PROCESS_SIGNALS: Final = frozenset({"cpu", "memory"})
 #: Signals computed over a sliding window (the rule's ``window``).

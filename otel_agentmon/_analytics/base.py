@@ -214,15 +214,15 @@ def load_prices(path: str | Path) -> dict[str, tuple[float, float]]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of model -> prices")
     out: dict[str, tuple[float, float]] = {}
-    for model, value in data.items():  # pyright: ignore[reportUnknownVariableType]
+    for model, value in data.items():
         if isinstance(value, dict):
-            pair = (value.get("input"), value.get("output"))  # pyright: ignore[reportUnknownMemberType]
-        elif isinstance(value, (list, tuple)) and len(value) == 2:  # pyright: ignore[reportUnknownArgumentType]
+            pair = (value.get("input"), value.get("output"))
+        elif isinstance(value, (list, tuple)) and len(value) == 2:
             pair = (value[0], value[1])
         else:
             raise ValueError(f"{path}: {model}: expected [input, output] or {{input:, output:}}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                    for v in pair):
             raise ValueError(f"{path}: {model}: prices must be non-negative numbers")
-        out[str(model)] = (float(pair[0]), float(pair[1]))  # type: ignore[arg-type]
+        out[str(model)] = (float(pair[0]), float(pair[1]))  # type: ignore[arg-type]  # checked to be finite non-negative numbers just above
     return out

@@ -1,23 +1,45 @@
-"""The one place otel_agentmon touches private OpenTelemetry SDK API.
+"""The one place otel_agentmon touches private OpenTelemetry API.
 
-``opentelemetry-instrument`` loads configurators from the ``opentelemetry_configurator`` entry
-point and calls ``configure(auto_instrumentation_version=...)`` on an instance; the SDK's base
-class for them, ``_BaseConfigurator``, is private. Tests pin the behaviour we rely on to the
-SDK versions pyproject allows, so a change there fails our CI rather than users' start-up.
+Every other module imports what it needs from here, so an SDK upgrade that moves a private
+detail breaks (or degrades) one file, and the tests of these shims say which.
 
-One other private detail is read, never relied on: ``BoundedAttributes._dict`` in the span
-processor's start check and in ``_dialects`` (a plain dict answers a missing key ~10x faster);
-both fall back to the public mapping when it is absent.
+Relied on (tests pin the behaviour to the SDK versions pyproject allows, so a change fails our
+CI rather than users' start-up):
+
+- ``opentelemetry.sdk._configuration._BaseConfigurator`` (:class:`ConfiguratorBase`):
+  ``opentelemetry-instrument`` loads configurators from the ``opentelemetry_configurator``
+  entry point and calls ``configure(auto_instrumentation_version=...)`` on an instance; the
+  SDK's base class for them is private.
+
+Read, never relied on (each shim falls back to public behaviour when the detail is absent):
+
+- ``BoundedAttributes._dict`` (:func:`fast_attributes`): a plain dict answers a missing key
+  ~10x faster than the mapping, which raises and catches a ``KeyError`` per miss; used by the
+  span processor's start check and the dialect view of other instrumentations' spans.
+- ``MetricExporter._preferred_temporality`` / ``._preferred_aggregation``
+  (:func:`exporter_preferences`): copied onto the deadline wrapper so the reader sees the
+  wrapped exporter's choices.
+- ``MeterProvider._meters`` / ``._meter_lock`` and ``Meter._instrument_id_instrument``
+  (:func:`existing_meters`, :func:`instrument_names`): the instruments already created before
+  we started watching, so each measurement is counted once.
+
+Not counted as private here: the logs signal. ``opentelemetry._logs``,
+``opentelemetry.sdk._logs`` and ``opentelemetry.exporter.otlp.proto.*._log_exporter`` are the
+only import paths the OpenTelemetry Python projects publish for logs (the signal is still marked
+in development); every module that emits or exports log records imports them directly, as the
+SDK's own documentation does. Logger *names* of private SDK modules (the noisy-logger filter in
+``_export/exporters.py``) are strings, not API use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 try:
     from opentelemetry.sdk._configuration import _BaseConfigurator as ConfiguratorBase
 except ImportError:  # pragma: no cover - only if a future SDK drops it; the loader needs no base
-    class ConfiguratorBase:  # type: ignore[no-redef]
+    class ConfiguratorBase:  # type: ignore[no-redef]  # stand-in for the SDK class of the same name
         """Stand-in with the same calling convention."""
 
         def configure(self, **kwargs: Any) -> None:
@@ -26,4 +48,39 @@ except ImportError:  # pragma: no cover - only if a future SDK drops it; the loa
         def _configure(self, **kwargs: Any) -> None:
             raise NotImplementedError
 
-__all__ = ["ConfiguratorBase"]
+__all__ = ["ConfiguratorBase", "existing_meters", "exporter_preferences", "fast_attributes",
+           "instrument_names"]
+
+
+def fast_attributes(attrs: Mapping[str, object] | None) -> Mapping[str, object] | None:
+    """The plain dict behind a span's ``BoundedAttributes`` when there is one, else ``attrs``.
+
+    Read only: callers must not mutate the result."""
+    raw = getattr(attrs, "_dict", None)
+    return raw if isinstance(raw, dict) else attrs
+
+
+def exporter_preferences(exporter: object) -> tuple[Any, Any]:
+    """(preferred_temporality, preferred_aggregation) of a metric exporter, None where unknown."""
+    return (getattr(exporter, "_preferred_temporality", None),
+            getattr(exporter, "_preferred_aggregation", None))
+
+
+def existing_meters(provider: object) -> list[object] | None:
+    """The meters an SDK MeterProvider made so far, None when they cannot be read."""
+    meters = getattr(provider, "_meters", None)
+    if not isinstance(meters, dict):
+        return None
+    lock = getattr(provider, "_meter_lock", None)
+    if lock is None:
+        return list(meters.values())
+    with lock:
+        return list(meters.values())
+
+
+def instrument_names(meter: object) -> list[str] | None:
+    """The names of the instruments an SDK Meter made so far, None when they cannot be read."""
+    instruments = getattr(meter, "_instrument_id_instrument", None)
+    if not isinstance(instruments, dict):
+        return None
+    return [str(getattr(i, "name", "")) for i in list(instruments.values())]

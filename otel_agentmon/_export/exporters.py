@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from .._core.guard import RateLimiter, log_once
+from .._core.sdk_compat import exporter_preferences
 from .http import ResponseProbe, http_session
 from .worker import Outcome
 
@@ -219,10 +220,8 @@ class DeadlineMetricExporter(MetricExporter):
     """
 
     def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - copied, not changed
-            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001
-        )
+        temporality, aggregation = exporter_preferences(inner)  # copied, not changed
+        super().__init__(preferred_temporality=temporality, preferred_aggregation=aggregation)
         self._inner = inner
         self._busy = threading.Lock()
         self._closing = threading.Event()
@@ -317,7 +316,7 @@ class PeriodicReader(PeriodicExportingMetricReader):
 
     # The SDK marks collect() final for type checkers only; wrapping it (and calling it) keeps
     # every path to a collection covered: the periodic thread, force_flush and shutdown.
-    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
+    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]  # the SDK marks collect() @final for type checkers only (see above)
         with suppress_instrumentation():
             super().collect(timeout_millis=timeout_millis)
 

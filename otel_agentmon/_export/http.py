@@ -65,7 +65,7 @@ def _forget_connections_after_fork() -> None:
     for session in list(_sessions):
         for adapter in session.adapters.values():
             try:
-                adapter.poolmanager.clear()  # type: ignore[attr-defined]
+                adapter.poolmanager.clear()  # type: ignore[attr-defined]  # requests types adapters as BaseAdapter; ours are HTTPAdapters
             except Exception:  # noqa: BLE001
                 pass
 

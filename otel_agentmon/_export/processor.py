@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._core.counting import count_value
 from .._core.guard import after_fork_in_child
+from .._core.sdk_compat import fast_attributes
 from .._metrics.derive import Deriver
 from .._names.dialects import OI_KIND as _OI_KIND
 from .._names.dialects import TL_KIND as _TL_KIND
@@ -44,7 +45,7 @@ class AgentmonSpanProcessor(SpanProcessor):
         # flight); everything else is derived from its end, which halves the derivation queue.
         # The SDK's BoundedAttributes answers a miss with a raised KeyError (~250 ns each);
         # its plain dict answers in ~20 ns. Fall back to the mapping if that private field goes.
-        attributes = getattr(span.attributes, "_dict", span.attributes)
+        attributes = fast_attributes(span.attributes)
         if attributes is not None and (_AGENT in attributes or _OI_KIND in attributes
                                        or _TL_KIND in attributes):
             self._deriver.offer(True, span)

@@ -42,7 +42,7 @@ def _notifiers(settings: Settings, rules: list[AlertRule]) -> list[Notifier]:
         notifiers.append(WebhookNotifier(settings.alert_webhook))
     extra = settings.notifiers
     if extra is not None:
-        for n in list(extra):  # type: ignore[call-overload]
+        for n in list(extra):  # type: ignore[call-overload]  # Settings types it as object; a non-iterable raises TypeError here, like any bad option
             if not callable(getattr(n, "notify", None)):
                 raise TypeError(f"notifier {n!r} has no notify(event) method")
             notifiers.append(n)

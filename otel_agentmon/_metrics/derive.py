@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 from .._core.guard import after_fork_in_child, report_internal_error
+from .._core.sdk_compat import fast_attributes
 from .._names import semconv as sc
 from .._names.dialects import AGENT_USAGE_SCOPES, exception_type, normalize
 from .enclosing import Enclosing
@@ -380,7 +381,8 @@ def _scope(span: ReadableSpan) -> str | None:
 
 def _standard_attrs(span: ReadableSpan) -> _AttrMap:
     parent = span.parent
-    return normalize(span.name, span.attributes or {}, _scope(span), parent is None or parent.is_remote)
+    attrs = span.attributes or {}
+    return normalize(span.name, attrs, _scope(span), parent is None or parent.is_remote, fast_attributes(attrs))
 
 
 def _pick(attrs: _AttrMap, keys: tuple[str, ...], error: object) -> dict[str, str | int | float | bool]:

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import Context
 
 from .._core.guard import report_internal_error
+from .._core.sdk_compat import existing_meters, instrument_names
 from .._names import semconv as sc
 
 if TYPE_CHECKING:
@@ -101,11 +102,11 @@ def _install(provider: object, owners: MetricOwners) -> bool:
         watchers = weakref.WeakSet()
         setattr(provider, "get_meter", _get_meter_wrapper(current, watchers))  # noqa: B010 - shadows the method
     watchers.add(owners)
-    meters = _existing_meters(provider)
-    complete = meters is not _UNKNOWN
-    for meter in meters:
+    meters = existing_meters(provider)
+    complete = meters is not None
+    for meter in meters or ():
         _watch_meter(meter, watchers)
-        names = _instrument_names(meter)
+        names = instrument_names(meter)
         if names is None:
             complete = False
             continue
@@ -152,28 +153,6 @@ def _create_wrapper(create: Callable[..., Any], scope: str,
         return instrument
 
     return created
-
-
-_UNKNOWN: Final[list[object]] = []
-
-
-def _existing_meters(provider: object) -> Iterable[object]:
-    """The meters an SDK MeterProvider made so far (SDK internals, read defensively)."""
-    meters = getattr(provider, "_meters", None)
-    if not isinstance(meters, dict):
-        return _UNKNOWN
-    lock = getattr(provider, "_meter_lock", None)
-    if lock is None:
-        return list(meters.values())
-    with lock:
-        return list(meters.values())
-
-
-def _instrument_names(meter: object) -> list[str] | None:
-    instruments = getattr(meter, "_instrument_id_instrument", None)
-    if not isinstance(instruments, dict):
-        return None
-    return [str(getattr(i, "name", "")) for i in list(instruments.values())]
 
 
 def agent_usage(attrs: Mapping[str, object], inst: Instruments | None, ctx: Context) -> tuple[int, int]:

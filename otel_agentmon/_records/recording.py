@@ -98,9 +98,9 @@ class MetricSample:
         attrs = data.get("attributes")
         kept: dict[str, str | int | float | bool] = {}
         if isinstance(attrs, dict):
-            for key, val in attrs.items():  # pyright: ignore[reportUnknownVariableType]
+            for key, val in attrs.items():
                 if isinstance(val, (str, int, float, bool)):
-                    kept[str(key)] = val  # pyright: ignore[reportUnknownArgumentType]
+                    kept[str(key)] = val
         value = data["value"]
         return cls(name=str(data["name"]), value=float(value) if isinstance(value, (int, float)) else float("nan"),
                    time_ns=int(str(data["time_ns"])), unit=str(data.get("unit", "")), attributes=kept)
@@ -128,11 +128,11 @@ def parse_lines(lines: Iterable[str | bytes], into: Recording | None = None) -> 
             data = json.loads(text)
             kind = data.get("type") if isinstance(data, dict) else None
             if kind == "span":
-                rec.spans.append(SpanRecord.from_json(data))  # pyright: ignore[reportUnknownArgumentType]
+                rec.spans.append(SpanRecord.from_json(data))
             elif kind == "alert":
-                rec.alerts.append(AlertRecord.from_json(data))  # pyright: ignore[reportUnknownArgumentType]
+                rec.alerts.append(AlertRecord.from_json(data))
             elif kind == "metric":
-                rec.metrics.append(MetricSample.from_json(data))  # pyright: ignore[reportUnknownArgumentType]
+                rec.metrics.append(MetricSample.from_json(data))
             else:
                 rec.skipped += 1
         except (ValueError, TypeError, KeyError):

@@ -16,6 +16,7 @@ from typing import IO, Final, Literal
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from .._core.sdk_compat import fast_attributes
 from .._names import semconv as sc
 from .._names.dialects import normalize
 
@@ -62,7 +63,7 @@ class SpanRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> SpanRecord:
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]  # values of a recording we wrote: the fields are filtered, not re-typed
 
 
 def classify(attrs: Mapping[str, object]) -> Kind:
@@ -85,7 +86,7 @@ def build(*, trace_id: int, span_id: int, parent_id: int | None, name: str, star
           end_ns: int, attrs: Mapping[str, object], scope: str | None, is_root: bool,
           error_status: bool, resource: Mapping[str, object]) -> SpanRecord:
     """A record from raw span parts (shared by the SDK and OTLP paths)."""
-    std = normalize(name, attrs, scope, is_root)
+    std = normalize(name, attrs, scope, is_root, fast_attributes(attrs))
     error = std.get(sc.ERROR_TYPE)
     if error is None and error_status:
         error = "_OTHER"
@@ -143,7 +144,7 @@ def load(lines: Iterable[str]) -> Iterator[SpanRecord]:
             continue
         data = json.loads(text)
         if isinstance(data, dict) and data.get("type") == "span":
-            yield SpanRecord.from_json(data)  # pyright: ignore[reportUnknownArgumentType]
+            yield SpanRecord.from_json(data)
 
 
 def _str(value: object) -> str | None:

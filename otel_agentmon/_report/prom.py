@@ -171,7 +171,7 @@ def _latency_test(dim: str, key: str, bounds: list[float], base: list[float], no
                   numbers={"n_baseline": sum(base), "n_recent": sum(now), "z": result.z, "median_baseline": b_med,
                            "median_recent": n_med})
     regressed = result.p_value < policy.alpha and ratio >= policy.min_ratio
-    return Comparison("latency", dim, key, b_med, n_med, ratio, MW_TEST, regressed, ev)  # type: ignore[arg-type]
+    return Comparison("latency", dim, key, b_med, n_med, ratio, MW_TEST, regressed, ev)  # type: ignore[arg-type]  # dim comes from HISTOGRAMS, whose first items are the Literal's values
 
 
 def _outcomes(prom: Prom, t0: float, t1: float) -> tuple[dict[str, tuple[int, int]], str]:
@@ -258,7 +258,7 @@ def _charts_and_trends(prom: Prom, t0: float, t1: float, window: Window) -> tupl
             ev = Evidence(f"OLS slope of {metric} of agent {agent!r} over query_range steps of {_step(t0, t1):.3g}s; "
                           f"a trend if the 95% CI excludes 0", expr, window, n=len(pts), statistic=fit.t_stat,
                           p_value=fit.p_value, numbers={"slope_per_s": fit.slope})
-            trends.append(Trend(metric, "agent", agent, fit.slope, fit.ci_low, fit.ci_high, len(pts), True,  # type: ignore[arg-type]
+            trends.append(Trend(metric, "agent", agent, fit.slope, fit.ci_low, fit.ci_high, len(pts), True,  # type: ignore[arg-type]  # metric comes from the loop's tuple of the Literal's values
                                 tuple(pts), ev))
     return latency, throughput, trends
 

@@ -122,7 +122,7 @@ class Monitor:
                     self._system = start_system_metrics(self.settings, provider)
                 if old_provider is not None:
                     try:  # its exporter is closed: this only stops the inherited reader thread
-                        old_provider.shutdown(timeout_millis=200)  # type: ignore[attr-defined]
+                        old_provider.shutdown(timeout_millis=200)  # type: ignore[attr-defined]  # the API type of the provider; it is the SDK's here
                     except Exception:  # noqa: BLE001 - the SDK raises when a reader misses the deadline
                         pass
             if self._health is not None:
@@ -268,7 +268,7 @@ class Monitor:
             return True
         try:
             remaining_ms = max(0.0, deadline - time.monotonic()) * 1000
-            flushed = bool(mp.force_flush(timeout_millis=remaining_ms))  # type: ignore[attr-defined]
+            flushed = bool(mp.force_flush(timeout_millis=remaining_ms))  # type: ignore[attr-defined]  # the API MeterProvider type; we own it, so it is the SDK's
         except Exception:  # noqa: BLE001 - the SDK raises when a reader misses the deadline
             return False
         me = self._pipes.metric_exporter  # the SDK answers True even when the export failed
@@ -318,11 +318,11 @@ class Monitor:
                 me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
                 try:
-                    mp.shutdown(timeout_millis=max(50.0, left() * 1000))  # type: ignore[attr-defined]
+                    mp.shutdown(timeout_millis=max(50.0, left() * 1000))  # type: ignore[attr-defined]  # the API MeterProvider type; we own it, so it is the SDK's
                 except Exception:  # noqa: BLE001 - the SDK raises when its final collection misses the deadline
                     ok = False
             if self._pipes.owns_logger_provider and lp is not None:
-                lp.shutdown()  # type: ignore[attr-defined]
+                lp.shutdown()  # type: ignore[attr-defined]  # the API LoggerProvider type; we own it, so it is the SDK's
             if self._dashboard is not None:
                 self._dashboard.stop()
         except Exception:  # noqa: BLE001

@@ -53,7 +53,7 @@ def instrument(target: Any, *, agent: str | None = None, invoke: Iterable[str] =
     plan: list[tuple[str, Role, str | None]] = [(m, "agent", None) for m in _one_or_many(invoke)]
     for role, names in (("task", tasks), ("tool", tools), ("workflow", workflows)):
         items = names.items() if isinstance(names, Mapping) else ((n, None) for n in _one_or_many(names))
-        plan += [(method, role, label) for method, label in items]  # type: ignore[misc]
+        plan += [(method, role, label) for method, label in items]  # type: ignore[misc]  # role is one of the Role literals of the loop's tuple
     agent_name = _agent_namer(target, agent)
     uninstrument(target)
     saved: dict[str, tuple[bool, Any]] = {}

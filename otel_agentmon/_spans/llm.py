@@ -53,7 +53,7 @@ def _finish_reasons(value: object) -> list[str] | None:
     if isinstance(value, str):
         value = [value]  # one reason given on its own, not its letters
     try:
-        items = list(value)  # type: ignore[call-overload]
+        items = list(value)  # type: ignore[call-overload]  # any iterable; a TypeError is caught below
     except Exception:  # noqa: BLE001 - not iterable
         warn_arg("record_usage", "finish_reasons", value, "a list of strings")
         return None
@@ -117,7 +117,7 @@ def _valid_port(value: object) -> int | None:
     if value is None:
         return None
     try:
-        port = int(value) if not isinstance(value, (bool, float)) else -1  # type: ignore[call-overload]
+        port = int(value) if not isinstance(value, (bool, float)) else -1  # type: ignore[call-overload]  # int() of any object; TypeError/ValueError are caught below
     except (TypeError, ValueError, OverflowError):
         port = -1
     if 0 < port < 65536:

@@ -165,7 +165,7 @@ class _Op:
 
     def finish(self, state: tuple[trace.Span, object, object], exc: BaseException | None) -> None:
         try:
-            otel_context.detach(state[2])  # type: ignore[arg-type]
+            otel_context.detach(state[2])  # type: ignore[arg-type]  # the token attach() returned, kept as object
         except Exception:  # noqa: BLE001
             pass
         self.end_detached((state[0], state[1]), exc)

@@ -86,7 +86,7 @@ def _jsonable(value: object, depth: int, seen: set[int]) -> object:
     if isinstance(value, Mapping):
         seen.add(ident)
         out: dict[str, object] = {}
-        for i, (k, v) in enumerate(value.items()):  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType]
+        for i, (k, v) in enumerate(value.items()):
             if i >= MAX_ITEMS:
                 out["..."] = "truncated"
                 break
@@ -96,7 +96,7 @@ def _jsonable(value: object, depth: int, seen: set[int]) -> object:
     if isinstance(value, (list, tuple, set, frozenset)):
         seen.add(ident)
         items: list[object] = []
-        for i, v in enumerate(value):  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType]
+        for i, v in enumerate(value):
             if i >= MAX_ITEMS:
                 items.append("...")
                 break
@@ -130,14 +130,14 @@ def clean_value(value: object) -> AttributeValue:
     """An attribute value the SDK and the OTLP encoder accept without raising."""
     kind = type(value)
     if kind is str:
-        return clean_str(value)  # type: ignore[arg-type]
+        return clean_str(value)  # type: ignore[arg-type]  # type(value) is str, which mypy cannot follow through kind
     if kind is bool or kind is float:
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[return-value]  # type(value) is bool or float, which mypy cannot follow through kind
     if kind is int:
         # OTLP ints are int64; the encoder silently drops anything wider.
-        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # type: ignore[operator,return-value]
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # type: ignore[operator,return-value]  # type(value) is int, which mypy cannot follow through kind
     if isinstance(value, (list, tuple)):
-        return _clean_sequence(value)  # pyright: ignore[reportUnknownArgumentType]
+        return _clean_sequence(value)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -159,12 +159,12 @@ def clean_value(value: object) -> AttributeValue:
 def _clean_sequence(value: list[object] | tuple[object, ...]) -> AttributeValue:
     items = list(value[:MAX_ITEMS])
     if all(type(v) is str for v in items):
-        return [clean_str(v) for v in items]  # type: ignore[arg-type]
-    if all(type(v) is int for v in items) and all(_INT64_MIN <= v <= _INT64_MAX for v in items):  # type: ignore[operator]
-        return items  # type: ignore[return-value]
+        return [clean_str(v) for v in items]  # type: ignore[arg-type]  # every item's type is str (all() does not narrow)
+    if all(type(v) is int for v in items) and all(_INT64_MIN <= v <= _INT64_MAX for v in items):  # type: ignore[operator]  # every item's type is int (all() does not narrow)
+        return items  # type: ignore[return-value]  # every item's type is int (all() does not narrow)
     for kind in (bool, float):
         if all(type(v) is kind for v in items):
-            return items  # type: ignore[return-value]
+            return items  # type: ignore[return-value]  # every item's type is bool or float (all() does not narrow)
     return to_json(value)
 
 
@@ -290,7 +290,7 @@ def attributes_arg(value: object, call: str) -> dict[str, AttributeValue]:
     if not mapping:
         warn_arg(call, "attributes", value, "a mapping of attribute names to values")
         return {}
-    return clean_attributes(value)  # type: ignore[arg-type]
+    return clean_attributes(value)  # type: ignore[arg-type]  # checked to be a mapping just above
 
 
 def seconds_arg(value: object, call: str, arg: str, default: float) -> float:

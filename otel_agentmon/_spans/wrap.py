@@ -102,7 +102,7 @@ def _attach(ctx: Any) -> object | None:
 def _detach(token: object | None) -> None:
     if token is not None:
         try:
-            otel_context.detach(token)  # type: ignore[arg-type]
+            otel_context.detach(token)  # type: ignore[arg-type]  # the token attach() returned, kept as object
         except Exception:  # noqa: BLE001
             pass
 

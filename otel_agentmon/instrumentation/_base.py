@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]  # the instrumentation package is untyped
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._core import state as _state
@@ -170,7 +170,7 @@ def content_on_spans() -> bool:
     return _state.content_on_spans()
 
 
-class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor comes from an untyped module
     """``BaseInstrumentor`` that never raises into the application and stands down next to a peer.
 
     Subclasses set ``framework``, ``dependencies`` and implement ``_install``/``_remove``.

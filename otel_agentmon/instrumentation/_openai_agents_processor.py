@@ -222,11 +222,11 @@ def watch_set_error(processor: AgentmonTracingProcessor) -> Callable[[], None]:
         except Exception:  # noqa: BLE001 - never into the SDK
             pass
 
-    SpanImpl.set_error = set_error  # type: ignore[method-assign]
+    SpanImpl.set_error = set_error  # type: ignore[method-assign]  # patched so errors reach us; undone below
 
     def undo() -> None:
         if SpanImpl.__dict__.get("set_error") is set_error:
-            SpanImpl.set_error = original  # type: ignore[method-assign]
+            SpanImpl.set_error = original  # type: ignore[method-assign]  # restores the method patched above
 
     return undo
 

@@ -136,7 +136,7 @@ class ConnectionHandler(BaseHTTPRequestHandler):
             self.server.waiting(self.request)
             self._reader.deadline = time.monotonic() + self.server.idle_timeout
             try:
-                if not self.rfile.peek(1):  # type: ignore[attr-defined]
+                if not self.rfile.peek(1):  # type: ignore[attr-defined]  # rfile is a BufferedReader (rbufsize > 0); typeshed says BinaryIO
                     self.close_connection = True
                     return
             except OSError:  # (TimeoutError too) idle for too long, or the client went away

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterator
 from typing import Any, Final
 
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no type information
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
@@ -47,7 +47,7 @@ def request_cost(signal: str, body: Buffer, is_json: bool) -> int:
 def pieces(signal: str, body: Buffer, is_json: bool, metrics: Container[str]) -> Iterator[Decoded]:
     """The request's items, a piece at a time (``metrics``: the metric names to decode)."""
     if is_json:
-        yield from _json_pieces(signal, parse(signal, body, True), metrics)  # type: ignore[arg-type]
+        yield from _json_pieces(signal, parse(signal, body, True), metrics)  # type: ignore[arg-type]  # JSON bodies are the bytes/bytearray read_body returns, never a memoryview
     elif signal == "traces":
         yield from _traces(body)
     elif signal == "metrics":

@@ -185,7 +185,7 @@ class Handler(ConnectionHandler):
         config = app.config
         with app.budget.reservation() as reservation:
             try:
-                body = read_body(self.rfile, self.headers.get("Content-Length"),  # type: ignore[arg-type]
+                body = read_body(self.rfile, self.headers.get("Content-Length"),  # type: ignore[arg-type]  # rfile is a BufferedReader (rbufsize > 0); read_body reads it as a BinaryIO
                                  self.headers.get("Transfer-Encoding", ""), self.headers.get("Content-Encoding", ""),
                                  config.max_body_bytes, reservation, config.budget_wait)
             except (TooLarge, BadRequest, Busy) as exc:

@@ -16,8 +16,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias
 
-from google.protobuf import json_format  # type: ignore[import-untyped]
-from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
+from google.protobuf import json_format  # type: ignore[import-untyped]  # protobuf ships no type information
+from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]  # protobuf ships no type information
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,

@@ -320,7 +320,7 @@ def start_in_process(port: int = DEFAULT_PORT, **options: object) -> Server:
     port when that one is taken. Point ``configure(endpoint=server.url)`` at it for a live view
     of this process with no other service; ``server.stop()`` ends it."""
     try:
-        server = Server(ServeConfig(port=port, **options))  # type: ignore[arg-type]
+        server = Server(ServeConfig(port=port, **options))  # type: ignore[arg-type]  # options are ServeConfig's keywords, passed through
     except OSError:
-        server = Server(ServeConfig(port=0, **options))  # type: ignore[arg-type]
+        server = Server(ServeConfig(port=0, **options))  # type: ignore[arg-type]  # options are ServeConfig's keywords, passed through
     return server.start()

@@ -10,6 +10,7 @@ instruments as a user would (after ``configure()``, on the global providers, unl
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
@@ -91,7 +92,7 @@ def run_agent_framework() -> None:
 
     enable_instrumentation()
 
-    class ScriptedChatClient(FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelemetryLayer,  # type: ignore[misc]
+    class ScriptedChatClient(FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelemetryLayer,
                              BaseChatClient):
         OTEL_PROVIDER_NAME = "scripted"
 
@@ -119,7 +120,7 @@ def run_agent_framework() -> None:
 
     agent = Agent(client=ScriptedChatClient(), name="weather", instructions="Answer weather questions.",
                   tools=[get_weather])
-    assert asyncio.run(agent.run("Weather in Paris?")).text == "It is sunny in Paris."
+    assert asyncio.run(agent.run("Weather in Paris?")).text == "It is sunny in Paris."  # type: ignore[arg-type]  # run() returns a coroutine, typed as an Awaitable
 
 
 # --- AutoGen AgentChat (native spans: agent and tool, no model-call span) --------------------------
@@ -145,7 +146,7 @@ def run_autogen() -> None:
     agent = AssistantAgent("weather", model_client=client, tools=[get_weather],
                            system_message="Answer weather questions.", reflect_on_tool_use=True)
     result = asyncio.run(agent.run(task="Weather in Paris?"))
-    assert result.messages[-1].content == "It is sunny in Paris."
+    assert result.messages[-1].content == "It is sunny in Paris."  # type: ignore[union-attr]  # the last message is the model's text reply
 
 
 # --- PydanticAI (ours, or its native instrumentation with its own token metric) -------------------
@@ -186,7 +187,7 @@ def run_smolagents() -> None:
     from smolagents.models import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction, MessageRole, Model
     from smolagents.monitoring import LogLevel, TokenUsage
 
-    class ScriptedModel(Model):
+    class ScriptedModel(Model):  # type: ignore[misc]  # smolagents ships no type information
         def __init__(self) -> None:
             super().__init__(model_id="scripted")
             self.replies = [("get_weather", {"city": "Paris"}, (10, 5)),
@@ -199,7 +200,7 @@ def run_smolagents() -> None:
                 ChatMessageToolCall(id="call_1", type="function",
                                     function=ChatMessageToolCallFunction(name=name, arguments=args))])
 
-    @tool
+    @tool  # type: ignore[untyped-decorator]  # smolagents ships no type information
     def get_weather(city: str) -> str:
         """Return the weather for a city.
 
@@ -261,7 +262,7 @@ def run_openai_agents() -> None:
 
     async def main() -> str:
         client = AsyncOpenAI(api_key="offline", base_url="http://stub.invalid/v1",
-                             http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+                             http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)))  # type: ignore[arg-type]  # openai's types name its own copy of httpx's client
         agent = Agent(name="weather", tools=[get_weather], model=OpenAIChatCompletionsModel("gpt-4o-mini", client))
         try:
             return str((await Runner.run(agent, "Weather in Paris?")).final_output)
@@ -275,9 +276,9 @@ def run_openai_agents() -> None:
 
 Setup = tuple[Callable[[], None], Callable[[], None]]  # (instrument, run)
 SETUPS: dict[str, Setup] = {
-    **{f"langgraph:{peer}": (lambda spec=spec: instrument(spec), run_langgraph)
+    **{f"langgraph:{peer}": (functools.partial(instrument, spec), run_langgraph)
        for peer, spec in LANGCHAIN_PEERS.items()},
-    **{f"openai_agents:{peer}": (lambda spec=spec: instrument_openai_agents(spec), run_openai_agents)
+    **{f"openai_agents:{peer}": (functools.partial(instrument_openai_agents, spec), run_openai_agents)
        for peer, spec in OPENAI_AGENTS_PEERS.items()},
     # OpenLLMetry instrumented before configure(): its meter is the API's proxy until then.
     "langgraph:openllmetry-early": (lambda: instrument(LANGCHAIN_PEERS["openllmetry"]), run_langgraph),

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_agentmon._names import semconv as sc
 from otel_agentmon.testing import Capture
+from tests.support.spans import span_attrs
 
 SCOPE = "otel_agentmon.instrumentation."
 
@@ -37,12 +38,12 @@ def assert_agent_children(cap: Capture, agent: ReadableSpan, tools: int, chats: 
     each carrying the agent's name."""
     kids = cap.children(agent)
     names = [k.name for k in kids]
-    assert len([k for k in kids if k.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_EXECUTE_TOOL]) == tools, names
-    assert len([k for k in kids if k.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_CHAT]) == chats, names
+    assert len([k for k in kids if span_attrs(k)[sc.GEN_AI_OPERATION_NAME] == sc.OP_EXECUTE_TOOL]) == tools, names
+    assert len([k for k in kids if span_attrs(k)[sc.GEN_AI_OPERATION_NAME] == sc.OP_CHAT]) == chats, names
     assert len(kids) == tools + chats, names
     for k in kids:
         assert k.context.trace_id == agent.context.trace_id
-        assert k.attributes[sc.GEN_AI_AGENT_NAME] == agent.attributes[sc.GEN_AI_AGENT_NAME]
+        assert span_attrs(k)[sc.GEN_AI_AGENT_NAME] == span_attrs(agent)[sc.GEN_AI_AGENT_NAME]
 
 
 def assert_parallel_agents_under(cap: Capture, workflow: str, agents: dict[str, str]) -> None:
@@ -55,7 +56,7 @@ def assert_parallel_agents_under(cap: Capture, workflow: str, agents: dict[str, 
         assert agent.parent is not None and agent.parent.span_id == root.context.span_id
         assert_agent_children(cap, agent, tools=1, chats=2)
         tool_span = next(k for k in cap.children(agent) if k.name == "execute_tool get_weather")
-        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
+        assert span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_ID] == f"call_{city}"
     assert {s.context.trace_id for s in cap.spans()} == {root.context.trace_id}
 
 

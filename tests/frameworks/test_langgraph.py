@@ -33,6 +33,7 @@ from tests.frameworks.helpers import (
     ours,
     scopes,
 )
+from tests.support.spans import span_attrs
 
 FW = "langgraph"
 
@@ -60,7 +61,7 @@ class WeatherModel(BaseChatModel):
                                 usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> WeatherModel:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> WeatherModel:
         return self
 
 
@@ -97,7 +98,7 @@ def build(name: str = "weather", *, fail_in_node: BaseException | None = None) -
     return graph.compile(name=name)
 
 
-def ask(city: str) -> dict[str, Any]:
+def ask(city: str) -> Any:  # the graphs' input (invoke()'s overloads want each graph's State type)
     return {"messages": [HumanMessage(f"What is the weather in {city}")]}
 
 
@@ -119,18 +120,18 @@ def test_graph_run_is_one_agent_trace_with_chat_and_tool_children(agentmon_captu
     assert len(ours(cap, FW)) == 4
     agent = cap.span("invoke_agent weather")
     assert agent.kind is SpanKind.INTERNAL
-    assert agent.attributes[sc.GEN_AI_OPERATION_NAME] == sc.OP_INVOKE_AGENT
-    assert agent.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert span_attrs(agent)[sc.GEN_AI_OPERATION_NAME] == sc.OP_INVOKE_AGENT
+    assert span_attrs(agent)[sc.GEN_AI_AGENT_NAME] == "weather"
     assert_agent_children(cap, agent, tools=1, chats=2)
     chat = cap.spans("chat weather-model")[0]
     assert chat.kind is SpanKind.CLIENT
-    assert chat.attributes[sc.GEN_AI_REQUEST_MODEL] == "weather-model"
-    assert isinstance(chat.attributes[sc.GEN_AI_PROVIDER_NAME], str)
-    assert (chat.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS], chat.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
+    assert span_attrs(chat)[sc.GEN_AI_REQUEST_MODEL] == "weather-model"
+    assert isinstance(span_attrs(chat)[sc.GEN_AI_PROVIDER_NAME], str)
+    assert (span_attrs(chat)[sc.GEN_AI_USAGE_INPUT_TOKENS], span_attrs(chat)[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
     tool_span = cap.span("execute_tool get_weather")
-    assert tool_span.attributes[sc.GEN_AI_TOOL_NAME] == "get_weather"
-    assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_Paris"
-    assert tool_span.attributes[sc.GEN_AI_TOOL_DESCRIPTION] == "Return the weather for a city."
+    assert span_attrs(tool_span)[sc.GEN_AI_TOOL_NAME] == "get_weather"
+    assert span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_ID] == "call_Paris"
+    assert span_attrs(tool_span)[sc.GEN_AI_TOOL_DESCRIPTION] == "Return the weather for a city."
 
 
 def test_graph_run_feeds_the_genai_agent_metrics_and_tasks(agentmon_capture: Capture,
@@ -208,9 +209,10 @@ def test_tool_error_marks_the_tool_span_and_the_graph_goes_on(agentmon_capture: 
     cap = agentmon_capture
     tool_span = cap.span("execute_tool get_weather")
     assert tool_span.status.status_code is StatusCode.ERROR
-    assert tool_span.attributes[sc.ERROR_TYPE].endswith("ToolFailed")
+    assert span_attrs(tool_span)[sc.ERROR_TYPE].endswith("ToolFailed")
     assert cap.span("invoke_agent weather").status.status_code is not StatusCode.ERROR
-    assert histogram_count(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.ERROR_TYPE: tool_span.attributes[sc.ERROR_TYPE]}) == 1
+    error_type = span_attrs(tool_span)[sc.ERROR_TYPE]
+    assert histogram_count(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.ERROR_TYPE: error_type}) == 1
 
 
 def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture: Capture,
@@ -221,7 +223,7 @@ def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture
     assert raised.value is boom
     agent = agentmon_capture.span("invoke_agent weather")
     assert agent.status.status_code is StatusCode.ERROR
-    assert agent.attributes[sc.ERROR_TYPE] == "RuntimeError"
+    assert span_attrs(agent)[sc.ERROR_TYPE] == "RuntimeError"
     assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "error"}) == 1
 
 
@@ -234,14 +236,14 @@ def test_content_is_captured_only_when_enabled(lg: LangGraphInstrumentor) -> Non
             build().invoke(ask("Paris"))
             chat = cap.spans("chat weather-model")[0]
             tool_span = cap.span("execute_tool get_weather")
-            assert (sc.GEN_AI_INPUT_MESSAGES in chat.attributes) is expect
-            assert (sc.GEN_AI_TOOL_CALL_RESULT in tool_span.attributes) is expect
+            assert (sc.GEN_AI_INPUT_MESSAGES in span_attrs(chat)) is expect
+            assert (sc.GEN_AI_TOOL_CALL_RESULT in span_attrs(tool_span)) is expect
             if expect:
-                assert "What is the weather in Paris" in str(chat.attributes[sc.GEN_AI_INPUT_MESSAGES])
-                assert "Paris" in str(tool_span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
-                assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_RESULT] == "sunny in Paris"
+                assert "What is the weather in Paris" in str(span_attrs(chat)[sc.GEN_AI_INPUT_MESSAGES])
+                assert "Paris" in str(span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
+                assert span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_RESULT] == "sunny in Paris"
             else:
-                assert not any("weather in" in str(v) for s in cap.spans() for v in s.attributes.values())
+                assert not any("weather in" in str(v) for s in cap.spans() for v in span_attrs(s).values())
         finally:
             close()
 
@@ -365,7 +367,8 @@ def test_nested_graphs_are_sub_agents_under_the_supervisor(agentmon_capture: Cap
     graph.add_edge("research", "write")
     graph.compile(name="supervisor").invoke(ask("Paris"))
     cap = agentmon_capture
-    leaf = [("chat weather-model", []), ("execute_tool get_weather", []), ("chat weather-model", [])]
+    leaf: list[tuple[str, list[Any]]] = [("chat weather-model", []), ("execute_tool get_weather", []),
+                                         ("chat weather-model", [])]
     assert cap.tree() == [("invoke_agent supervisor", [("invoke_agent researcher", leaf),
                                                        ("invoke_agent writer", leaf)])]
     for name in ("researcher", "writer"):
@@ -398,7 +401,7 @@ def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_captu
     for inner in cap.spans("execute_tool weather-api"):
         outer = next(s for s in cap.spans() if s.context.span_id == inner.parent.span_id)  # type: ignore[union-attr]
         assert outer.name == "execute_tool get_weather" and outer.instrumentation_scope.name.endswith(FW)  # type: ignore[union-attr]
-        assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+        assert span_attrs(inner)[sc.GEN_AI_AGENT_NAME] == "weather"
     assert len(cap.spans("execute_tool weather-api")) == 2
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left current in the caller
 

@@ -23,6 +23,7 @@ from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor, _peer, registered_processors
 from otel_agentmon.testing import Capture, capture
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+from tests.support.spans import span_attrs
 
 FW = "openai_agents"
 
@@ -79,15 +80,15 @@ def test_run_is_one_workflow_trace_with_agent_chat_and_tool_spans(agentmon_captu
     assert len(ours(cap, FW)) == 5
     assert len({s.context.trace_id for s in cap.spans()}) == 1
     workflow = cap.span("invoke_workflow forecast")
-    assert workflow.attributes[sc.GEN_AI_WORKFLOW_NAME] == "forecast"
+    assert span_attrs(workflow)[sc.GEN_AI_WORKFLOW_NAME] == "forecast"
     agent = cap.span("invoke_agent weather")
-    assert agent.kind is SpanKind.INTERNAL and agent.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert agent.kind is SpanKind.INTERNAL and span_attrs(agent)[sc.GEN_AI_AGENT_NAME] == "weather"
     assert_agent_children(cap, agent, tools=1, chats=2)
     chat = cap.spans("chat")[0]
-    assert chat.kind is SpanKind.CLIENT and chat.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
+    assert chat.kind is SpanKind.CLIENT and span_attrs(chat)[sc.GEN_AI_PROVIDER_NAME] == "openai"
     tool_span = cap.span("execute_tool get_weather")
-    assert tool_span.attributes[sc.GEN_AI_TOOL_NAME] == "get_weather"
-    assert tool_span.attributes[sc.GEN_AI_TOOL_TYPE] == "function"
+    assert span_attrs(tool_span)[sc.GEN_AI_TOOL_NAME] == "get_weather"
+    assert span_attrs(tool_span)[sc.GEN_AI_TOOL_TYPE] == "function"
 
 
 def test_run_feeds_the_genai_agent_metrics_and_tasks(agentmon_capture: Capture,
@@ -140,9 +141,9 @@ def test_real_model_calls_carry_model_and_token_usage(agentmon_capture: Capture,
     assert asyncio.run(main()) == "It is sunny in Paris."
     cap = agentmon_capture
     chats = cap.spans("chat gpt-4o-mini")
-    assert [(c.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS], c.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS])
+    assert [(span_attrs(c)[sc.GEN_AI_USAGE_INPUT_TOKENS], span_attrs(c)[sc.GEN_AI_USAGE_OUTPUT_TOKENS])
             for c in chats] == [(10, 5), (20, 7)]
-    assert all(c.attributes[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini" for c in chats)
+    assert all(span_attrs(c)[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini" for c in chats)
     assert metric_sum(cap, sc.M_CLIENT_TOKEN_USAGE, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == 30
     assert metric_sum(cap, sc.M_CLIENT_TOKEN_USAGE, **{sc.GEN_AI_TOKEN_TYPE: "output"}) == 12
     summary = cap.monitor.snapshot()["weather"]
@@ -183,7 +184,7 @@ def test_tool_error_marks_the_tool_span(agentmon_capture: Capture, oa: OpenAIAge
     run(weather_agent(city="Atlantis"))  # the SDK feeds the tool's error to the model
     tool_span = agentmon_capture.span("execute_tool get_weather")
     assert tool_span.status.status_code is StatusCode.ERROR
-    assert tool_span.attributes[sc.ERROR_TYPE] == f"{__name__}.ToolFailed"  # the class, not the SDK's message
+    assert span_attrs(tool_span)[sc.ERROR_TYPE] == f"{__name__}.ToolFailed"  # the class, not the SDK's message
 
 
 def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture: Capture,
@@ -207,12 +208,12 @@ def test_content_is_captured_only_when_enabled(oa: OpenAIAgentsInstrumentor) -> 
         try:
             run(weather_agent(), "What is the weather in Paris?")
             tool_span = cap.span("execute_tool get_weather")
-            assert (sc.GEN_AI_TOOL_CALL_RESULT in tool_span.attributes) is expect
+            assert (sc.GEN_AI_TOOL_CALL_RESULT in span_attrs(tool_span)) is expect
             if expect:
-                assert "sunny in Paris" in str(tool_span.attributes[sc.GEN_AI_TOOL_CALL_RESULT])
-                assert "Paris" in str(tool_span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
+                assert "sunny in Paris" in str(span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_RESULT])
+                assert "Paris" in str(span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
             else:
-                assert not any("Paris" in str(v) for s in cap.spans() for v in s.attributes.values())
+                assert not any("Paris" in str(v) for s in cap.spans() for v in span_attrs(s).values())
         finally:
             close()
 
@@ -321,7 +322,7 @@ def test_spans_the_users_tool_code_opens_nest_under_the_tool_span(agentmon_captu
     for inner in inner_spans:
         outer = next(s for s in cap.spans() if s.context.span_id == inner.parent.span_id)  # type: ignore[union-attr]
         assert outer.name == "execute_tool get_weather" and outer.instrumentation_scope.name.endswith(FW)  # type: ignore[union-attr]
-        assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+        assert span_attrs(inner)[sc.GEN_AI_AGENT_NAME] == "weather"
     assert trace.get_current_span() is trace.INVALID_SPAN
 
 

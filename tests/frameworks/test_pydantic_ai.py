@@ -32,6 +32,7 @@ from tests.frameworks.helpers import (
     ours,
     scopes,
 )
+from tests.support.spans import span_attrs
 
 FW = "pydantic_ai"
 
@@ -97,12 +98,12 @@ def test_run_is_one_agent_trace_with_chat_and_tool_spans_in_our_scope(agentmon_c
                                                     ("chat scripted", [])])]
     assert len(ours(cap, FW)) == 4 == len(cap.spans())
     agent = cap.span("invoke_agent weather")
-    assert agent.attributes[sc.GEN_AI_AGENT_NAME] == "weather"
+    assert span_attrs(agent)[sc.GEN_AI_AGENT_NAME] == "weather"
     assert_agent_children(cap, agent, tools=1, chats=2)
     chat = cap.spans("chat scripted")[0]
-    assert chat.attributes[sc.GEN_AI_REQUEST_MODEL] == "scripted"
-    assert (chat.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS], chat.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
-    assert cap.span("execute_tool get_weather").attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_Paris"
+    assert span_attrs(chat)[sc.GEN_AI_REQUEST_MODEL] == "scripted"
+    assert (span_attrs(chat)[sc.GEN_AI_USAGE_INPUT_TOKENS], span_attrs(chat)[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
+    assert span_attrs(cap.span("execute_tool get_weather"))[sc.GEN_AI_TOOL_CALL_ID] == "call_Paris"
 
 
 def test_run_feeds_the_genai_agent_metrics_and_tasks_once(agentmon_capture: Capture,
@@ -164,7 +165,7 @@ def test_content_is_captured_only_when_enabled() -> None:
         inst.instrument(tracer_provider=cap.monitor.tracer_provider)
         try:
             ask(weather_agent(), "What is the weather in Paris?")
-            texts = [str(v) for s in cap.spans() for v in s.attributes.values()]
+            texts = [str(v) for s in cap.spans() for v in span_attrs(s).values()]
             assert any("What is the weather" in t for t in texts) is expect
             assert any("Answer weather questions" in t for t in texts) is expect
         finally:

@@ -20,12 +20,13 @@ from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.smolagents import SmolagentsInstrumentor
 from otel_agentmon.testing import Capture
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+from tests.support.spans import span_attrs
 
 FW = "smolagents"
 Reply = tuple[list[tuple[str, dict[str, Any]]], tuple[int, int]] | str
 
 
-class ScriptedModel(Model):
+class ScriptedModel(Model):  # type: ignore[misc]  # smolagents ships no type information
     """Replies from a script: a list of tool calls (run in parallel when several) with token
     usage, or, for a CodeAgent, a code string."""
 
@@ -49,7 +50,7 @@ class ToolFailed(Exception):
     pass
 
 
-@tool
+@tool  # type: ignore[untyped-decorator]  # smolagents ships no type information
 def get_weather(city: str) -> str:
     """Return the weather for a city.
 
@@ -90,10 +91,10 @@ def test_run_is_one_agent_trace_with_chat_and_tool_children(agentmon_capture: Ca
     agent = cap.span("invoke_agent weather")
     assert_agent_children(cap, agent, tools=1, chats=2)
     chat = cap.spans("chat scripted")[0]
-    assert chat.kind is SpanKind.CLIENT and chat.attributes[sc.GEN_AI_REQUEST_MODEL] == "scripted"
-    assert (chat.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS], chat.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
+    assert chat.kind is SpanKind.CLIENT and span_attrs(chat)[sc.GEN_AI_REQUEST_MODEL] == "scripted"
+    assert (span_attrs(chat)[sc.GEN_AI_USAGE_INPUT_TOKENS], span_attrs(chat)[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (10, 5)
     inner = cap.span("execute_tool weather-api")
-    assert inner.attributes[sc.GEN_AI_AGENT_NAME] == "weather"  # the user's span knows its agent
+    assert span_attrs(inner)[sc.GEN_AI_AGENT_NAME] == "weather"  # the user's span knows its agent
     assert histogram_count(cap, sc.M_INVOKE_AGENT_DURATION, **{sc.GEN_AI_AGENT_NAME: "weather"}) == 1
     assert histogram_count(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.GEN_AI_TOOL_NAME: "get_weather"}) == 1
     assert metric_sum(cap, sc.M_CLIENT_TOKEN_USAGE, **{sc.GEN_AI_TOKEN_TYPE: "input"}) == 30
@@ -131,7 +132,7 @@ def test_tool_error_marks_the_tool_span(agentmon_capture: Capture, sa: Smolagent
     weather_agent(cities=("Atlantis",)).run("Weather in Atlantis?")  # smolagents shows the error to the model
     span = agentmon_capture.span("execute_tool get_weather")
     assert span.status.status_code is StatusCode.ERROR
-    assert str(span.attributes[sc.ERROR_TYPE]).endswith("ToolFailed")
+    assert str(span_attrs(span)[sc.ERROR_TYPE]).endswith("ToolFailed")
 
 
 def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture: Capture,
@@ -145,7 +146,7 @@ def test_user_exception_passes_through_and_fails_the_agent_task(agentmon_capture
         weather_agent(step_callbacks=[explode]).run("Weather?")
     assert raised.value is boom
     span = agentmon_capture.span("invoke_agent weather")
-    assert span.status.status_code is StatusCode.ERROR and span.attributes[sc.ERROR_TYPE] == "RuntimeError"
+    assert span.status.status_code is StatusCode.ERROR and span_attrs(span)[sc.ERROR_TYPE] == "RuntimeError"
     assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "error"}) == 1
 
 
@@ -157,7 +158,7 @@ def test_instrument_twice_gives_one_tree_and_uninstrument_restores_every_method(
     SmolagentsInstrumentor().instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
 
     class LateModel(ScriptedModel):  # defined after instrument(): wrapped when created
-        def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:
+        def generate(self, messages: Any, **kwargs: Any) -> ChatMessage:  # type: ignore[override]  # forwards every argument to the scripted generate()
             return super().generate(messages, **kwargs)  # one span, not two
 
     weather_agent().run("Weather?")
@@ -210,11 +211,11 @@ def test_content_is_captured_only_when_enabled() -> None:
         try:
             weather_agent().run("What is the weather in Paris?")
             tool_span = cap.span("execute_tool get_weather")
-            assert (sc.GEN_AI_TOOL_CALL_RESULT in tool_span.attributes) is expect
-            texts = [str(v) for s in cap.spans() for v in s.attributes.values()]
+            assert (sc.GEN_AI_TOOL_CALL_RESULT in span_attrs(tool_span)) is expect
+            texts = [str(v) for s in cap.spans() for v in span_attrs(s).values()]
             assert any("What is the weather in Paris" in t for t in texts) is expect
             if expect:
-                assert "sunny in Paris" in str(tool_span.attributes[sc.GEN_AI_TOOL_CALL_RESULT])
+                assert "sunny in Paris" in str(span_attrs(tool_span)[sc.GEN_AI_TOOL_CALL_RESULT])
         finally:
             inst.uninstrument()
             close()

@@ -32,7 +32,9 @@ def child_tool(endpoint: str, label: str) -> int:
 
 
 def run_process(method: str, target: object, endpoint: str, label: str) -> int | None:
-    process = multiprocessing.get_context(method).Process(target=target, args=(endpoint, label))
+    context = multiprocessing.get_context(method)
+    process: multiprocessing.process.BaseProcess = context.Process(  # type: ignore[attr-defined]  # a concrete context
+        target=target, args=(endpoint, label))
     process.start()
     process.join(30)
     return process.exitcode

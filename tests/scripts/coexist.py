@@ -58,7 +58,7 @@ def work() -> None:
 
         app_span = logfire.span("app step")
     else:
-        app_span = app_tracer.start_as_current_span("app step")
+        app_span = app_tracer.start_as_current_span("app step")  # type: ignore[assignment]  # either span works as a context manager here
     with am.agent("coexisting"), app_span:
         for name in ("lookup", "summarise"):
             with am.tool(name):
