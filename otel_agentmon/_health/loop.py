@@ -43,6 +43,7 @@ from .._metrics.windows import WindowStats
 from .._names import semconv as sc
 from .checks import CheckResult, HealthChecks
 from .lifecycle import Lifecycle, Liveness
+from .swarm import swarm_state
 
 State: TypeAlias = Literal["healthy", "degraded", "unhealthy", "stopped"]
 STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "unhealthy", "stopped")
@@ -203,14 +204,7 @@ class HealthLoop:
         for event in firing_events:
             self._emit_alert(event)
             self._dispatcher.dispatch(event)
-        live = [h for h in agents.values() if h.state != "stopped"]
-        unhealthy = sum(h.state == "unhealthy" for h in live)
-        if live and unhealthy * 2 >= len(live):
-            swarm: State = "unhealthy"
-        elif any(h.state != "healthy" for h in live):
-            swarm = "degraded"
-        else:
-            swarm = "healthy"
+        swarm = swarm_state(h.state for h in agents.values())
         self.current = SwarmHealth(swarm, agents, cpu, memory, tuple(self.engine.firing()))
         return self.current
 

@@ -28,6 +28,7 @@ from .._alerts.notify import Dispatcher, Notifier
 from .._core.guard import log_once
 from .._health.lifecycle import Verdict
 from .._health.loop import AgentHealth, HealthLoop, HealthPolicy
+from .._health.swarm import swarm_state
 from .._metrics.derive import Deriver
 from .._names import semconv as sc
 from .._records.records import SpanRecord
@@ -268,13 +269,7 @@ class View:
 
     def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
         counts = collections.Counter(a["state"] for a in agents)
-        live = len(agents) - counts["stopped"]  # a stopped agent counts neither for nor against the swarm
-        if live and counts["unhealthy"] * 2 >= live:
-            state = "unhealthy"
-        elif counts["unhealthy"] or counts["degraded"]:
-            state = "degraded"
-        else:
-            state = "healthy"
+        state = swarm_state(a["state"] for a in agents)
         tasks = sum(a["tasks"] for a in agents)
         failed = sum(round((a["error_rate"] or 0) * a["tasks"]) for a in agents)
         throughput = sum(a["throughput"] or 0 for a in agents)
