@@ -14,9 +14,9 @@ from .._alerts.notify import Dispatcher, LoggingNotifier, Notifier, WebhookNotif
 from .._alerts.rule_file import rules_for_option
 from .._core.guard import log_once
 from .._metrics.derive import Deriver
-from .._metrics.instruments import register_health_instruments
 from .._setup.settings import Settings
 from .endpoint import HealthServer
+from .gauges import register_health_instruments
 from .loop import HealthLoop, HealthPolicy
 
 

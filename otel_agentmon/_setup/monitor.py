@@ -20,10 +20,11 @@ from .._export.exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from .._export.processor import AgentmonSpanProcessor
 from .._export.stats import Stats
 from .._health.checks import CheckFn
+from .._health.gauges import register_health_instruments
 from .._health.loop import SwarmHealth
 from .._health.setup import build_health, rules_from_settings
 from .._metrics.derive import AgentSummary, Deriver
-from .._metrics.instruments import Instruments, register_health_instruments
+from .._metrics.instruments import Instruments
 from .._names import semconv as sc
 from .._spans import sanitize as _sanitize
 from .._spans.sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
