@@ -1,4 +1,4 @@
-"""The one swarm rule the health loop and ``agentmon serve`` share."""
+"""The one swarm rule the health loop and `agentmon serve` share; the alert signal table."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ from otel_agentmon._health.swarm import swarm_state
 ])
 def test_swarm_state(states: list[str], expected: str) -> None:
     assert swarm_state(states) == expected
+
+
+def test_every_rule_signal_has_one_row_in_the_signal_table() -> None:
+    from otel_agentmon._alerts.engine import SIGNALS
+    from otel_agentmon._alerts.signals import READ_SIGNALS
+
+    assert READ_SIGNALS == SIGNALS
