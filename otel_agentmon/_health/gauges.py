@@ -3,17 +3,21 @@ tasks, firing alerts), observed from the health loop's last evaluation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .._names import semconv as sc
-from .loop import SwarmHealth
+from .loop import HealthLoop, SwarmHealth
 
 
-def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth],
-                                alert_states: Callable[[], list[tuple[str, str, str | None, bool]]]) -> None:
+def register_health_instruments(meter: Meter, loop: HealthLoop) -> None:
     """Observable health metrics, read from the health loop's last evaluation."""
+
+    def current() -> SwarmHealth:
+        return loop.current
+
+    alert_states = loop.alert_states
 
     def up(options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(1 if h.up else 0, {sc.GEN_AI_AGENT_NAME: name})

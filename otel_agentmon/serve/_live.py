@@ -24,12 +24,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from .._alerts.engine import AlertRule
 from .._alerts.episodes import episodes, where
-from .._alerts.evaluator import AlertPipeline
 from .._alerts.notify import Dispatcher, Notifier
 from .._core.guard import log_once
 from .._health.lifecycle import Verdict
-from .._health.loop import AgentHealth, HealthLoop, HealthPolicy
+from .._health.loop import AgentHealth, HealthPolicy
 from .._health.swarm import swarm_state
+from .._health.wiring import health_and_alerts
 from .._metrics.derive import Deriver
 from .._names import semconv as sc
 from .._records.records import SpanRecord
@@ -76,9 +76,8 @@ class Evaluator:
         self._logger = _EventLogger(lambda event: store.add_event(event, SERVE_SOURCE, apply_event))
         self.liveness = ServeLiveness(store)
         # serve's own CPU and memory say nothing of the agents it watches: no pressure, no cpu/memory rules.
-        alerts = AlertPipeline(rules, self._dispatcher, lambda: self._logger)
-        self.loop = HealthLoop(self.deriver, policy, alerts, lambda: self._logger, interval,
-                               resources=lambda: (None, None), liveness=self.liveness)
+        self.loop = health_and_alerts(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval,
+                                      resources=lambda: (None, None), liveness=self.liveness)
 
     def feed(self, spans: Iterable[tuple[SpanRecord, ReadableSpan]]) -> None:
         for _, readable in spans:
