@@ -100,7 +100,7 @@ class SwarmHealth:
 
 
 class HealthLoop:
-    """Ticks every ``interval`` s: health, stuck tasks, checks, alerts, notifications."""
+    """Ticks every ``interval`` s: health, stuck tasks, checks; then hands the tick to the alert pipeline."""
 
     def __init__(self, deriver: Deriver, policy: HealthPolicy, alerts: AlertPipeline,
                  event_logger: Callable[[], _logs.Logger], interval: float,
