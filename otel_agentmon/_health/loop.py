@@ -1,4 +1,5 @@
-"""Health per agent and per swarm, computed on a clock, and the loop that also evaluates alerts.
+"""Health per agent and per swarm, computed on a clock; each tick also hands the alert pipeline
+(``_alerts.evaluator``) its view of the tick.
 
 State rules (``HealthPolicy`` holds every threshold; the lifecycle — busy, idle, stopped, down —
 is decided by ``_lifecycle``):
@@ -16,7 +17,7 @@ is decided by ``_lifecycle``):
 * **healthy** — otherwise.
 
 The swarm is unhealthy when at least half of its (not stopped) agents are, degraded when any is
-neither healthy nor stopped, healthy otherwise. Error-rate states have hysteresis: an agent
+neither healthy nor stopped, healthy otherwise (``swarm.swarm_state``). Error-rate states have hysteresis: an agent
 leaves a state only once its rate is 20 % below the threshold that put it there. Every change is
 emitted as a log record (``event_name`` ``agentmon.health.changed``) and as a span event on the
 agent's running task spans.
@@ -25,7 +26,6 @@ agent's running task spans.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import threading
 import time
@@ -35,14 +35,17 @@ from typing import Any, Final, Literal, TypeAlias
 from opentelemetry import _logs, trace
 from opentelemetry._logs import SeverityNumber
 
-from .._alerts.engine import AlertEngine, AlertEvent, AlertRule
-from .._alerts.notify import Dispatcher
+from .._alerts.engine import AlertEngine, AlertRule
+from .._alerts.evaluator import AlertPipeline
+from .._alerts.signals import TickView
+from .._core.events import emit_event
 from .._core.guard import report_internal_error
 from .._metrics.derive import AgentView, Deriver
 from .._metrics.windows import WindowStats
 from .._names import semconv as sc
 from .checks import CheckResult, HealthChecks
 from .lifecycle import Lifecycle, Liveness
+from .swarm import swarm_state
 
 State: TypeAlias = Literal["healthy", "degraded", "unhealthy", "stopped"]
 STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "unhealthy", "stopped")
@@ -97,9 +100,9 @@ class SwarmHealth:
 
 
 class HealthLoop:
-    """Ticks every ``interval`` s: health, stuck tasks, checks, alerts, notifications."""
+    """Ticks every ``interval`` s: health, stuck tasks, checks; then hands the tick to the alert pipeline."""
 
-    def __init__(self, deriver: Deriver, policy: HealthPolicy, rules: list[AlertRule], dispatcher: Dispatcher,
+    def __init__(self, deriver: Deriver, policy: HealthPolicy, alerts: AlertPipeline,
                  event_logger: Callable[[], _logs.Logger], interval: float,
                  resources: Callable[[], tuple[float | None, int | None]] | None = None,
                  liveness: Liveness | None = None) -> None:
@@ -109,12 +112,12 @@ class HealthLoop:
         #: (CPU ratio, memory bytes) of the monitored process; ``agentmon serve`` monitors others
         self._read_resources = resources or self._own_resources
         self.policy = policy
-        self.engine = AlertEngine(rules)
+        #: evaluates the alert rules on each tick, emits and dispatches their transitions
+        self.alerts = alerts
         self.checks = HealthChecks()
-        self._dispatcher = dispatcher
         self._logger = event_logger
         self._interval = interval
-        self._windows = {policy.window} | self.engine.windows()
+        self._windows = {policy.window} | alerts.windows()
         deriver.window_lengths = set(self._windows)
         self._states: dict[str, State] = {}
         self._stuck_seen: set[int] = set()
@@ -125,6 +128,11 @@ class HealthLoop:
         self._tick_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="agentmon-health", daemon=True)
         self._thread.start()
+
+    @property
+    def engine(self) -> AlertEngine:
+        """The alert rules and their state (the pipeline's engine)."""
+        return self.alerts.engine
 
     # --- loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -159,7 +167,7 @@ class HealthLoop:
         self._states.clear()
         self._stuck_seen.clear()
         self.liveness.after_fork()
-        self.engine = AlertEngine(self.engine.rules)
+        self.alerts.after_fork()
         self.checks = HealthChecks.copy_of(self.checks)
         self._proc = None
         self._stop = threading.Event()
@@ -169,9 +177,7 @@ class HealthLoop:
 
     def alert_states(self) -> list[tuple[str, str, str | None, bool]]:
         """(rule, severity, agent, firing) for every alert instance seen so far."""
-        by_name = {r.name: r for r in self.engine.rules}
-        return [(name, by_name[name].severity, agent, state == "firing")
-                for (name, agent), state in self.engine.states().items() if name in by_name]
+        return self.alerts.states()
 
     def tick(self) -> SwarmHealth:
         # One evaluation at a time: the loop thread and evaluate_health() must not interleave,
@@ -199,19 +205,9 @@ class HealthLoop:
         for name, health in agents.items():
             self._transition(health, by_name.get(name))
         self._flag_stuck([v for v in views if agents[v.name].state != "stopped"])
-        firing_events = self.engine.evaluate(sorted(agents), self._reader(agents, views, cpu, memory), now)
-        for event in firing_events:
-            self._emit_alert(event)
-            self._dispatcher.dispatch(event)
-        live = [h for h in agents.values() if h.state != "stopped"]
-        unhealthy = sum(h.state == "unhealthy" for h in live)
-        if live and unhealthy * 2 >= len(live):
-            swarm: State = "unhealthy"
-        elif any(h.state != "healthy" for h in live):
-            swarm = "degraded"
-        else:
-            swarm = "healthy"
-        self.current = SwarmHealth(swarm, agents, cpu, memory, tuple(self.engine.firing()))
+        self.alerts.evaluate(TickView(agents, {v.name: v.windows for v in views}, cpu, memory), now)
+        swarm = swarm_state(h.state for h in agents.values())
+        self.current = SwarmHealth(swarm, agents, cpu, memory, self.alerts.firing())
         return self.current
 
     def _own_resources(self) -> tuple[float | None, int | None]:
@@ -309,60 +305,6 @@ class HealthLoop:
                            context=trace.set_span_in_context(trace.NonRecordingSpan(span.context)))
         self._stuck_seen &= live  # bounded: forget tasks that ended
 
-    def _emit_alert(self, event: AlertEvent) -> None:
-        rule = event.rule
-        attrs: dict[str, Any] = {sc.AGENTMON_ALERT_RULE: rule.name, sc.AGENTMON_ALERT_STATE: event.state,
-                                 sc.AGENTMON_ALERT_PREVIOUS_STATE: event.previous,
-                                 sc.AGENTMON_ALERT_SEVERITY: rule.severity,
-                                 sc.AGENTMON_ALERT_THRESHOLD: rule.threshold, sc.AGENTMON_ALERT_SIGNAL: rule.signal}
-        if event.value is not None:
-            attrs[sc.AGENTMON_ALERT_VALUE] = event.value
-        if event.agent is not None:
-            attrs[sc.GEN_AI_AGENT_NAME] = event.agent
-        attrs.update({sc.AGENTMON_ALERT_LABEL_PREFIX + k: v for k, v in rule.labels.items()})
-        severity = SeverityNumber.ERROR if event.state == "firing" else SeverityNumber.INFO
-        summary = event.render(rule.annotations.get("summary", ""))
-        self._emit(sc.EVENT_ALERT, attrs, severity,
-                   f"alert {rule.name} {event.state}" + (f": {summary}" if summary else ""))
-
     def _emit(self, name: str, attrs: dict[str, Any], severity: SeverityNumber, body: str,
               context: Any = None) -> None:
-        try:
-            self._logger().emit(event_name=name, attributes=attrs, severity_number=severity,
-                                severity_text=severity.name, body=body, context=context)
-        except Exception:  # noqa: BLE001
-            report_internal_error("health event")
-        logging.getLogger("otel_agentmon.health").debug("%s", body)
-
-    # --- alert signal reader ------------------------------------------------------------------
-    def _reader(self, agents: Mapping[str, AgentHealth], view_list: list[AgentView], cpu: float | None,
-                memory: int | None) -> Callable[[AlertRule, str | None], float | None]:
-        views = {v.name: v for v in view_list}
-
-        def read(rule: AlertRule, agent: str | None) -> float | None:
-            if rule.signal == "cpu":
-                return cpu
-            if rule.signal == "memory":
-                return None if memory is None else float(memory)
-            health = agents.get(agent or "")
-            if health is None or health.state == "stopped":
-                return None  # a stopped agent is not evaluated: what fired for it resolves
-            if rule.signal == "up":
-                return 1.0 if health.up else 0.0
-            if rule.signal == "unhealthy":
-                return 1.0 if health.state == "unhealthy" else 0.0
-            if rule.signal == "stuck_tasks":
-                return float(health.stuck_tasks)
-            if rule.signal == "in_flight":
-                return float(health.in_flight)
-            if rule.signal == "oldest_task_age":
-                return health.oldest_task_age
-            view = views.get(health.agent)
-            stats = view.windows.get(rule.window) if view is not None else None
-            if stats is None:
-                return 0.0 if rule.signal in ("throughput", "tokens") else None
-            return {"error_rate": stats.error_rate, "latency_p50": stats.p50, "latency_p95": stats.p95,
-                    "latency_p99": stats.p99, "throughput": stats.throughput,
-                    "tokens": float(stats.tokens)}.get(rule.signal)
-
-        return read
+        emit_event(self._logger, name, attrs, severity, body, context)

@@ -14,10 +14,10 @@ from .._alerts.notify import Dispatcher, LoggingNotifier, Notifier, WebhookNotif
 from .._alerts.rule_file import rules_for_option
 from .._core.guard import log_once
 from .._metrics.derive import Deriver
-from .._metrics.instruments import register_health_instruments
 from .._setup.settings import Settings
 from .endpoint import HealthServer
 from .loop import HealthLoop, HealthPolicy
+from .wiring import health_and_alerts
 
 
 def rules_from_settings(settings: Settings) -> list[AlertRule]:
@@ -56,8 +56,8 @@ def build_health(settings: Settings, rules: list[AlertRule], deriver: Deriver, m
     dispatcher = Dispatcher(_notifiers(settings, rules))
     if not settings.health or settings.disabled:
         return dispatcher, None, None
-    loop = HealthLoop(deriver, _policy(settings), rules, dispatcher, logger, settings.health_interval)
-    register_health_instruments(meter, lambda: loop.current, loop.alert_states)
+    loop = health_and_alerts(deriver, _policy(settings), rules, dispatcher, logger, settings.health_interval,
+                             meter=meter)
     server = None
     if settings.health_port is not None:
         try:

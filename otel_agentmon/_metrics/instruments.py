@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpHistogram, Observation
 from opentelemetry.sdk.metrics.view import View
@@ -19,9 +19,6 @@ from opentelemetry.sdk.metrics.view import View
 from .._names import semconv as sc
 from .._names.dialects import CORE_SCOPE
 from .scopes import MetricOwners
-
-if TYPE_CHECKING:
-    from .._health.loop import SwarmHealth
 
 # Metric attributes allowed per instrument: low-cardinality names only; never ids or free text.
 _AGENT = frozenset({sc.GEN_AI_AGENT_NAME, sc.ERROR_TYPE, sc.GEN_AI_REQUEST_MODEL})
@@ -163,44 +160,3 @@ def register_derivation_drops(meter: Meter, dropped: DropSource) -> None:
         sc.M_DERIVATION_DROPPED, callbacks=[observe], unit=sc.UNIT_SPAN,
         description="Span starts and ends metric derivation could not process (agent metrics and summaries "
         "undercount), and tasks forgotten at the in-flight cap, by reason.")
-
-
-def register_health_instruments(meter: Meter, current: Callable[[], SwarmHealth],
-                                alert_states: Callable[[], list[tuple[str, str, str | None, bool]]]) -> None:
-    """Observable health metrics, read from the health loop's last evaluation."""
-
-    def up(options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(1 if h.up else 0, {sc.GEN_AI_AGENT_NAME: name})
-                for name, h in current().agents.items()]
-
-    def health(options: CallbackOptions) -> Iterable[Observation]:
-        # The OTel status-metric pattern: the current state 1, the others 0.
-        return [Observation(1 if h.state == state else 0,
-                            {sc.GEN_AI_AGENT_NAME: name, sc.AGENTMON_HEALTH_STATE: state})
-                for name, h in current().agents.items() for state in sc.HEALTH_STATES]
-
-    def oldest(options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(h.oldest_task_age, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
-
-    def stuck(options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(h.stuck_tasks, {sc.GEN_AI_AGENT_NAME: name}) for name, h in current().agents.items()]
-
-    def firing(options: CallbackOptions) -> Iterable[Observation]:
-        out = []
-        for rule, severity, agent, is_firing in alert_states():
-            attrs = {sc.AGENTMON_ALERT_RULE: rule, sc.AGENTMON_ALERT_SEVERITY: severity}
-            if agent is not None:
-                attrs[sc.GEN_AI_AGENT_NAME] = agent
-            out.append(Observation(1 if is_firing else 0, attrs))
-        return out
-
-    meter.create_observable_gauge(sc.M_AGENT_UP, [up], unit=sc.UNIT_AGENT,
-                                  description="1 while the agent is alive (busy or idle); 0 when down or stopped.")
-    meter.create_observable_gauge(sc.M_AGENT_HEALTH, [health], unit=sc.UNIT_AGENT,
-                                  description="Agent health state: 1 for the current state, 0 for the others.")
-    meter.create_observable_gauge(sc.M_TASK_OLDEST_AGE, [oldest], unit=sc.UNIT_SECONDS,
-                                  description="Age of the agent's oldest task still running.")
-    meter.create_observable_gauge(sc.M_TASKS_STUCK, [stuck], unit=sc.UNIT_TASK,
-                                  description="Tasks running longer than their stuck limit.")
-    meter.create_observable_gauge(sc.M_ALERT_FIRING, [firing], unit=sc.UNIT_ALERT,
-                                  description="1 while the alert (rule, agent) is firing, else 0.")

@@ -22,8 +22,9 @@ from .._export.stats import Stats
 from .._health.checks import CheckFn
 from .._health.loop import SwarmHealth
 from .._health.setup import build_health, rules_from_settings
+from .._health.wiring import health_and_alerts_after_fork
 from .._metrics.derive import AgentSummary, Deriver
-from .._metrics.instruments import Instruments, register_health_instruments
+from .._metrics.instruments import Instruments
 from .._names import semconv as sc
 from .._spans import sanitize as _sanitize
 from .._spans.sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
@@ -106,6 +107,7 @@ class Monitor:
             return
         try:
             old_exporter, old_provider = self._pipes.metric_exporter, self._pipes.meter_provider
+            meter: metrics.Meter | None = None  # a new one when the child gets its own metric state
             if self._pipes.owns_meter_provider and old_exporter is not None:
                 old_exporter.close()
                 self._pipes.metric_exporter = None
@@ -114,9 +116,6 @@ class Monitor:
                 meter = provider.get_meter("otel_agentmon", VERSION, schema_url=sc.SCHEMA_URL)
                 self._deriver.instruments = Instruments(
                     meter, self._deriver.in_flight, provider, dropped=self._deriver.dropped_by_reason)
-                if self._health is not None:
-                    register_health_instruments(meter, lambda: self._health.current if self._health else
-                                                SwarmHealth("healthy", {}, None, None, ()), self._health.alert_states)
                 if self._system is not None:
                     self._system.uninstrument()
                     self._system = start_system_metrics(self.settings, provider)
@@ -125,9 +124,7 @@ class Monitor:
                         old_provider.shutdown(timeout_millis=200)  # type: ignore[attr-defined]  # the API type of the provider; it is the SDK's here
                     except Exception:  # noqa: BLE001 - the SDK raises when a reader misses the deadline
                         pass
-            if self._health is not None:
-                self._health.restart_after_fork()
-            self._dispatcher.restart_after_fork()
+            health_and_alerts_after_fork(self._health, self._dispatcher, meter)
             self._health_server = None  # the parent serves the endpoint
             self._dashboard = None  # ... and the dashboard, which this child exports to
         except Exception:  # noqa: BLE001

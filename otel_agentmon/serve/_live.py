@@ -27,7 +27,9 @@ from .._alerts.episodes import episodes, where
 from .._alerts.notify import Dispatcher, Notifier
 from .._core.guard import log_once
 from .._health.lifecycle import Verdict
-from .._health.loop import AgentHealth, HealthLoop, HealthPolicy
+from .._health.loop import AgentHealth, HealthPolicy
+from .._health.swarm import swarm_state
+from .._health.wiring import health_and_alerts
 from .._metrics.derive import Deriver
 from .._names import semconv as sc
 from .._records.records import SpanRecord
@@ -74,8 +76,8 @@ class Evaluator:
         self._logger = _EventLogger(lambda event: store.add_event(event, SERVE_SOURCE, apply_event))
         self.liveness = ServeLiveness(store)
         # serve's own CPU and memory say nothing of the agents it watches: no pressure, no cpu/memory rules.
-        self.loop = HealthLoop(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval,
-                               resources=lambda: (None, None), liveness=self.liveness)
+        self.loop = health_and_alerts(self.deriver, policy, rules, self._dispatcher, lambda: self._logger, interval,
+                                      resources=lambda: (None, None), liveness=self.liveness)
 
     def feed(self, spans: Iterable[tuple[SpanRecord, ReadableSpan]]) -> None:
         for _, readable in spans:
@@ -268,13 +270,7 @@ class View:
 
     def _swarm(self, agents: list[dict[str, Any]], stats: dict[str, int], now: float) -> dict[str, Any]:
         counts = collections.Counter(a["state"] for a in agents)
-        live = len(agents) - counts["stopped"]  # a stopped agent counts neither for nor against the swarm
-        if live and counts["unhealthy"] * 2 >= live:
-            state = "unhealthy"
-        elif counts["unhealthy"] or counts["degraded"]:
-            state = "degraded"
-        else:
-            state = "healthy"
+        state = swarm_state(a["state"] for a in agents)
         tasks = sum(a["tasks"] for a in agents)
         failed = sum(round((a["error_rate"] or 0) * a["tasks"]) for a in agents)
         throughput = sum(a["throughput"] or 0 for a in agents)
