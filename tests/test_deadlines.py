@@ -19,10 +19,11 @@ import otel_agentmon
 from otel_agentmon._setup.monitor import Monitor
 from tests.conftest import MonitorFor
 from tests.support.deadlines import within
-from tests.support.receiver import OTLPReceiver, blackhole, status
+from tests.support.receiver import OTLPReceiver, blackhole, slow, status
 from tests.support.tasks import TRANSPORT_FAILURES, run_tasks, settled, timed_shutdown, warnings_with
 
 TRACES = "/v1/traces"
+METRICS = "/v1/metrics"
 
 
 # ---- the caller never waits for the exporter ---------------------------------------------------------
@@ -147,3 +148,24 @@ def test_force_flush_is_false_when_the_metrics_could_not_be_delivered(
         pass
     assert monitor.force_flush(30.0) is False  # the SDK's own force_flush answers True here
     assert rx.wait_for_spans(1, 30.0) and monitor.stats().metric_exports_failed >= 1
+
+
+# ---- shutdown decides by evidence, not by how long an export took -------------------------------------
+@pytest.mark.timeout(60)
+def test_a_slow_but_healthy_metric_export_at_shutdown_still_delivers_the_stopped_state(
+        rx: OTLPReceiver, monitor_for: MonitorFor) -> None:
+    """A metric export still in flight at shutdown because the receiver is slow (it answers, 200, after
+    2 s) is not abandoned on a wall-clock guess: the final export, which says the agents stopped,
+    arrives (issue 11 item 4; the stopped state is issue 10's clean-exit signal)."""
+    rx.mode = slow(2.0, paths=[METRICS])
+    monitor = monitor_for(rx, metric_export_interval_ms=200, health_interval=0.05)
+    run_tasks(5)
+    assert rx.wait_for(lambda: rx.holding(METRICS) == 1, 30.0), rx.requests()  # an export in flight
+    time.sleep(0.7)  # ... for a while: slow, not failing
+    assert monitor.shutdown(10.0)
+
+    def stopped_reported() -> bool:
+        health = [m for m in rx.metrics() if m.name == "agentmon.agent.health"]
+        return any(p.attributes.get("agentmon.health.state") == "stopped" and p.value == 1
+                   for m in health for p in m.points)
+    assert rx.wait_for(stopped_reported, 10.0), [m.name for m in rx.metrics()]

@@ -278,10 +278,10 @@ class DeadlineMetricExporter(MetricExporter):
         self.failing = False
         return MetricExportResult.SUCCESS
 
-    def stalled(self, seconds: float) -> bool:
-        """An export has been running for longer than ``seconds`` (retrying or black-holed)."""
-        started = self._started_at
-        return started is not None and time.monotonic() - started > seconds
+    @property
+    def exporting(self) -> bool:
+        """An export is in flight now."""
+        return self._started_at is not None
 
     def close(self) -> None:
         """Abandon any export in progress now (used at shutdown when exports are failing)."""

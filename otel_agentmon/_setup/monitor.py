@@ -311,7 +311,10 @@ class Monitor:
             if self._pipes.owns_tracer_provider and isinstance(tp, TracerProvider):
                 tp.shutdown()  # our processor's worker is already stopped: returns at once
             me = self._pipes.metric_exporter
-            if me is not None and (me.failing or me.stalled(0.5)):
+            # Abandon the metric export in flight only on evidence that the endpoint is failing (the
+            # last metric export failed, or the spans and logs could not get out); a slow but healthy
+            # one is waited for within the deadline, so the final export (the stopped states) is sent.
+            if me is not None and (me.failing or (me.exporting and not ok)):
                 me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
                 try:
