@@ -235,25 +235,9 @@ def instrument_openai_agents(spec: str) -> None:
 
 
 def run_openai_agents() -> None:
-    import httpx
     from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
-    from openai import AsyncOpenAI
 
-    turns = {"n": 0}
-
-    def answer(request: Any) -> httpx.Response:
-        turns["n"] += 1
-        if turns["n"] == 1:
-            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
-            usage, reason = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "tool_calls"
-        else:
-            message = {"role": "assistant", "content": "It is sunny in Paris."}
-            usage, reason = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}, "stop"
-        return httpx.Response(200, json={"id": f"cc-{turns['n']}", "object": "chat.completion", "created": 0,
-                                         "model": "gpt-4o-mini", "usage": usage,
-                                         "choices": [{"index": 0, "message": message, "finish_reason": reason}]})
+    from tests.frameworks.helpers import stub_openai_client
 
     @function_tool
     def get_weather(city: str) -> str:
@@ -261,8 +245,7 @@ def run_openai_agents() -> None:
         return f"sunny in {city}"
 
     async def main() -> str:
-        client = AsyncOpenAI(api_key="offline", base_url="http://stub.invalid/v1",
-                             http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)))  # type: ignore[arg-type]  # openai's types name its own copy of httpx's client
+        client = stub_openai_client()
         agent = Agent(name="weather", tools=[get_weather], model=OpenAIChatCompletionsModel("gpt-4o-mini", client))
         try:
             return str((await Runner.run(agent, "Weather in Paris?")).final_output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -71,3 +72,33 @@ def metric_sum(cap: Capture, name: str, **attrs: object) -> float:
 
 def histogram_count(cap: Capture, name: str, **attrs: object) -> int:
     return sum(p.count for p in cap.points(name) if all(p.attributes.get(k) == v for k, v in attrs.items()))
+
+
+def stub_openai_client() -> Any:
+    """The real OpenAI client over an in-process HTTP transport that answers like the Chat
+    Completions API: a get_weather tool call first (10 input, 5 output tokens), then the answer
+    (20 input, 7 output tokens)."""
+    import importlib
+    import importlib.util
+
+    from openai import AsyncOpenAI
+
+    http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+    turns = {"n": 0}
+
+    def answer(request: Any) -> Any:
+        turns["n"] += 1
+        if turns["n"] == 1:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+            usage, reason = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "tool_calls"
+        else:
+            message = {"role": "assistant", "content": "It is sunny in Paris."}
+            usage, reason = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}, "stop"
+        return http.Response(200, json={"id": f"cc-{turns['n']}", "object": "chat.completion", "created": 0,
+                                        "model": "gpt-4o-mini", "usage": usage,
+                                        "choices": [{"index": 0, "message": message, "finish_reason": reason}]})
+
+    return AsyncOpenAI(api_key="offline", base_url="http://stub.invalid/v1",
+                       http_client=http.AsyncClient(transport=http.MockTransport(answer)))

@@ -15,14 +15,20 @@ from typing import Any
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool, set_trace_processors
 from agents.testing import ScriptedModel, assistant_message, function_call
-from openai import AsyncOpenAI
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agentmon as agentmon
 from otel_agentmon._names import semconv as sc
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor, _peer, registered_processors
 from otel_agentmon.testing import Capture, capture
-from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours, scopes
+from tests.frameworks.helpers import (
+    assert_agent_children,
+    histogram_count,
+    metric_sum,
+    ours,
+    scopes,
+    stub_openai_client,
+)
 from tests.support.spans import span_attrs
 
 FW = "openai_agents"
@@ -104,34 +110,10 @@ def test_run_feeds_the_genai_agent_metrics_and_tasks(agentmon_capture: Capture,
                                                     sc.AGENTMON_TASK_OUTCOME: "success"}) == 1
 
 
-def _stub_client() -> AsyncOpenAI:
-    """The real OpenAI client over an in-process HTTP transport that answers like the Chat
-    Completions API: a tool call first, then the answer, each with token usage."""
-    http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
-    turns = {"n": 0}
-
-    def answer(request: Any) -> Any:
-        turns["n"] += 1
-        if turns["n"] == 1:
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
-            usage, reason = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "tool_calls"
-        else:
-            message = {"role": "assistant", "content": "It is sunny in Paris."}
-            usage, reason = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}, "stop"
-        return http.Response(200, json={"id": f"cc-{turns['n']}", "object": "chat.completion", "created": 0,
-                                        "model": "gpt-4o-mini", "usage": usage,
-                                        "choices": [{"index": 0, "message": message, "finish_reason": reason}]})
-
-    return AsyncOpenAI(api_key="offline", base_url="http://stub.invalid/v1",
-                       http_client=http.AsyncClient(transport=http.MockTransport(answer)))
-
-
 def test_real_model_calls_carry_model_and_token_usage(agentmon_capture: Capture,
                                                       oa: OpenAIAgentsInstrumentor) -> None:
     async def main() -> str:
-        client = _stub_client()
+        client = stub_openai_client()
         agent = Agent(name="weather", tools=[get_weather], model=OpenAIChatCompletionsModel("gpt-4o-mini", client))
         try:
             return str((await Runner.run(agent, "Weather?")).final_output)
