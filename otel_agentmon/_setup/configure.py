@@ -26,6 +26,7 @@ from .._names.semconv import ContentMode
 from .._spans import context as _context
 from . import monitor as _monitor
 from .dashboard import dashboard_target
+from .first_run import hint_if_nothing_listens
 from .monitor import Monitor, _install
 from .settings import ExporterName, Protocol, SystemMetricsSet, resolve
 
@@ -115,6 +116,7 @@ def configure(*args: object, **options: object) -> Monitor:
         if dashboard_url is not None and settings.endpoint is None:
             settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
                                            explicit=settings.explicit | {"endpoint", "protocol"})
+        hint_if_nothing_listens(settings)
         try:
             monitor = Monitor(settings)
         except Exception:  # noqa: BLE001 - a bug of ours must not stop the application
