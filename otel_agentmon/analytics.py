@@ -65,7 +65,7 @@ MIN_TREND_PERIOD_S: Final = 600.0
 #: many different tools/models (a single-tool task's tool is trivially all of its path).
 MIN_BOTTLENECK_CHOICES: Final = 2
 SUPPRESSION_RULES: Final = (
-    f"per-agent findings (error ratio, utilisation, slowest task) need >= {MIN_TASKS} tasks",
+    f"per-agent findings (error ratio, utilisation, bottleneck, slowest task) need >= {MIN_TASKS} tasks",
     f"trends need a period of >= {MIN_TREND_PERIOD_S / 60:.0f} min (a per-minute slope from less is underpowered)",
     f"a tool/model is named a bottleneck only when the agent's task critical paths hold >= "
     f"{MIN_BOTTLENECK_CHOICES} different tools/models, and it takes >= {MIN_BOTTLENECK_SHARE:.0%} of them",
@@ -292,7 +292,8 @@ def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mappi
             choices[b.scope] = choices.get(b.scope, 0) + 1
     for b in necks:  # ranked within each scope: the top tool/model of each agent's tasks
         if b.scope.startswith("agent:") and not b.key.startswith("self:") and b.share >= MIN_BOTTLENECK_SHARE \
-                and b.scope not in seen_scopes and choices.get(b.scope, 0) >= MIN_BOTTLENECK_CHOICES:
+                and b.scope not in seen_scopes and choices.get(b.scope, 0) >= MIN_BOTTLENECK_CHOICES \
+                and b.occurrences >= MIN_TASKS:
             seen_scopes.add(b.scope)
             agent = b.scope.split(":", 1)[1]
             weight = eff[agent].busy_s / busy_total if agent in eff else 0.5

@@ -15,7 +15,7 @@ from .._analytics.base import load_prices
 from .._report import html as _report_html
 from .._report import md as _report_md
 from .._report.model import ReportModel, from_insights
-from .._report.sources import is_url, load, period, serve_base
+from .._report.sources import describe, is_url, load, period, serve_base
 from ..analytics import analyze
 
 #: Period of a Prometheus report when none is given.
@@ -90,8 +90,7 @@ def _build(args: argparse.Namespace) -> ReportModel:
                        start_ns=None if start is None else int(start * 1e9),
                        end_ns=None if end is None else int(end * 1e9),
                        recent_fraction=args.recent, prices=prices)
-    source = f"agentmon serve at {args.source}" if is_url(args.source) else f"recording {args.source}"
-    model = from_insights(insights, source)
+    model = from_insights(insights, describe(args.source))
     if is_url(args.source):  # trace ids link to its explorer
         model.trace_base = serve_base(args.source)
     if rec.skipped:

@@ -68,26 +68,46 @@ def serve_base(url: str) -> str:
     return url.rstrip("/").removesuffix(SERVE_EXPORT_PATH).rstrip("/")
 
 
-def read_file(path: Path) -> Recording:
-    """A recording, or what the Collector's file exporter wrote (OTLP JSON lines, or length-prefixed
-    proto/zstd frames): told apart by content. Raises ``OSError`` when ``path`` cannot be read."""
+def sniff(path: Path) -> str:
+    """``recording``, ``otlp-json`` (JSON lines of export requests) or ``otlp-framed`` (length-
+    prefixed proto or zstd frames, or a zstd stream): by content, never by name."""
     with path.open("rb") as fh:
         head = fh.read(64 * 1024)
     if head.startswith(ZSTD_MAGIC) or looks_framed(head):
-        return read_otlp(path.read_bytes())
+        return "otlp-framed"
     first = next((line for line in head.splitlines() if line.strip()), b"")
     try:
-        otlp = is_otlp_json(json.loads(first))
+        return "otlp-json" if is_otlp_json(json.loads(first)) else "recording"
     except ValueError:  # a first line cut by the 64 KiB peek: an OTLP request (recording lines are short)
-        otlp = len(first) >= len(head) - 1 and any(k.encode() in first[:200] for k in OTLP_KEYS)
-    if not otlp:
-        return read_recording(path)  # our recording, with its rotated <path>.1 first
+        cut = len(first) >= len(head) - 1 and any(k.encode() in first[:200] for k in OTLP_KEYS)
+        return "otlp-json" if cut else "recording"
+
+
+def read_file(path: Path) -> Recording:
+    """A recording, or what the Collector's file exporter wrote (OTLP JSON lines, or length-prefixed
+    proto/zstd frames): told apart by content. Raises ``OSError`` when ``path`` cannot be read."""
+    kind = sniff(path)
+    if kind == "otlp-framed":
+        return read_otlp(path.read_bytes())
+    if kind == "recording":
+        return read_recording(path)  # with its rotated <path>.1 first
     rec = Recording()
     with path.open("rb") as fh:
         for line in fh:
             if line.strip():
                 add_payload(line, rec)
     return rec
+
+
+def describe(source: str) -> str:
+    """What the report says it was built from."""
+    if is_url(source):
+        return f"agentmon serve at {source}"
+    try:
+        kind = sniff(Path(source))
+    except OSError:
+        kind = "recording"
+    return f"recording {source}" if kind == "recording" else f"OTLP file {source} (Collector file exporter)"
 
 
 def load(source: str) -> Recording:
