@@ -28,7 +28,8 @@ def main() -> None:
                               agent="coder", severity="warning", annotations={"summary": "{agent} p95 {value}s"})
     monitor = agentmon.configure(service_name="small-run", system_metrics="off", health_interval=0.05,
                                  alert_rules=[rule], notifiers=[agentmon.CallbackNotifier(recorder.record_alert)])
-    monitor.tracer_provider.add_span_processor(recorder)  # type: ignore[attr-defined]
+    provider = monitor.tracer_provider
+    getattr(provider, "add_span_processor")(recorder)  # noqa: B009 - the SDK provider (not the API type) has it
     for n in range(int(sys.argv[2]) if len(sys.argv) > 2 else 12):
         with agentmon.agent("planner"), agentmon.task("plan", task_id=f"p{n}"):
             with agentmon.tool("lookup"):
