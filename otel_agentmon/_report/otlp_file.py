@@ -34,6 +34,10 @@ _MAX_FRAME: Final = 1 << 30
 _STATUS_ERROR: Final = 2
 
 
+class CorruptZstd(ValueError):
+    """A zstd frame that does not decompress (a missing zstandard package is another error)."""
+
+
 def is_otlp_json(obj: object) -> bool:
     return isinstance(obj, dict) and any(k in obj for k in OTLP_KEYS)
 
@@ -73,7 +77,7 @@ def _frames(data: bytes, rec: Recording) -> Iterator[bytes]:
         if chunk.startswith(ZSTD_MAGIC):
             try:
                 chunk = _unzstd(chunk)
-            except ValueError:
+            except CorruptZstd:
                 rec.skipped += 1
                 continue
         yield chunk
@@ -82,13 +86,14 @@ def _frames(data: bytes, rec: Recording) -> Iterator[bytes]:
 def _unzstd(data: bytes) -> bytes:
     try:
         import zstandard
-    except ImportError as exc:  # pragma: no cover - zstandard ships with the package's dependencies
-        raise ValueError("a zstd-compressed file needs the zstandard package") from exc
+    except ImportError as exc:  # an optional dependency: the zstd extra
+        raise ValueError("a zstd-compressed file needs the zstandard package: "
+                         "pip install 'otel_agentmon[zstd]'") from exc
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
             return reader.read()
     except zstandard.ZstdError as exc:
-        raise ValueError(f"not valid zstd data: {exc}") from None
+        raise CorruptZstd(f"not valid zstd data: {exc}") from None
 
 
 def add_payload(payload: bytes, rec: Recording) -> None:
