@@ -55,7 +55,8 @@ class EvidencePart:
 
 
 #: The ``Evidence.numbers`` an evidence line shows, in this order.
-EVIDENCE_NUMBERS: Final = ("n_baseline", "n_recent", "z", "median_baseline", "median_recent")
+EVIDENCE_NUMBERS: Final = ("n_baseline", "n_recent", "z", "median_baseline", "median_recent", "median_baseline_ms",
+                           "median_recent_ms")
 
 
 @dataclasses.dataclass(frozen=True)

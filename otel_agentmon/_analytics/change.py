@@ -142,8 +142,10 @@ def _median_test(metric: Metric, dim: Dimension, key: str, base: list[float], no
         expression=f"mann_whitney_u({field}{sel}[recent] > {field}{sel}[baseline])",
         window=recent, baseline=baseline, trace_ids=slowest_traces(spans), n=len(now),
         statistic=result.statistic, p_value=result.p_value,
-        numbers={"n_baseline": len(base), "n_recent": len(now), "z": result.z, "median_baseline": b_med,
-                 "median_recent": n_med, "median_ratio": ratio})
+        numbers={"n_baseline": len(base), "n_recent": len(now), "z": result.z, "median_ratio": ratio,
+                 # latency in ms, like every duration the report shows
+                 **({"median_baseline_ms": b_med * 1000, "median_recent_ms": n_med * 1000} if metric == "latency"
+                    else {"median_baseline": b_med, "median_recent": n_med})})
     regressed = result.p_value < policy.alpha and ratio >= policy.min_ratio
     return Comparison(metric, dim, key, b_med, n_med, ratio, MW_TEST, regressed, evidence)
 

@@ -171,8 +171,8 @@ def _latency_test(dim: str, key: str, bounds: list[float], base: list[float], no
                   f"counts; regression if p < {policy.alpha} and median ratio >= {policy.min_ratio})",
                   f"mann_whitney_u(buckets[recent] > buckets[baseline]); recent: {now_expr}; baseline: {base_expr}",
                   recent_w, n=int(sum(now)), statistic=result.statistic, p_value=result.p_value, baseline=base_w,
-                  numbers={"n_baseline": sum(base), "n_recent": sum(now), "z": result.z, "median_baseline": b_med,
-                           "median_recent": n_med})
+                  numbers={"n_baseline": sum(base), "n_recent": sum(now), "z": result.z,
+                           "median_baseline_ms": b_med * 1000, "median_recent_ms": n_med * 1000})
     regressed = result.p_value < policy.alpha and ratio >= policy.min_ratio
     return Comparison("latency", dim, key, b_med, n_med, ratio, MW_TEST, regressed, ev)  # type: ignore[arg-type]  # dim comes from HISTOGRAMS, whose first items are the Literal's values
 
