@@ -245,7 +245,8 @@ def summarize_alerts(alerts: Iterable[AlertRecord], window: Window) -> list[Aler
                     transitions.append((window.start_ns / 1e9, source, True))
         found = episodes(transitions)
         fired = [e for e in events if e.state == "firing"]
-        first_ns = int(found[0].start * 1e9) if found else events[0].time_ns
+        first_ns = next((e.time_ns for e in fired if found and e.time_ns / 1e9 == found[0].start),
+                        int(found[0].start * 1e9) if found else events[0].time_ns)
         last = ("firing" if found[-1].end is None else "resolved") if found else events[-1].state
         out.append(AlertSummary(rule, agent, (fired or events)[0].severity, len(found), first_ns, last,
                                 next((e.summary for e in reversed(events) if e.summary), ""),

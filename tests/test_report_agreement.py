@@ -10,15 +10,21 @@ episodes, from the same first firing, with the same summary.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from otel_agentmon import cli
 from otel_agentmon._alerts.rules import load_rules
+from otel_agentmon._analytics.base import Window
+from otel_agentmon._records.recording import parse_lines, read_recording
+from otel_agentmon.analytics import summarize_alerts
 from otel_agentmon.serve import ServeConfig, Server
 from tests.support.polling import wait_for
 from tests.support.stack import clean_env
@@ -59,3 +65,44 @@ def test_serve_and_its_recording_of_one_run_report_the_same_findings(tmp_path: P
         assert f"**{rule}** for `{agent}`" in served["Alerts fired"]
     # Single-tool tasks: "lookup is 100 % of the critical path" is not a finding.
     assert "critical-path time of the tasks" not in findings
+
+
+def _post(url: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _kv(**attrs: str) -> list[dict[str, object]]:
+    return [{"key": k.replace("__", "."), "value": {"stringValue": v}} for k, v in attrs.items()]
+
+
+def test_an_alert_gauge_read_before_its_log_events_is_the_same_episode(tmp_path: Path) -> None:
+    """The process's ``agentmon.alert.firing`` gauge can reach serve before the log records of the
+    alert's transitions (metrics and logs are exported separately). Serve must date what the gauge
+    says by the point's time, not by when it arrived, or the recording counts the episode twice
+    (a firing after its own resolution) and the export misplaces its start."""
+    now = time.time_ns()
+    fired, seen, resolved = now - 10 * 10**9, now - 9 * 10**9, now - 8 * 10**9
+    resource = {"attributes": _kv(service__name="svc", service__instance__id="abcdef0123456789")}
+    rule = _kv(agentmon__alert__rule="Slow", agentmon__alert__severity="warning", gen_ai__agent__name="a")
+    gauge = {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [{
+        "name": "agentmon.alert.firing", "gauge": {"dataPoints": [
+            {"attributes": rule, "timeUnixNano": str(seen), "asInt": "1"}]}}]}]}]}
+
+    def event(state: str, at: int) -> dict[str, object]:
+        return {"timeUnixNano": str(at), "eventName": "agentmon.alert", "body": {"stringValue": f"Slow {state}: a slow"},
+                "attributes": [*rule, *_kv(agentmon__alert__state=state)]}
+
+    logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": [
+        event("firing", fired), event("resolved", resolved)]}]}]}
+    recording = tmp_path / "serve.jsonl"
+    with Server(ServeConfig(port=0, record=recording)) as server:
+        _post(server.url + "/v1/metrics", gauge)
+        _post(server.url + "/v1/logs", logs)
+        exported = parse_lines(server.export_bytes().splitlines())
+    for rec in (exported, read_recording(recording)):
+        (summary,) = summarize_alerts(rec.alerts, Window(fired - 10**9, time.time_ns() + 60 * 10**9))
+        assert (summary.fired, summary.last_state) == (1, "resolved"), rec.alerts
+        assert abs(summary.first_fired_ns - fired) < 1000, rec.alerts  # serve keeps times as float seconds
