@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_serve_and_its_recording_of_one_run_report_the_same_findings(tmp_path: P
     assert "critical-path time of the tasks" not in findings
 
 
-def _post(url: str, body: dict[str, object]) -> None:
+def _post(url: str, body: Mapping[str, object]) -> None:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as resp:
@@ -92,7 +93,7 @@ def test_an_alert_gauge_read_before_its_log_events_is_the_same_episode(tmp_path:
             {"attributes": rule, "timeUnixNano": str(seen), "asInt": "1"}]}}]}]}]}
 
     def event(state: str, at: int) -> dict[str, object]:
-        return {"timeUnixNano": str(at), "eventName": "agentmon.alert", "body": {"stringValue": f"Slow {state}: a slow"},
+        return {"timeUnixNano": str(at), "eventName": "agentmon.alert", "body": {"stringValue": f"Slow {state}: slow"},
                 "attributes": [*rule, *_kv(agentmon__alert__state=state)]}
 
     logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": [
