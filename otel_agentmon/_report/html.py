@@ -22,7 +22,8 @@ color:#222;line-height:1.4;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
 table{border-collapse:collapse;font-size:.9em;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.88em;background:#f4f6f8;padding:0 3px}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.88em;background:#f4f6f8;padding:0 3px;
+overflow-wrap:anywhere}
 .ev{font-size:.82em;color:#555;margin:2px 0 10px 18px}.meta{color:#555}
 .bad{color:#b52b27;font-weight:600}.charts{display:flex;flex-wrap:wrap;gap:16px}
 svg{background:#fff;border:1px solid #e3e3e3;max-width:100%;height:auto}svg text{font-size:11px;fill:#333}
