@@ -134,3 +134,13 @@ def test_the_real_collector_file_exporter_in_every_format(binaries: Binaries, tm
         assert sniff(out / name) == kind
         text = report(out / name, tmp_path)
         assert sections(text, *COMPARED) == sections(recording, *COMPARED), name
+
+
+def test_a_frame_larger_than_the_first_read_is_still_a_frame(tmp_path: Path) -> None:
+    """Detection reads the first 64 KiB: a first frame bigger than that is still told apart."""
+    line = (DATA / "small_run.otlp.jsonl").read_bytes().splitlines()[0]
+    padded = line[:-1] + b', "padding": "' + b"x" * 100_000 + b'"}'
+    framed = tmp_path / "big.bin"
+    framed.write_bytes(len(padded).to_bytes(4, "big") + padded)
+    assert sniff(framed) == "otlp-framed"
+    assert load(str(framed)).skipped == 0

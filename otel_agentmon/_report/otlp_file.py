@@ -42,12 +42,15 @@ def is_otlp_json(obj: object) -> bool:
     return isinstance(obj, dict) and any(k in obj for k in OTLP_KEYS)
 
 
-def looks_framed(data: bytes) -> bool:
-    """A length-prefixed frame (proto or zstd) at the start, rather than text."""
+def looks_framed(data: bytes, total: int | None = None) -> bool:
+    """A length-prefixed frame (proto or zstd) at the start of ``data`` (the first bytes of a file
+    of ``total`` bytes), rather than text."""
     if len(data) < 5:
         return False
     size = int.from_bytes(data[:4], "big")
-    return 0 < size <= len(data) - 4 and (data[4:8] == ZSTD_MAGIC or data[0] == 0)
+    # zstd, a protobuf request (its first field, 1 and length-delimited, is tag 0x0a) or JSON
+    return 0 < size <= (len(data) if total is None else total) - 4 and (
+        data[4:8] == ZSTD_MAGIC or data[4] in (0x0A, 0x7B))
 
 
 def read_otlp(data: bytes, into: Recording | None = None) -> Recording:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import time
 import urllib.error
@@ -73,7 +74,8 @@ def sniff(path: Path) -> str:
     prefixed proto or zstd frames, or a zstd stream): by content, never by name."""
     with path.open("rb") as fh:
         head = fh.read(64 * 1024)
-    if head.startswith(ZSTD_MAGIC) or looks_framed(head):
+        total = os.fstat(fh.fileno()).st_size
+    if head.startswith(ZSTD_MAGIC) or looks_framed(head, total):
         return "otlp-framed"
     first = next((line for line in head.splitlines() if line.strip()), b"")
     try:
