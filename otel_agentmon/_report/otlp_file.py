@@ -89,9 +89,8 @@ def _frames(data: bytes, rec: Recording) -> Iterator[bytes]:
 def _unzstd(data: bytes) -> bytes:
     try:
         import zstandard
-    except ImportError as exc:  # an optional dependency: the zstd extra
-        raise ValueError("a zstd-compressed file needs the zstandard package: "
-                         "pip install 'otel_agentmon[zstd]'") from exc
+    except ImportError as exc:  # optional: only compressed files need it
+        raise ValueError("a zstd-compressed file needs the zstandard package: pip install zstandard") from exc
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
             return reader.read()
