@@ -16,9 +16,13 @@ executor and message spans. Rather than open a second tree, ``instrument()``:
   ``ENABLE_SENSITIVE_DATA`` asks for it), unless the application turned it off with
   ``disable_instrumentation()``;
 * hands Agent Framework a tracer of the active monitor's provider (``tracer_provider`` kwarg, else
-  ``configure()``'s or a test capture's, else the global one), under Agent Framework's own scope
-  name ``agent_framework``: its own GenAI metrics keep counting tokens, and we derive only what it
-  does not record (each token counted once, ``_metrics/scopes.py``);
+  ``configure()``'s or a test capture's, else the global one), under its own scope name
+  ``agent_framework``;
+* turns Agent Framework's own metrics off for chat clients created from then on (a no-op meter):
+  they record ``gen_ai.client.token.usage`` with the unit ``tokens`` where the conventions say
+  ``{token}``; ours, derived from the spans, follow the conventions. A client created before
+  ``instrument()`` keeps recording its own, and then we don't derive tokens again for its scope
+  (each token counted once, ``_metrics/scopes.py``);
 * names each workflow run ``invoke_workflow {workflow.name}`` (``gen_ai.operation.name=invoke_workflow``,
   ``gen_ai.workflow.name``), and gives the agent, chat and tool spans their operation and agent
   name when they *start* (Agent Framework sets them just after): an agent run is a task in flight
@@ -33,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
 from .._names import semconv as sc
 from ._base import FrameworkInstrumentor, content_on_spans
@@ -84,17 +88,26 @@ class AgentFrameworkInstrumentor(FrameworkInstrumentor):
                     tracers[key] = found
             return found
 
+        original_meter = obs.get_meter
+
+        def get_meter(name: str = SCOPE, version: str = obs.version_info, schema_url: str | None = None,
+                      attributes: dict[str, Any] | None = None) -> metrics.Meter:
+            return metrics.NoOpMeter(name, version, schema_url)
+
         obs.get_tracer = get_tracer
-        self._saved = (obs, original, get_tracer, was_enabled)
+        obs.get_meter = get_meter
+        self._saved = (obs, original, get_tracer, was_enabled, original_meter, get_meter)
         obs.enable_instrumentation(enable_sensitive_data=True if content_on_spans() else None)
 
     def _remove(self) -> None:
         saved, self._saved = self._saved, None
         if saved is None:
             return
-        obs, original, ours, was_enabled = saved
+        obs, original, ours, was_enabled, original_meter, our_meter = saved
         if obs.get_tracer is ours:
             obs.get_tracer = original
+        if obs.get_meter is our_meter:
+            obs.get_meter = original_meter
         if not was_enabled:
             obs.OBSERVABILITY_SETTINGS.enable_instrumentation = False
 
