@@ -11,6 +11,7 @@ look the provider up on every span start instead: the provider of the monitor in
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
@@ -50,7 +51,7 @@ class ActiveTracer(trace.Tracer):
         return self._current().start_span(name, context, kind, attributes, links, start_time, record_exception,
                                           set_status_on_exception)
 
-    @_agnosticcontextmanager  # type: ignore[misc]  # the API's own ProxyTracer overrides it the same way
+    @_agnosticcontextmanager  # the API's own ProxyTracer overrides it the same way
     def start_as_current_span(self, name: str, context: otel_context.Context | None = None,
                               kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes = None,
                               links: Sequence[Link] | None = None, start_time: int | None = None,

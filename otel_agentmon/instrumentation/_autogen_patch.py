@@ -71,7 +71,7 @@ class Patcher:
             if original_hook is not None:
                 original_hook.__get__(None, cls)(**kwargs)
             else:
-                super(ChatCompletionClient, cls).__init_subclass__(**kwargs)
+                super(ChatCompletionClient, cls).__init_subclass__(**kwargs)  # type: ignore[misc]  # cls is a subclass
             try:
                 patcher._wrap_client_class(cls)
             except Exception:  # noqa: BLE001

@@ -81,7 +81,7 @@ class NativeTracer(ActiveTracer):
         return super().start_span(name, context, kind, attributes, links, start_time, record_exception,
                                   set_status_on_exception)
 
-    @_agnosticcontextmanager  # type: ignore[misc]  # overridden like the API's ProxyTracer does
+    @_agnosticcontextmanager  # overridden like the API's ProxyTracer does
     def start_as_current_span(self, name: str, context: otel_context.Context | None = None,
                               kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes = None,
                               links: Sequence[Link] | None = None, start_time: int | None = None,

@@ -75,10 +75,11 @@ class AgentFrameworkInstrumentor(FrameworkInstrumentor):
         provider = kwargs.get("tracer_provider")
         settings = obs.OBSERVABILITY_SETTINGS
         was_enabled = bool(settings.enable_instrumentation)
+        version: str = getattr(obs, "version_info", "")
         original = obs.get_tracer
         tracers: dict[tuple[str, str], trace.Tracer] = {}  # Agent Framework asks on every span
 
-        def get_tracer(instrumenting_module_name: str = SCOPE, instrumenting_library_version: str = obs.version_info,
+        def get_tracer(instrumenting_module_name: str = SCOPE, instrumenting_library_version: str = version,
                        schema_url: str | None = None, attributes: dict[str, Any] | None = None) -> trace.Tracer:
             key = (instrumenting_module_name, instrumenting_library_version)
             found = tracers.get(key)
@@ -90,7 +91,7 @@ class AgentFrameworkInstrumentor(FrameworkInstrumentor):
 
         original_meter = obs.get_meter
 
-        def get_meter(name: str = SCOPE, version: str = obs.version_info, schema_url: str | None = None,
+        def get_meter(name: str = SCOPE, version: str = version, schema_url: str | None = None,
                       attributes: dict[str, Any] | None = None) -> metrics.Meter:
             return metrics.NoOpMeter(name, version, schema_url)
 

@@ -7,8 +7,8 @@ start, tokens counted once, errors, the one-inference-span rule, uninstrument.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from agent_framework import (
@@ -34,12 +34,21 @@ from otel_agentmon.testing import Capture
 from tests.frameworks.helpers import assert_agent_children, metric_sum, scopes
 from tests.support.spans import span_attrs
 
+T = TypeVar("T")
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """``asyncio.run`` of what Agent Framework's ``run()`` returns (typed as an Awaitable)."""
+    async def wait() -> T:
+        return await awaitable
+    return asyncio.run(wait())
+
 
 class ModelDown(Exception):
     pass
 
 
-class ScriptedChatClient(FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelemetryLayer,  # type: ignore[misc]
+class ScriptedChatClient(FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelemetryLayer,
                          BaseChatClient):
     """Calls get_weather (10+5 tokens), then answers (20+7); records whether each call ran
     inside an inference span (what an LLM-client instrumentation underneath would ask)."""
@@ -70,7 +79,7 @@ class ScriptedChatClient(FunctionInvocationLayer, ChatMiddlewareLayer, ChatTelem
         return respond()
 
 
-@tool  # type: ignore[untyped-decorator,misc]
+@tool
 def get_weather(city: str) -> str:
     """Return the weather for a city."""
     return f"sunny in {city}"
@@ -94,7 +103,7 @@ def af() -> Iterator[AgentFrameworkInstrumentor]:
 def test_agent_run_is_one_native_tree_in_our_pipeline_with_tokens_once(agentmon_capture: Capture,
                                                                        af: AgentFrameworkInstrumentor) -> None:
     client = ScriptedChatClient()
-    assert asyncio.run(weather_agent(client).run("Weather in Paris?")).text == "It is sunny in Paris."
+    assert run(weather_agent(client).run("Weather in Paris?")).text == "It is sunny in Paris."
     assert agentmon_capture.tree() == [("invoke_agent weather", [
         ("chat scripted", []), ("execute_tool get_weather", []), ("chat scripted", [])])]
     assert scopes(agentmon_capture) == {"agent_framework": 4}
@@ -112,14 +121,14 @@ def test_a_running_agent_is_a_task_in_flight_from_its_start(agentmon_capture: Ca
                                                            af: AgentFrameworkInstrumentor) -> None:
     seen: list[int] = []
 
-    @tool  # type: ignore[untyped-decorator,misc]
+    @tool
     def get_weather(city: str) -> str:
         """Return the weather for a city."""
         seen.append(agentmon_capture.monitor.snapshot()["weather"].in_flight)
         return "sunny"
 
     agent = Agent(client=ScriptedChatClient(), name="weather", tools=[get_weather])
-    asyncio.run(agent.run("Weather in Paris?"))
+    run(agent.run("Weather in Paris?"))
     assert seen == [1]
     assert agentmon_capture.monitor.snapshot()["weather"].in_flight == 0
 
@@ -127,7 +136,7 @@ def test_a_running_agent_is_a_task_in_flight_from_its_start(agentmon_capture: Ca
 def test_a_workflow_run_is_invoke_workflow_over_its_agent(agentmon_capture: Capture,
                                                           af: AgentFrameworkInstrumentor) -> None:
     workflow = WorkflowBuilder(start_executor=weather_agent(), name="forecast").build()
-    asyncio.run(workflow.run("Weather in Paris?"))
+    run(workflow.run("Weather in Paris?"))
     roots = [s for s in agentmon_capture.spans() if s.parent is None]
     assert sorted(s.name for s in roots) == ["invoke_workflow forecast", "workflow.build"], agentmon_capture.tree()
     root = agentmon_capture.span("invoke_workflow forecast")
@@ -143,7 +152,7 @@ def test_model_error_marks_the_call_and_the_run_with_its_class(agentmon_capture:
                                                                af: AgentFrameworkInstrumentor) -> None:
     boom = ModelDown("quota")
     with pytest.raises(ModelDown) as raised:
-        asyncio.run(weather_agent(ScriptedChatClient(fail=boom)).run("Weather in Paris?"))
+        run(weather_agent(ScriptedChatClient(fail=boom)).run("Weather in Paris?"))
     assert raised.value is boom
     (chat,) = [s for s in agentmon_capture.spans() if span_attrs(s)[sc.GEN_AI_OPERATION_NAME] == sc.OP_CHAT]
     for span in (chat, agentmon_capture.span("invoke_agent weather")):
@@ -159,5 +168,5 @@ def test_uninstrument_puts_back_agent_frameworks_tracer(agentmon_capture: Captur
     assert obs.get_tracer is not original
     inst.uninstrument()
     assert obs.get_tracer is original
-    asyncio.run(weather_agent().run("Weather in Paris?"))
+    run(weather_agent().run("Weather in Paris?"))
     assert agentmon_capture.spans() == []  # the native spans went to the global provider again

@@ -133,7 +133,7 @@ def test_a_running_agent_is_a_task_in_flight(agentmon_capture: Capture, ag: Auto
         return "sunny"
 
     agent = AssistantAgent("weather", model_client=replay(), tools=[slow_weather], reflect_on_tool_use=True)
-    agent._tools[0]._name = "get_weather"  # noqa: SLF001 - the replayed call names get_weather
+    agent._tools[0]._name = "get_weather"  # the replayed call names get_weather
     asyncio.run(agent.run(task="Weather in Paris?"))
     assert seen == [1]
     assert agentmon_capture.monitor.snapshot()["weather"].in_flight == 0
@@ -158,7 +158,8 @@ def test_model_error_marks_the_call_and_the_run_and_passes_through(agentmon_capt
 
 def test_a_failing_tool_is_marked_with_its_exception_class(agentmon_capture: Capture, ag: AutoGenInstrumentor) -> None:
     client = ReplayChatCompletionClient(
-        [CreateResult(finish_reason="function_calls", cached=False, usage=RequestUsage(prompt_tokens=1, completion_tokens=1),
+        [CreateResult(finish_reason="function_calls", cached=False,
+                      usage=RequestUsage(prompt_tokens=1, completion_tokens=1),
                       content=[FunctionCall(id="call_1", name="get_weather", arguments='{"city": "Atlantis"}')]),
          "No weather there."], model_info=INFO)
     asyncio.run(weather(client).run(task="Weather in Atlantis?"))  # AutoGen hands the error to the model
@@ -174,7 +175,7 @@ def test_openai_client_gives_one_inference_span_with_model_provider_and_tokens(a
     client = OpenAIChatCompletionClient(model="gpt-4o-mini", api_key="offline")
     stub = stub_openai_client()
     marked: list[bool] = []
-    transport = stub._client._transport  # noqa: SLF001 - the MockTransport the stub answers through
+    transport = stub._client._transport  # the MockTransport the stub answers through
     answer = transport.handler
 
     def spying(request: Any) -> Any:
@@ -182,7 +183,7 @@ def test_openai_client_gives_one_inference_span_with_model_provider_and_tokens(a
         return answer(request)
 
     transport.handler = spying
-    client._client = stub  # noqa: SLF001 - AutoGen's client builds its own AsyncOpenAI
+    client._client = stub  # AutoGen's client builds its own AsyncOpenAI
     result = asyncio.run(weather(client).run(task="Weather in Paris?"))
     assert result.messages[-1].content == "It is sunny in Paris."  # type: ignore[union-attr]
     chats = agentmon_capture.spans("chat gpt-4o-mini")
@@ -202,15 +203,18 @@ def test_a_client_wrapping_another_gives_one_span(agentmon_capture: Capture, ag:
 
 
 def test_uninstrument_puts_back_autogens_own_spans_and_methods(agentmon_capture: Capture) -> None:
-    originals = (base_chat_agent.trace_invoke_agent_span, tools_base.trace_tool_span,
+    def helpers() -> tuple[Any, Any]:  # AutoGen's span helpers, as the modules using them see them
+        return vars(base_chat_agent)["trace_invoke_agent_span"], vars(tools_base)["trace_tool_span"]
+
+    originals = (*helpers(),
                  BaseGroupChat.__dict__["run_stream"], ReplayChatCompletionClient.__dict__["create"],
                  ChatCompletionClient.__dict__.get("__init_subclass__"))
     inst = AutoGenInstrumentor()
     inst.instrument()
     inst.instrument()  # twice: nothing more
-    assert tools_base.trace_tool_span is not originals[1]
+    assert helpers()[1] is not originals[1]
     inst.uninstrument()
-    assert (base_chat_agent.trace_invoke_agent_span, tools_base.trace_tool_span,
+    assert (*helpers(),
             BaseGroupChat.__dict__["run_stream"], ReplayChatCompletionClient.__dict__["create"],
             ChatCompletionClient.__dict__.get("__init_subclass__")) == originals
     asyncio.run(weather(replay()).run(task="Weather in Paris?"))
