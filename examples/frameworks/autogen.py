@@ -19,18 +19,18 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import asyncio  # noqa: E402
-import warnings  # noqa: E402
+import logging  # noqa: E402
 
 from autogen_agentchat.agents import AssistantAgent  # noqa: E402
-from autogen_core import FunctionCall  # noqa: E402
+from autogen_core import EVENT_LOGGER_NAME, FunctionCall  # noqa: E402
 from autogen_core.models import CreateResult, ModelFamily, ModelInfo, RequestUsage  # noqa: E402
 from autogen_ext.models.replay import ReplayChatCompletionClient  # noqa: E402
 
 import otel_agentmon as agentmon  # noqa: E402
 from otel_agentmon.instrumentation.autogen import AutoGenInstrumentor  # noqa: E402
 
-# The replay client warns that it ignores tool_choice and counts tokens roughly: harmless here.
-warnings.filterwarnings("ignore", module="autogen_ext.models.replay")
+# The replay client logs that it ignores tool_choice and counts tokens roughly: harmless here.
+logging.getLogger(EVENT_LOGGER_NAME).setLevel(logging.ERROR)
 
 
 async def get_weather(city: str) -> str:
