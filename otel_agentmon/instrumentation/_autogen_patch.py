@@ -215,10 +215,15 @@ class Patcher:
         @functools.wraps(create_stream)
         def traced_create_stream(client: Any, *args: Any, **kwargs: Any) -> Any:
             started = patcher._start_chat(client)
-            stream = create_stream(client, *args, **kwargs)
             if started is None:
-                return stream
+                return create_stream(client, *args, **kwargs)
             span, ctx = started
+            try:
+                stream = create_stream(client, *args, **kwargs)
+            except Exception as exc:
+                record_error(span, exc)
+                span.end()
+                raise
             return _in_span(stream, span, ctx, _record_result)
 
         self.wrappers.add(traced_create_stream)
@@ -265,7 +270,7 @@ def _record_result(span: trace.Span, result: Any) -> None:
     try:
         attrs: dict[str, Any] = {}
         usage = result.usage
-        if usage is not None:
+        if usage is not None and not result.cached:  # a cached answer spent no tokens now
             attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = int(usage.prompt_tokens)
             attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = int(usage.completion_tokens)
         if isinstance(result.finish_reason, str):

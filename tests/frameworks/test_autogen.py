@@ -202,6 +202,14 @@ def test_a_client_wrapping_another_gives_one_span(agentmon_capture: Capture, ag:
     assert len(agentmon_capture.spans("chat")) == 2
 
 
+def test_a_cached_answer_counts_no_tokens(agentmon_capture: Capture, ag: AutoGenInstrumentor) -> None:
+    cached = [r.model_copy(update={"cached": True}) for r in replies()]
+    asyncio.run(weather(ReplayChatCompletionClient(cached, model_info=INFO)).run(task="Weather in Paris?"))
+    chats = agentmon_capture.spans("chat")
+    assert len(chats) == 2 and not any(sc.GEN_AI_USAGE_INPUT_TOKENS in span_attrs(c) for c in chats)
+    assert metric_sum(agentmon_capture, sc.M_CLIENT_TOKEN_USAGE) == 0
+
+
 def test_uninstrument_puts_back_autogens_own_spans_and_methods(agentmon_capture: Capture) -> None:
     def helpers() -> tuple[Any, Any]:  # AutoGen's span helpers, as the modules using them see them
         return vars(base_chat_agent)["trace_invoke_agent_span"], vars(tools_base)["trace_tool_span"]
