@@ -108,7 +108,7 @@ def bench(name: str) -> None:
         assert provider is not None
         instrumentor.instrument()
 
-        def drain() -> None:
+        def drain(provider: Any = provider, cap: Any = cap) -> None:
             provider.force_flush()  # every span processed: metrics derived, exported (in memory)
             cap.clear()
 
