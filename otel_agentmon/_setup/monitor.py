@@ -332,11 +332,14 @@ class Monitor:
             retire(self._pipes)  # a later configure() builds working providers instead of joining these
             if _state.tracer is self.tracer:
                 _state.tracer = trace.get_tracer("otel_agentmon")
+            if _state.tracer_provider is self._pipes.tracer_provider:
+                _state.tracer_provider = None
         return ok and time.monotonic() <= deadline
 
 
 def _install(monitor: Monitor) -> None:
     _state.tracer = monitor.tracer
+    _state.tracer_provider = monitor.tracer_provider
     _state.event_logger = monitor.event_logger
     _state.enabled = not monitor.settings.disabled
     _state.capture_content = monitor.settings.capture_content

@@ -23,6 +23,8 @@ CASES = {
     "openai_agents": ("openai-agents-example", "chat", "invoke_workflow weather-run", False),
     "pydantic_ai": ("pydantic-ai-example", "chat scripted", "invoke_agent weather", True),
     "smolagents": ("smolagents-example", "chat scripted", "invoke_agent weather", True),
+    "autogen": ("autogen-example", "chat", "invoke_agent weather", True),
+    "agent_framework": ("agent-framework-example", "chat scripted", "invoke_agent weather", True),
 }
 
 

@@ -11,6 +11,8 @@ from importlib import metadata
 import pytest
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
+from otel_agentmon.instrumentation.agent_framework import AgentFrameworkInstrumentor
+from otel_agentmon.instrumentation.autogen import AutoGenInstrumentor
 from otel_agentmon.instrumentation.langgraph import LangGraphInstrumentor
 from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
@@ -21,6 +23,8 @@ INSTRUMENTORS = {
     "agentmon_openai_agents": OpenAIAgentsInstrumentor,
     "agentmon_pydantic_ai": PydanticAIInstrumentor,
     "agentmon_smolagents": SmolagentsInstrumentor,
+    "agentmon_autogen": AutoGenInstrumentor,
+    "agentmon_agent_framework": AgentFrameworkInstrumentor,
 }
 
 
@@ -40,7 +44,8 @@ def test_declared_framework_range_is_satisfied_by_the_installed_framework(cls: t
     assert get_dependency_conflicts(deps) is None
 
 
-BLOCKED = ("langchain_core", "langgraph", "agents", "pydantic_ai", "smolagents")
+BLOCKED = ("langchain_core", "langgraph", "agents", "pydantic_ai", "smolagents", "autogen_core", "autogen_agentchat",
+           "agent_framework")
 
 
 def test_package_and_instrumentors_work_without_any_framework_installed() -> None:
@@ -54,8 +59,10 @@ def test_package_and_instrumentors_work_without_any_framework_installed() -> Non
         from otel_agentmon.instrumentation.openai_agents import OpenAIAgentsInstrumentor
         from otel_agentmon.instrumentation.pydantic_ai import PydanticAIInstrumentor
         from otel_agentmon.instrumentation.smolagents import SmolagentsInstrumentor
+        from otel_agentmon.instrumentation.autogen import AutoGenInstrumentor
+        from otel_agentmon.instrumentation.agent_framework import AgentFrameworkInstrumentor
         for cls in (LangGraphInstrumentor, OpenAIAgentsInstrumentor, PydanticAIInstrumentor,
-                    SmolagentsInstrumentor):
+                    SmolagentsInstrumentor, AutoGenInstrumentor, AgentFrameworkInstrumentor):
             cls().instrument(skip_dep_check=True)   # what opentelemetry-instrument does
             cls().uninstrument()
             cls().instrument()
