@@ -1,0 +1,127 @@
+"""Spans of sync calls whose work finishes later: the call returns an awaitable, a future or a
+framework run handler (LlamaIndex's ``WorkflowHandler`` is an ``asyncio.Future``).
+
+The span then ends when that result completes, not when the call returns, and the result's
+error (or cancellation) marks it. What the caller gets back is unchanged:
+
+* an ``asyncio.Future`` (a ``Task``, a run handler) or a ``concurrent.futures.Future``: the same
+  object, with a done callback that ends the span. Reading the outcome never marks an asyncio
+  exception as retrieved, so "exception was never retrieved" is still logged where it was.
+* a coroutine: a coroutine that awaits it with the span current, then ends the span.
+* any other awaitable: a transparent proxy (every attribute and method is the result's own)
+  whose ``__await__`` ends the span.
+
+A coroutine or awaitable that is never awaited leaves its span unended, as the work never ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, Final, Protocol
+
+import wrapt
+
+from .._core.guard import report_internal_error
+
+#: ``settle`` returns this when the result completes with the call (the span ends now).
+NOW: Final = object()
+
+
+class _Ender(Protocol):
+    def end_detached(self, state: Any, exc: BaseException | None) -> None: ...
+
+
+def settle(result: Any, op: _Ender, state: Any, attach: Any, detach: Any) -> Any:
+    """What to return for ``result`` so ``op``'s span (``state``) ends when it completes; ``NOW``
+    when ``result`` is not pending work. ``attach``/``detach`` set the span's context current."""
+    if result is None or isinstance(result, (str, bytes, int, float, list, dict, tuple)):
+        return NOW  # the common case, decided without further checks
+    if isinstance(result, (asyncio.Future, concurrent.futures.Future)):
+        _when_done(result, op, state)
+        return result
+    if inspect.iscoroutine(result):
+        return _awaited(result, op, state, attach, detach)
+    if inspect.isawaitable(result):
+        return _AwaitedProxy(result, op, state, attach, detach)
+    return NOW
+
+
+def _outcome(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> BaseException | None:
+    if future.cancelled():
+        return asyncio.CancelledError() if isinstance(future, asyncio.Future) else concurrent.futures.CancelledError()
+    if isinstance(future, asyncio.Future):
+        # Not .exception(): that marks the exception retrieved and silences asyncio's
+        # "exception was never retrieved" report of a failure nobody looked at.
+        exc = getattr(future, "_exception", None)
+        return exc if isinstance(exc, BaseException) else None
+    return future.exception()
+
+
+def _when_done(future: asyncio.Future[Any] | concurrent.futures.Future[Any], op: _Ender, state: Any) -> None:
+    ended = [False]
+
+    def done(fut: Any) -> None:
+        if ended[0]:
+            return
+        ended[0] = True
+        try:
+            op.end_detached(state, _outcome(fut))
+        except Exception:  # noqa: BLE001
+            report_internal_error("span end (future)")
+
+    if future.done():
+        done(future)
+        return
+    try:
+        future.add_done_callback(done)
+    except Exception:  # noqa: BLE001 - e.g. the future's event loop is closed: end the span now
+        report_internal_error("future done callback")
+        done(future)
+
+
+async def _awaited(coro: Coroutine[Any, Any, Any], op: _Ender, state: Any, attach: Any, detach: Any) -> Any:
+    token = attach(state[1])
+    try:
+        value = await coro
+    except BaseException as exc:
+        detach(token)
+        op.end_detached(state, exc)
+        raise
+    detach(token)
+    op.end_detached(state, None)
+    return value
+
+
+class _AwaitedProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]  # any awaitable
+    """The result itself in every respect, except that awaiting it ends the span (once)."""
+
+    def __init__(self, wrapped: Awaitable[Any], op: _Ender, state: Any, attach: Any, detach: Any) -> None:
+        super().__init__(wrapped)
+        self._self_op = op
+        self._self_state = state
+        self._self_attach = attach
+        self._self_detach = detach
+        self._self_ended = False
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._self_ended:
+            return (yield from self.__wrapped__.__await__())
+        state = self._self_state
+        token = self._self_attach(state[1])
+        try:
+            value = yield from self.__wrapped__.__await__()
+        except BaseException as exc:
+            self._self_detach(token)
+            self._end(exc)
+            raise
+        self._self_detach(token)
+        self._end(None)
+        return value
+
+    def _end(self, exc: BaseException | None) -> None:
+        if not self._self_ended:
+            self._self_ended = True
+            self._self_op.end_detached(self._self_state, exc)
