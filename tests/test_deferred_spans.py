@@ -251,3 +251,39 @@ def test_an_unretrieved_future_failure_is_still_reported_by_asyncio(agentmon_cap
     asyncio.run(main())
     assert agentmon_capture.spans("invoke_agent Bot")
     assert any("never retrieved" in m for m in seen), seen
+
+
+class TaskHandler:
+    """Like LlamaIndex workflows' WorkflowHandler (2.x): an awaitable over its ``_result_task``."""
+
+    def __init__(self, task: asyncio.Task[str]) -> None:
+        self._result_task = task
+
+    def __await__(self) -> Generator[Any, None, str]:
+        return self._result_task.__await__()
+
+    async def stream_events(self) -> list[str]:
+        await asyncio.wait([self._result_task])
+        return ["stop"]
+
+
+def test_a_run_handler_only_streamed_not_awaited_still_ends_the_span(agentmon_capture: Capture) -> None:
+    class Runner:
+        def run(self) -> TaskHandler:
+            return TaskHandler(asyncio.get_running_loop().create_task(asyncio.sleep(0.1, "ok")))
+
+    agentmon.instrument(Runner, invoke=["run"])
+    try:
+        async def main() -> tuple[TaskHandler, list[str]]:
+            handler = Runner().run()
+            events = await handler.stream_events()
+            await asyncio.sleep(0)  # the done callback runs on the next loop turn
+            return handler, events
+
+        handler, events = asyncio.run(main())
+    finally:
+        agentmon.uninstrument(Runner)
+    assert type(handler) is TaskHandler and events == ["stop"], "the same object comes back"
+    (span,) = agentmon_capture.spans("invoke_agent Runner")
+    assert span.end_time is not None and span.start_time is not None
+    assert span.end_time - span.start_time >= 50_000_000

@@ -1,5 +1,5 @@
 """Spans of sync calls whose work finishes later: the call returns an awaitable, a future or a
-framework run handler (LlamaIndex's ``WorkflowHandler`` is an ``asyncio.Future``).
+framework run handler (LlamaIndex's ``WorkflowHandler``).
 
 The span then ends when that result completes, not when the call returns, and the result's
 error (or cancellation) marks it. What the caller gets back is unchanged:
@@ -8,6 +8,8 @@ error (or cancellation) marks it. What the caller gets back is unchanged:
   object, with a done callback that ends the span. Reading the outcome never marks an asyncio
   exception as retrieved, so "exception was never retrieved" is still logged where it was.
 * a coroutine: a coroutine that awaits it with the span current, then ends the span.
+* a run handler over a future we know of (LlamaIndex's ``WorkflowHandler``): the same object,
+  the span ended by that future's done callback;
 * any other awaitable: a transparent proxy (every attribute and method is the result's own)
   whose ``__await__`` ends the span.
 
@@ -28,6 +30,7 @@ from .._core.guard import report_internal_error
 
 #: ``settle`` returns this when the result completes with the call (the span ends now).
 NOW: Final = object()
+_RESULT_TASK: Final = "_result_task"
 
 
 class _Ender(Protocol):
@@ -42,11 +45,25 @@ def settle(result: Any, op: _Ender, state: Any, attach: Any, detach: Any) -> Any
     if isinstance(result, (asyncio.Future, concurrent.futures.Future)):
         _when_done(result, op, state)
         return result
+    inner = _inner_future(result)
+    if inner is not None:
+        _when_done(inner, op, state)
+        return result
     if inspect.iscoroutine(result):
         return _awaited(result, op, state, attach, detach)
     if inspect.isawaitable(result):
         return _AwaitedProxy(result, op, state, attach, detach)
     return NOW
+
+
+def _inner_future(result: Any) -> asyncio.Future[Any] | None:
+    """The future a run handler completes with, where we know where it keeps it: LlamaIndex
+    workflows >= 2 (``WorkflowHandler``, an awaitable over its ``_result_task``). Hooking the
+    future, not ``__await__``, ends the span also for a caller who only streams the events."""
+    if not inspect.isawaitable(result):
+        return None
+    task = getattr(result, _RESULT_TASK, None)
+    return task if isinstance(task, asyncio.Future) else None
 
 
 def _outcome(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> BaseException | None:
