@@ -23,6 +23,7 @@ CASES = {
     "openai_agents": ("openai-agents-example", "chat", "invoke_workflow weather-run", False),
     "pydantic_ai": ("pydantic-ai-example", "chat scripted", "invoke_agent weather", True),
     "smolagents": ("smolagents-example", "chat scripted", "invoke_agent weather", True),
+    "llama_index": ("llama-index-example", "chat scripted", "invoke_agent weather", True),
 }
 
 
