@@ -218,3 +218,44 @@ def test_uninstrument_puts_the_event_bus_back(agentmon_capture: Capture) -> None
     weather_crew().kickoff()
     assert ours(agentmon_capture, "crewai") == []
     assert [s.name for s in agentmon_capture.spans()] == ["execute_tool weather-api"], "only the user's own span"
+
+
+def test_crewai_native_openai_provider_over_the_sdk_gives_one_chat_span_per_request(
+        agentmon_capture: Capture, crewai: CrewAIInstrumentor) -> None:
+    """CrewAI's own OpenAI provider, its real OpenAI client over an in-process httpx transport
+    answering like the Chat Completions API (native function calling this time)."""
+    import httpx
+    from crewai import LLM
+    from openai import OpenAI
+
+    requests: list[bool] = []  # per HTTP request: did the client layer see an inference span above it?
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(inside_inference())
+        if len(requests) == 1:
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
+            usage, reason = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}, "tool_calls"
+        else:
+            message = {"role": "assistant", "content": "It is sunny in Paris."}
+            usage, reason = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}, "stop"
+        return httpx.Response(200, json={"id": f"cc-{len(requests)}", "object": "chat.completion", "created": 0,
+                                         "model": "gpt-4o-mini", "usage": usage,
+                                         "choices": [{"index": 0, "message": message, "finish_reason": reason}]})
+
+    llm = LLM(model="openai/gpt-4o-mini", api_key="offline", base_url="http://stub.invalid/v1")
+    client: Any = OpenAI  # CrewAI's venv has openai 2 on httpx; mypy's has openai 3 on httpx2
+    llm._client = client(api_key="offline", base_url="http://stub.invalid/v1",  # the provider's SDK client, offline
+                         http_client=httpx.Client(transport=httpx.MockTransport(answer)))
+    agent = Agent(role="weather", goal="Report the weather", backstory="Knows weather.", llm=llm,
+                  tools=[get_weather], verbose=False, allow_delegation=False, max_iter=3)
+    task = Task(description="What is the weather in Paris?", expected_output="One sentence.", agent=agent)
+    assert Crew(agents=[agent], tasks=[task], name="weather-crew").kickoff().raw == "It is sunny in Paris."
+    assert requests == [True, True], "each request runs under our chat span: an OpenAI instrumentation stands down"
+    agent_span = agentmon_capture.span("invoke_agent weather")
+    assert_agent_children(agentmon_capture, agent_span, tools=1, chats=2)
+    chats = agentmon_capture.spans("chat gpt-4o-mini")
+    assert [(span_attrs(c)[sc.GEN_AI_PROVIDER_NAME], span_attrs(c)[sc.GEN_AI_USAGE_INPUT_TOKENS],
+             span_attrs(c)[sc.GEN_AI_USAGE_OUTPUT_TOKENS], span_attrs(c)[sc.GEN_AI_RESPONSE_ID]) for c in chats] == [
+        ("openai", 10, 5, "cc-1"), ("openai", 20, 7, "cc-2")]
