@@ -21,8 +21,10 @@ Spans:
   OpenAI or Anthropic SDK's) stands down for these calls: one inference span per call.
 
 **Coexistence.** Next to OpenInference's or OpenLLMetry's LlamaIndex instrumentation (a span
-handler of theirs on the root dispatcher) ours adds no model-call spans and logs one warning;
-their spans feed our metrics and health through the dialect mapping. ``uninstrument()`` removes
+handler of theirs on the root dispatcher) ours adds no model-call spans (checked per call) and
+logs one warning; when theirs is on before ``instrument()``, the official instrumentation is not
+turned on either (theirs spans agents and tools already). Their spans feed our metrics and health
+through the dialect mapping. ``uninstrument()`` removes
 our handlers, and turns the official instrumentation off again only if ``instrument()`` turned
 it on.
 """
@@ -63,7 +65,10 @@ class LlamaIndexInstrumentor(FrameworkInstrumentor):
         from ._llama_index_llm import LLMSpans
 
         llm = LLMSpans(tracer, _peer, self.stand_down)
-        official = _official_on(kwargs)
+        peer = _peer()
+        if peer is not None:  # it spans agents and tools too: the official one would be a second tree
+            self.stand_down(peer)
+        official = _official_on(kwargs) if peer is None else None
         try:
             llm.install()
         except BaseException:

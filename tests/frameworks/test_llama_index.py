@@ -230,3 +230,45 @@ def test_instrument_on_run_times_the_whole_run_not_the_call_that_starts_it(agent
     span = agentmon_capture.span("invoke_agent weather")
     assert span.end_time is not None and span.start_time is not None
     assert span.end_time - span.start_time >= 400_000_000, "two 0.2 s model calls happen inside the span"
+
+
+def test_next_to_another_llama_index_instrumentation_our_model_call_spans_stand_down(
+        agentmon_capture: Capture, li: LlamaIndexInstrumentor, caplog: pytest.LogCaptureFixture,
+        fresh_log_limiter: None) -> None:
+    from llama_index_instrumentation.span_handlers import SimpleSpanHandler
+
+    # A stand-in for OpenInference's handler, which also spans model calls: what we look at is
+    # only where its class comes from.
+    peer_cls = type("OpenInferenceSpanHandler", (SimpleSpanHandler,),
+                    {"__module__": "openinference.instrumentation.llama_index._handler"})
+    peer = peer_cls()
+    root = get_dispatcher()
+    root.add_span_handler(peer)
+    try:
+        run(weather_agent())
+    finally:
+        root.span_handlers.remove(peer)
+    assert agentmon_capture.spans("chat scripted") == []
+    assert agentmon_capture.spans("invoke_agent weather"), "the official agent spans stay"
+    assert any("already traces llama_index" in r.getMessage() for r in caplog.records)
+    agentmon_capture.clear()
+    run(weather_agent())
+    assert len(agentmon_capture.spans("chat scripted")) == 2, "ours again once the other one is gone"
+
+
+def test_another_instrumentation_on_before_ours_keeps_the_official_one_off(
+        agentmon_capture: Capture, fresh_log_limiter: None) -> None:
+    from llama_index_instrumentation.span_handlers import SimpleSpanHandler
+
+    peer = type("OpenInferenceSpanHandler", (SimpleSpanHandler,),
+                {"__module__": "openinference.instrumentation.llama_index._handler"})()
+    root = get_dispatcher()
+    root.add_span_handler(peer)
+    inst = LlamaIndexInstrumentor()
+    try:
+        inst.instrument(tracer_provider=agentmon_capture.monitor.tracer_provider)
+        run(weather_agent())
+    finally:
+        inst.uninstrument()
+        root.span_handlers.remove(peer)
+    assert agentmon_capture.spans() == [], "no second agent tree next to theirs"
