@@ -104,7 +104,7 @@ def main() -> None:
     switches = _switches(args.framework, cap.monitor.tracer_provider)
     times: dict[str, list[float]] = {name: [] for name in switches}
     cpu: dict[str, list[float]] = {name: [] for name in switches}
-    for name, (on, off) in switches.items():  # warm-up: imports, caches, first-use files
+    for on, off in switches.values():  # warm-up: imports, caches, first-use files
         on()
         run()
         off()
