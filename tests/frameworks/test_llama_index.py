@@ -6,8 +6,12 @@ inference span per call, ``instrument()`` on ``run()``, and exact removal."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +36,9 @@ from otel_agentmon._spans.inference_scope import inside_inference
 from otel_agentmon.instrumentation.llama_index import LlamaIndexInstrumentor
 from otel_agentmon.testing import Capture
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum
+from tests.support.receiver import OTLPReceiver
 from tests.support.spans import span_attrs
+from tests.test_examples import ROOT
 
 OFFICIAL = "opentelemetry.instrumentation.genai.llama_index"
 # llama-index-workflows lists a step's members with inspect.getmembers, which touches pydantic's
@@ -272,3 +278,40 @@ def test_another_instrumentation_on_before_ours_keeps_the_official_one_off(
         inst.uninstrument()
         root.span_handlers.remove(peer)
     assert agentmon_capture.spans() == [], "no second agent tree next to theirs"
+
+
+ZERO_CODE_APP = """
+import asyncio, importlib.util, sys
+spec = importlib.util.spec_from_file_location("fw_example", sys.argv[1])
+mod = sys.modules["fw_example"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+agent = mod.FunctionAgent(name="weather", tools=[mod.get_weather], llm=mod.ScriptedLLM())
+print("answer:", asyncio.run(mod.ask(agent)))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(90)
+def test_unmodified_program_under_opentelemetry_instrument_gets_the_full_tree(tmp_path: Path) -> None:
+    """Both entry points load (the official ``llama_index`` and ours): one tree, each span once."""
+    bindir = Path(sys.executable).parent
+    app = tmp_path / "app.py"
+    app.write_text(ZERO_CODE_APP)
+    with OTLPReceiver() as rx:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
+        env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                   OTEL_SERVICE_NAME="zero-code-llama", OTEL_PYTHON_DISTRO="agentmon",
+                   OTEL_PYTHON_CONFIGURATOR="agentmon")
+        done = subprocess.run([str(bindir / "opentelemetry-instrument"), sys.executable, str(app),
+                               str(ROOT / "examples" / "frameworks" / "llama_index.py")],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=80, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "answer: It is sunny in Paris." in done.stdout
+        assert "Attempting to instrument while already instrumented" not in done.stderr
+        assert rx.wait_for(lambda: "gen_ai.execute_tool.duration" in rx.metric_names(), 10)
+        spans = rx.spans()
+    assert sorted((s.scope_name, s.name) for s in spans) == [
+        (OFFICIAL, "execute_tool get_weather"), (OFFICIAL, "invoke_agent weather"),
+        ("otel_agentmon.instrumentation.llama_index", "chat scripted"),
+        ("otel_agentmon.instrumentation.llama_index", "chat scripted")]
+    assert len({s.trace_id for s in spans}) == 1
