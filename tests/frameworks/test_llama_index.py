@@ -57,6 +57,7 @@ class ScriptedLLM(MockFunctionCallingLLM):
 
     delay: float = 0.0
     fail: bool = False
+    fail_in_stream: bool = False
     city: str = "Paris"
     seen_inside: list[bool] = Field(default_factory=list)
 
@@ -90,6 +91,8 @@ class ScriptedLLM(MockFunctionCallingLLM):
         reply = self._reply(messages)
 
         async def stream() -> Any:
+            if self.fail_in_stream:
+                raise ModelDown("model unavailable")
             yield reply
 
         return stream()
@@ -187,15 +190,18 @@ def test_the_agent_span_starts_when_the_run_starts(agentmon_capture: Capture, li
     assert metric_sum(agentmon_capture, sc.M_TASKS_IN_FLIGHT, **{sc.GEN_AI_AGENT_NAME: "weather"}) == 0
 
 
+@pytest.mark.parametrize("where", ["call", "stream", "no-stream"])
 def test_a_failing_model_call_and_a_failing_tool_are_marked_with_their_class(
-        agentmon_capture: Capture, li: LlamaIndexInstrumentor) -> None:
-    with pytest.raises(Exception) as raised:  # LlamaIndex may wrap it: the message is checked below
-        run(weather_agent(fail=True))
-    assert "model unavailable" in str(raised.value)
+        agentmon_capture: Capture, li: LlamaIndexInstrumentor, where: str) -> None:
+    agent = weather_agent(fail=where != "stream", fail_in_stream=where == "stream")
+    agent.streaming = where != "no-stream"
+    with pytest.raises(ModelDown, match="model unavailable"):  # the user's exception, unchanged
+        run(agent)
     (chat,) = agentmon_capture.spans("chat scripted")
     assert span_attrs(chat)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
     agent = agentmon_capture.span("invoke_agent weather")
-    assert sc.ERROR_TYPE in span_attrs(agent)
+    assert span_attrs(agent)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
+    assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "error"}) == 1
 
     agentmon_capture.clear()
     run(weather_agent(city="Atlantis"))  # the tool's error goes back to the model, which answers
