@@ -199,8 +199,8 @@ def test_a_failing_model_call_and_a_failing_tool_are_marked_with_their_class(
         run(agent)
     (chat,) = agentmon_capture.spans("chat scripted")
     assert span_attrs(chat)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
-    agent = agentmon_capture.span("invoke_agent weather")
-    assert span_attrs(agent)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
+    agent_span = agentmon_capture.span("invoke_agent weather")
+    assert span_attrs(agent_span)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
     assert metric_sum(agentmon_capture, sc.M_TASKS_COMPLETED, **{sc.AGENTMON_TASK_OUTCOME: "error"}) == 1
 
     agentmon_capture.clear()
