@@ -60,6 +60,7 @@ class ScriptedLLM(MockFunctionCallingLLM):
     fail_in_stream: bool = False
     city: str = "Paris"
     seen_inside: list[bool] = Field(default_factory=list)
+    on_call: Any = None  # called at each model call, inside the run
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -67,6 +68,8 @@ class ScriptedLLM(MockFunctionCallingLLM):
 
     def _reply(self, messages: Sequence[ChatMessage]) -> ChatResponse:
         self.seen_inside.append(inside_inference())  # what an LLM-client instrumentation underneath asks
+        if self.on_call is not None:
+            self.on_call()
         if self.fail:
             raise ModelDown("model unavailable")
         if any(m.role == MessageRole.TOOL for m in messages):
@@ -178,15 +181,12 @@ def test_an_agent_workflow_is_the_workflow_span_above_its_agent(
 
 def test_the_agent_span_starts_when_the_run_starts(agentmon_capture: Capture, li: LlamaIndexInstrumentor) -> None:
     seen: list[float] = []
-
-    async def main() -> None:
-        handler = weather_agent(delay=0.3).run(user_msg="weather?")
-        await asyncio.sleep(0.1)
-        seen.append(metric_sum(agentmon_capture, sc.M_TASKS_IN_FLIGHT, **{sc.GEN_AI_AGENT_NAME: "weather"}))
-        await handler
-
-    asyncio.run(main())
-    assert seen == [1], "the run is in flight while its first model call is still going"
+    agent = weather_agent()
+    assert isinstance(agent.llm, ScriptedLLM)
+    agent.llm.on_call = lambda: seen.append(
+        metric_sum(agentmon_capture, sc.M_TASKS_IN_FLIGHT, **{sc.GEN_AI_AGENT_NAME: "weather"}))
+    run(agent)
+    assert seen == [1, 1], "the run is in flight while its model calls are going on"
     assert metric_sum(agentmon_capture, sc.M_TASKS_IN_FLIGHT, **{sc.GEN_AI_AGENT_NAME: "weather"}) == 0
 
 
