@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 from collections.abc import Awaitable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any, Final, Protocol
 
 import wrapt
@@ -30,6 +30,10 @@ from .._core.guard import report_internal_error
 
 #: ``settle`` returns this when the result completes with the call (the span ends now).
 NOW: Final = object()
+_PLAIN, _FUTURE, _COROUTINE, _AWAITABLE = range(4)
+#: Result type -> what it is (one of the four above); bounded, as types can be made at run time.
+_KINDS: dict[type, int] = {type(None): _PLAIN, int: _PLAIN, str: _PLAIN}
+_MAX_KINDS: Final = 4096
 _RESULT_TASK: Final = "_result_task"
 
 
@@ -39,29 +43,42 @@ class _Ender(Protocol):
 
 def settle(result: Any, op: _Ender, state: Any, attach: Any, detach: Any) -> Any:
     """What to return for ``result`` so ``op``'s span (``state``) ends when it completes; ``NOW``
-    when ``result`` is not pending work. ``attach``/``detach`` set the span's context current."""
-    if result is None or isinstance(result, (str, bytes, int, float, list, dict, tuple)):
-        return NOW  # the common case, decided without further checks
-    if isinstance(result, (asyncio.Future, concurrent.futures.Future)):
+    when ``result`` is not pending work. ``attach``/``detach`` set the span's context current.
+
+    Runs after every wrapped sync call, so what a result is is decided by its type, once per
+    type (a bounded cache): a plain result costs one dict lookup."""
+    cls = type(result)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _kind(cls)
+        if len(_KINDS) < _MAX_KINDS:
+            _KINDS[cls] = kind
+    if kind == _PLAIN:
+        return NOW
+    if kind == _FUTURE:
         _when_done(result, op, state)
         return result
+    if kind == _COROUTINE:
+        return _awaited(result, op, state, attach, detach)
     inner = _inner_future(result)
     if inner is not None:
         _when_done(inner, op, state)
         return result
-    if inspect.iscoroutine(result):
-        return _awaited(result, op, state, attach, detach)
-    if inspect.isawaitable(result):
-        return _AwaitedProxy(result, op, state, attach, detach)
-    return NOW
+    return _AwaitedProxy(result, op, state, attach, detach)
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, (asyncio.Future, concurrent.futures.Future)):
+        return _FUTURE
+    if issubclass(cls, CoroutineType):
+        return _COROUTINE
+    return _AWAITABLE if getattr(cls, "__await__", None) is not None else _PLAIN
 
 
 def _inner_future(result: Any) -> asyncio.Future[Any] | None:
     """The future a run handler completes with, where we know where it keeps it: LlamaIndex
     workflows >= 2 (``WorkflowHandler``, an awaitable over its ``_result_task``). Hooking the
     future, not ``__await__``, ends the span also for a caller who only streams the events."""
-    if not inspect.isawaitable(result):
-        return None
     task = getattr(result, _RESULT_TASK, None)
     return task if isinstance(task, asyncio.Future) else None
 
