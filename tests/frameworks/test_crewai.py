@@ -12,9 +12,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,7 +52,9 @@ from otel_agentmon._spans.inference_scope import inside_inference  # noqa: E402
 from otel_agentmon.instrumentation.crewai import CrewAIInstrumentor  # noqa: E402
 from otel_agentmon.testing import Capture  # noqa: E402
 from tests.frameworks.helpers import assert_agent_children, histogram_count, metric_sum, ours  # noqa: E402
+from tests.support.receiver import OTLPReceiver  # noqa: E402
 from tests.support.spans import span_attrs  # noqa: E402
+from tests.test_examples import ROOT  # noqa: E402
 
 # CrewAI's own deprecation warnings are not ours to fail on.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -259,3 +264,40 @@ def test_crewai_native_openai_provider_over_the_sdk_gives_one_chat_span_per_requ
     assert [(span_attrs(c)[sc.GEN_AI_PROVIDER_NAME], span_attrs(c)[sc.GEN_AI_USAGE_INPUT_TOKENS],
              span_attrs(c)[sc.GEN_AI_USAGE_OUTPUT_TOKENS], span_attrs(c)[sc.GEN_AI_RESPONSE_ID]) for c in chats] == [
         ("openai", 10, 5, "cc-1"), ("openai", 20, 7, "cc-2")]
+
+
+ZERO_CODE_APP = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("fw_example", sys.argv[1])
+mod = sys.modules["fw_example"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+agent = mod.Agent(role="weather", goal="Report the weather", backstory="Knows the weather.",
+                  llm=mod.ScriptedLLM(model="scripted", provider="scripted"), tools=[mod.get_weather],
+                  verbose=False, allow_delegation=False, max_iter=3)
+task = mod.Task(description="What is the weather in Paris?", expected_output="One sentence.", agent=agent)
+print("answer:", mod.Crew(agents=[agent], tasks=[task], verbose=False, name="weather-crew").kickoff().raw)
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)
+def test_unmodified_program_under_opentelemetry_instrument(tmp_path: Path) -> None:
+    bindir = Path(sys.executable).parent
+    app = tmp_path / "app.py"
+    app.write_text(ZERO_CODE_APP)
+    with OTLPReceiver() as rx:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
+        env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                   OTEL_SERVICE_NAME="zero-code-crewai", OTEL_PYTHON_DISTRO="agentmon",
+                   OTEL_PYTHON_CONFIGURATOR="agentmon")
+        done = subprocess.run([str(bindir / "opentelemetry-instrument"), sys.executable, str(app),
+                               str(ROOT / "examples" / "frameworks" / "crewai.py")],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=110, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "answer: It is sunny in Paris." in done.stdout
+        assert rx.wait_for(lambda: "gen_ai.execute_tool.duration" in rx.metric_names(), 10)
+        spans = rx.spans()
+    assert sorted(s.name for s in spans) == ["chat scripted", "chat scripted", "execute_tool get_weather",
+                                             "invoke_agent weather", "invoke_workflow weather-crew"]
+    assert {s.scope_name for s in spans} == {"otel_agentmon.instrumentation.crewai"}
+    assert len({s.trace_id for s in spans}) == 1
