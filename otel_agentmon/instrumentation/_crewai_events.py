@@ -40,7 +40,7 @@ from .._core.guard import report_internal_error
 from .._names import semconv as sc
 from .._spans.llm import record_llm_messages, record_llm_usage
 from .._spans.sanitize import clean_name, to_json
-from ._base import SpanTable, content_on_spans, mark_error
+from ._base import MAX_OPEN, SpanTable, content_on_spans, mark_error
 
 #: CrewAI's ``LLM.provider`` -> gen_ai.provider.name (others are passed on as CrewAI names them).
 _PROVIDERS: Final = {"gemini": "gcp.gemini", "google": "gcp.gemini", "vertex_ai": "gcp.vertex_ai",
@@ -82,6 +82,11 @@ class Listener:
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.table = SpanTable(tracer)
+        # Which crew or agent each open tool/LLM call belongs to, so that one ending ends those it
+        # left open (see _close_inner): event id -> parent event id, owner -> its open calls.
+        self._up: dict[str, str | None] = {}
+        self._owners: set[str] = set()
+        self._inner: dict[str, list[str]] = {}
         self._original: Callable[..., Any] | None = None
         self._hook: Callable[..., Any] | None = None
         self._on: dict[type, Callable[[Any, Any], None]] = {
@@ -136,8 +141,9 @@ class Listener:
         kind = getattr(event, "type", None)
         if kind in _ALIASED:
             self.table.alias(event.event_id, event.parent_event_id)
+            self._remember(event.event_id, event.parent_event_id)
         elif kind in _ALIAS_ENDS:
-            self.table.end(getattr(event, "started_event_id", None))
+            self._end(getattr(event, "started_event_id", None))
 
     # --- starts -------------------------------------------------------------------------------
     def _crew_started(self, source: Any, event: CrewKickoffStartedEvent) -> None:
@@ -145,6 +151,7 @@ class Listener:
         self.table.start(event.event_id, event.parent_event_id, f"{sc.OP_INVOKE_WORKFLOW} {name}",
                          SpanKind.INTERNAL, {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_WORKFLOW,
                                              sc.GEN_AI_WORKFLOW_NAME: name})
+        self._mark(event.event_id)
 
     def _agent_started(self, source: Any, event: AgentExecutionStartedEvent) -> None:
         agent = event.agent
@@ -168,6 +175,28 @@ class Listener:
             attrs[sc.AGENTMON_TASK_ID] = str(task_id)
         self.table.start(event.event_id, event.parent_event_id, f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL,
                          attrs, agent=name)
+        self._mark(event.event_id)
+
+    def _mark(self, key: str) -> None:
+        self._remember(key, None)
+        self._owners.add(key)
+
+    def _remember(self, key: str, parent: str | None) -> None:
+        if len(self._up) >= 4 * MAX_OPEN:  # runs that never ended: forget them (the span table does too)
+            self._up.clear()
+            self._owners.clear()
+            self._inner.clear()
+        self._up[key] = parent
+
+    def _add_inner(self, key: str, parent: str | None) -> None:
+        self._remember(key, parent)
+        owner = parent
+        for _ in range(64):  # up through tasks and other steps we show no span for
+            if owner is None or owner in self._owners:
+                break
+            owner = self._up.get(owner)
+        if owner is not None and owner in self._owners:
+            self._inner.setdefault(owner, []).append(key)
 
     def _tool_started(self, source: Any, event: ToolUsageStartedEvent) -> None:
         name = clean_name(event.tool_name or "tool")
@@ -178,6 +207,7 @@ class Listener:
         entry = self.table.start(event.event_id, event.parent_event_id, f"{sc.OP_EXECUTE_TOOL} {name}",
                                  SpanKind.INTERNAL, attrs)
         SpanTable.make_current(entry)
+        self._add_inner(event.event_id, event.parent_event_id)
 
     def _llm_started(self, source: Any, event: LLMCallStartedEvent) -> None:
         model = clean_name(event.model or getattr(source, "model", None) or "llm")
@@ -189,16 +219,33 @@ class Listener:
                                  attrs)
         record_llm_messages(input=event.messages, span=entry.span)
         SpanTable.make_current(entry)
+        self._add_inner(event.event_id, event.parent_event_id)
 
     # --- ends ---------------------------------------------------------------------------------
+    def _end(self, key: str | None, error: BaseException | None = None) -> None:
+        if key is None:
+            return
+        self._up.pop(key, None)
+        if key in self._owners:
+            self._owners.discard(key)
+            self._close_inner(key, error)
+        self.table.end(key, error=error)
+
+    def _close_inner(self, key: str, error: BaseException | None) -> None:
+        """A crew or agent ends: end the tool and LLM calls it left open (a custom LLM that raised
+        without reporting the failure), failed by what failed it, so no span stays open or current."""
+        for inner in reversed(self._inner.pop(key, [])):
+            if self.table.get(inner) is not None:
+                self.table.end(inner, error=error)
+
     def _ended(self, source: Any, event: Any) -> None:
-        self.table.end(event.started_event_id)
+        self._end(event.started_event_id)
 
     def _tool_finished(self, source: Any, event: ToolUsageFinishedEvent) -> None:
         entry = self.table.get(event.started_event_id)
         if entry is not None and content_on_spans():
             entry.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, to_json(event.output))
-        self.table.end(event.started_event_id)
+        self._end(event.started_event_id)
 
     def _llm_completed(self, source: Any, event: LLMCallCompletedEvent) -> None:
         entry = self.table.get(event.started_event_id)
@@ -208,7 +255,7 @@ class Listener:
                              response_id=event.response_id,
                              finish_reasons=[event.finish_reason] if event.finish_reason else None, span=entry.span)
             record_llm_messages(output=[{"role": "assistant", "content": event.response}], span=entry.span)
-        self.table.end(event.started_event_id)
+        self._end(event.started_event_id)
 
     def _failed(self, source: Any, event: Any) -> None:
         key = event.started_event_id
@@ -217,9 +264,6 @@ class Listener:
             return
         given = getattr(event, "error", None)  # a tool error event carries the exception itself
         error = given if isinstance(given, BaseException) else _handled_error()
-        if error is not None:
-            self.table.end(key, error=error)
-            return
-        message = getattr(event, "error", None)
-        mark_error(entry.span, _OTHER, str(message) if message is not None else None)
-        self.table.end(key)
+        if error is None:
+            mark_error(entry.span, _OTHER, str(given) if given is not None else None)
+        self._end(key, error)

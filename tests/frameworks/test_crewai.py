@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 if importlib.util.find_spec("crewai") is None:
     if os.environ.get("AGENTMON_REQUIRE_CREWAI") == "1":
@@ -78,6 +79,7 @@ class ScriptedLLM(BaseLLM):  # type: ignore[misc]  # crewai is not installed whe
     calls: int = 0
     city: str = "Paris"
     fail: bool = False
+    fail_silently: bool = False  # raise without emitting the failure event (a careless custom LLM)
     seen: list[tuple[bool, float]] = []  # noqa: RUF012  # pydantic copies the default per instance
 
     def call(self, messages: Any, tools: Any = None, callbacks: Any = None, available_functions: Any = None,
@@ -87,6 +89,8 @@ class ScriptedLLM(BaseLLM):  # type: ignore[misc]  # crewai is not installed whe
                                           available_functions=available_functions, from_task=from_task,
                                           from_agent=from_agent)
             self.seen.append((inside_inference(), 0.0))
+            if self.fail_silently:
+                raise ModelDown("model unavailable")
             try:
                 if self.fail:
                     raise ModelDown("model unavailable")
@@ -211,6 +215,18 @@ def test_failures_are_marked_with_the_exception_class(agentmon_capture: Capture,
     weather_crew(city="Atlantis").kickoff()  # CrewAI retries the tool, then hands its error to the model
     attempts = agentmon_capture.spans("execute_tool get_weather")
     assert attempts and all(span_attrs(t)[sc.ERROR_TYPE] == f"{__name__}.ToolBroke" for t in attempts)
+
+
+def test_an_llm_that_raises_without_reporting_it_leaves_nothing_open_or_current(
+        agentmon_capture: Capture, crewai: CrewAIInstrumentor) -> None:
+    with pytest.raises(ModelDown):
+        weather_crew(fail_silently=True).kickoff()
+    chat = agentmon_capture.span("chat scripted")  # ended with its agent, failed by what failed the agent
+    assert span_attrs(chat)[sc.ERROR_TYPE] == f"{__name__}.ModelDown"
+    assert not trace.get_current_span().is_recording(), "no span of ours left current"
+    agentmon_capture.clear()
+    weather_crew().kickoff()
+    assert agentmon_capture.span("invoke_workflow weather-crew").parent is None, "the next run is a root again"
 
 
 def test_uninstrument_puts_the_event_bus_back(agentmon_capture: Capture) -> None:
