@@ -9,7 +9,9 @@ token metrics and agentmon's task metrics.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -23,11 +25,11 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 _SCRATCH = tempfile.mkdtemp(prefix="crewai-example-")
+atexit.register(shutil.rmtree, _SCRATCH, True)
 for _var in ("HOME", "CREWAI_STORAGE_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
     os.environ[_var] = os.path.join(_SCRATCH, _var.lower())
     os.makedirs(os.environ[_var], exist_ok=True)
 
-import shutil  # noqa: E402
 from typing import Any  # noqa: E402
 
 from crewai import Agent, Crew, Task  # noqa: E402
@@ -78,10 +80,7 @@ def main() -> None:
                   allow_delegation=False, max_iter=3)
     task = Task(description="What is the weather in Paris?", expected_output="One sentence.", agent=agent)
     crew = Crew(agents=[agent], tasks=[task], verbose=False, name="weather-crew")
-    try:
-        answer = crew.kickoff().raw
-    finally:
-        shutil.rmtree(_SCRATCH, ignore_errors=True)
+    answer = crew.kickoff().raw
     monitor.shutdown()
     stats = monitor.stats()
     print(f"answer: {answer}")
