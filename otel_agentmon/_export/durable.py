@@ -57,6 +57,7 @@ class SpoolShare:
     def __init__(self, signal: str, spool: SpoolDir, client: Any, probe: ResponseProbe | None, *,
                  timeout_s: float, any_endpoint: bool) -> None:
         self.signal = signal
+        self.passive = signal == "metrics"  # re-sent by the other signals' workers (and after an export)
         self.spool = spool
         self.endpoint: str = client_endpoint(client)
         self._client = client
@@ -225,7 +226,15 @@ class DurableSend(Generic[T]):
 
     def replay(self, budget_s: float, max_files: int | None = None) -> tuple[int, dict[str, int], bool]:
         try:
-            return self.share.replay(budget_s, max_files)
+            exported, dropped, more = self.share.replay(budget_s, max_files)
+            if not more and not self.share.open:
+                # Metric requests have no worker of their own: with this signal's backlog gone and
+                # the Collector answering, send theirs too (a run that records no metric would
+                # otherwise never re-send the previous run's last export).
+                for other in list(self.share.spool.shares):
+                    if other.passive and not other.open:
+                        other.replay(budget_s, max_files)
+            return exported, dropped, more
         except Exception:  # noqa: BLE001 - the spool must never stop the worker
             report_internal_error("spool replay")
             return 0, {}, False

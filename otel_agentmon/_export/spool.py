@@ -166,7 +166,7 @@ class SpoolDir:
                 pass
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            return cls._refuse(path, "cannot be created or opened" if exc.errno != errno.ELOOP else "is a symlink", exc)
+            return cls._refuse(path, "is a symlink" if path.is_symlink() else "cannot be created or opened", exc)
         try:
             st = os.fstat(fd)
             if st.st_uid != os.geteuid():

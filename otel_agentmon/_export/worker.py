@@ -301,7 +301,8 @@ class BatchWorker(Generic[T]):
                 progress = now_progress
         if self._spool is not None and self._queue:
             self._spool_rest(deadline)
-        clean = self._idle()
+        # Spooled is kept, not delivered: shutdown says so (and the metric export is not waited for).
+        clean = self._idle() and not (self._spool is not None and self._failing)
         self._exporter_closed = True
         try:
             self._close_exporter()  # interrupts retry backoff in the OTLP exporters

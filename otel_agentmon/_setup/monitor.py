@@ -319,7 +319,8 @@ class Monitor:
             # Abandon the metric export in flight only on evidence that the endpoint is failing (the
             # last metric export failed, or the spans and logs could not get out); a slow but healthy
             # one is waited for within the deadline, so the final export (the stopped states) is sent.
-            if me is not None and (me.failing or (me.exporting and not ok)):
+            # With a spool, spans that could not get out are that evidence too: the final export is kept.
+            if me is not None and (me.failing or ((me.exporting or me.spool is not None) and not ok)):
                 me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
                 try:
