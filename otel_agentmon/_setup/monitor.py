@@ -111,6 +111,7 @@ class Monitor:
             old_exporter, old_provider = self._pipes.metric_exporter, self._pipes.meter_provider
             meter: metrics.Meter | None = None  # a new one when the child gets its own metric state
             if self._pipes.owns_meter_provider and old_exporter is not None:
+                old_exporter.spool = None  # the inherited final export holds the parent's series: not ours to keep
                 old_exporter.close()
                 self._pipes.metric_exporter = None
                 self._resource = build_resource(self.settings)  # this process's service.instance.id
