@@ -98,7 +98,7 @@ def child(endpoint: str, spool_dir: str, rate: float, duration: float, options: 
 
 
 def result(proc: subprocess.Popen[str], timeout: float = 600) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=timeout)
+    out, err = proc.communicate(input="" if proc.stdin is not None else None, timeout=timeout)  # closing stdin stops it
     if proc.returncode != 0:
         raise RuntimeError(err)
     return dict(json.loads(out.strip().splitlines()[-1]))
@@ -123,7 +123,7 @@ def bar(spool_on: bool) -> dict[str, Any]:
         duplicates = len(rx.spans()) - received
         rx.stop()
     run.pop("times")
-    return {"spool": spool_on, "created": run["started"], "received": received, "duplicates": duplicates,
+    return {"spool_on": spool_on, "created": run["started"], "received": received, "duplicates": duplicates,
             "delivered": received / max(1, run["started"]), **run}
 
 
@@ -148,10 +148,10 @@ def throughput() -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
 
+    from otel_agentmon._core.sdk_compat import otlp_http_client
     from otel_agentmon._export.durable import SpoolShare, encode_spans
     from otel_agentmon._export.http import http_session
     from otel_agentmon._export.spool import SpoolDir
-    from otel_agentmon._core.sdk_compat import otlp_http_client
     from tests.support.receiver import OTLPReceiver
 
     provider = TracerProvider()
@@ -202,8 +202,6 @@ def drain(outage_s: float = 60.0) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         time.sleep(2)
-        assert proc.stdin is not None
-        proc.stdin.close()
         run = result(proc)
         received = len(rx.unique_span_ids())
         rx.stop()
@@ -229,7 +227,7 @@ def main() -> None:
     if "bar" in parts:
         summary["bar"] = [bar(True), bar(False)]
         for row in summary["bar"]:
-            print(f"bar, spool {'on ' if row['spool'] else 'off'}: created {row['created']}, received {row['received']} "
+            print(f"bar, spool {'on ' if row['spool_on'] else 'off'}: created {row['created']}, received {row['received']} "
                   f"({row['delivered']:.4%}), duplicates {row['duplicates']}, dropped {row['dropped']}, "
                   f"spooled {row['spooled']}, shutdown {row['shutdown_s']:.2f} s", flush=True)
     if "caller" in parts:

@@ -238,7 +238,7 @@ def test_a_read_only_spool_directory_is_one_warning_and_memory_only(
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS))
             return real_open(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(spool_mod.os, "open", read_only)
+        monkeypatch.setattr(os, "open", read_only)  # the spool module calls os.open
     caplog.set_level(logging.WARNING, logger="otel_agentmon")
     monitor = monitor_for(rx, spool=True, spool_dir=str(spool_dir), service_name=SERVICE)
     monkeypatch.undo()
