@@ -105,6 +105,21 @@ def test_outage_in_the_middle_of_a_run_loses_nothing(rx: OTLPReceiver,
     assert lookup_ids(rx.spans()) == list(range(2200))
 
 
+@pytest.mark.timeout(120)
+def test_log_records_are_kept_through_an_outage_too(rx: OTLPReceiver,
+                                                    spooled_monitor: Callable[..., Monitor]) -> None:
+    rx.down()
+    monitor = spooled_monitor(rx, health=False)
+    for i in range(50):
+        monitor.event_logger.emit(event_name="agentmon.test.event", attributes={"i": i}, body=f"record {i}")
+    assert wait_for(lambda: monitor.stats().logs_spooled == 50, 60.0), monitor.stats()
+    rx.up()
+    assert rx.wait_for(lambda: len(rx.logs()) >= 50, 60.0), len(rx.logs())
+    assert sorted(int(r.attributes["i"]) for r in rx.logs()) == list(range(50))
+    assert wait_for(lambda: monitor.stats().logs_spooled == 0, 30.0)
+    assert monitor.stats().spool.resent["logs"] == 50
+
+
 @pytest.mark.timeout(240)
 def test_outage_at_exit_is_delivered_by_the_next_run_of_the_service(rx: OTLPReceiver, spool_dir: Path) -> None:
     rx.down()

@@ -269,8 +269,13 @@ def _open_spool(settings: Settings, service: str) -> SpoolDir | None:
         log_once(logging.INFO, "spool:grpc", "the disk spool covers OTLP/HTTP only; with protocol=grpc "
                  "exports that fail are dropped and counted")
         return None
-    return SpoolDir.open(service_dir(settings.spool_dir, service), settings.spool_max_mb * 1024 * 1024,
-                         settings.spool_max_age)
+    try:
+        path = service_dir(settings.spool_dir, service)
+    except (RuntimeError, KeyError, OSError):  # no home directory to put the default one in
+        log_once(logging.WARNING, "spool:unusable", "no home directory for the spool (set spool_dir or "
+                 "AGENTMON_SPOOL_DIR); exports that fail are dropped and counted, as without a spool")
+        return None
+    return SpoolDir.open(path, settings.spool_max_mb * 1024 * 1024, settings.spool_max_age)
 
 
 def spool_share(signal: str, exporter: object, probe: ResponseProbe | None, spool: SpoolDir,
