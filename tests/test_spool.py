@@ -27,7 +27,7 @@ from otel_agentmon._setup.settings import resolve
 from tests.conftest import MonitorFor
 from tests.support.deadlines import within
 from tests.support.polling import wait_for
-from tests.support.receiver import OTLPReceiver, ReceivedSpan
+from tests.support.receiver import OTLPReceiver, ReceivedSpan, blackhole
 from tests.support.tasks import agent_task, run_tasks, settled, warnings_with
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,3 +338,20 @@ def test_shutdown_with_the_collector_down_spools_the_queue_within_its_deadline(
     assert within(time.monotonic() - start, 2.0)
     stats = settled(monitor)
     assert stats.spans_spooled == 2000 and not stats.spans_dropped, stats
+
+
+@pytest.mark.timeout(60)
+def test_shutdown_while_an_export_hangs_spools_the_queue_within_its_deadline(
+        rx: OTLPReceiver, spooled_monitor: Callable[..., Monitor]) -> None:
+    rx.mode = blackhole()
+    monitor = spooled_monitor(rx, span_max_export_batch_size=64)
+    run_tasks(10)
+    assert rx.wait_for(lambda: rx.holding("/v1/traces") > 0, 30.0)  # the worker is stuck in that export
+    run_tasks(300)
+    start = time.monotonic()
+    monitor.shutdown(2.0)
+    assert within(time.monotonic() - start, 2.0)
+    stats = settled(monitor)
+    # The queue went to disk; only the batch held by the black hole is lost.
+    assert stats.spans_spooled >= 600 and set(stats.spans_dropped) <= {"shutdown_timeout"}, stats
+    assert stats.spans_dropped.get("shutdown_timeout", 0) <= 64, stats
