@@ -275,6 +275,18 @@ def test_a_symlinked_spool_directory_is_refused(rx: OTLPReceiver, spool_dir: Pat
     assert not list(target.iterdir())
 
 
+def test_a_spool_directory_owned_by_another_user_is_refused(
+        rx: OTLPReceiver, spool_dir: Path, monitor_for: MonitorFor, caplog: pytest.LogCaptureFixture) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a directory to another user")
+    (spool_dir / SERVICE).mkdir(parents=True, mode=0o700)
+    os.chown(spool_dir / SERVICE, 65534, 65534)  # nobody: it could read what we spool, or plant files
+    caplog.set_level(logging.WARNING, logger="otel_agentmon")
+    monitor = monitor_for(rx, spool=True, spool_dir=str(spool_dir), service_name=SERVICE)
+    memory_only(monitor, rx)
+    assert warnings_with(caplog, "owned by another user") == 1
+
+
 def test_the_spool_is_private_to_the_user(rx: OTLPReceiver, spool_dir: Path,
                                          spooled_monitor: Callable[..., Monitor]) -> None:
     (spool_dir / SERVICE).mkdir(parents=True)
