@@ -84,6 +84,11 @@ def _options(
     disabled: bool | None = None,
     set_global: bool | None = None,
     resource_attributes: Mapping[str, str | bool | int | float] | None = None,
+    spool: bool | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_mb: int | None = None,
+    spool_max_age: float | None = None,
+    spool_any_endpoint: bool | None = None,
 ) -> Monitor:
     """The signature of :func:`configure` (never called). ``None`` means "not given": the
     environment variable, then the default applies."""
