@@ -81,7 +81,9 @@ def hint_if_nothing_listens(settings: Settings, port: int | None = None) -> bool
     log_once(logging.WARNING, "first_run:nothing_listens",
              "nothing listens at http://%s:%d, the default OTLP endpoint: start `agentmon serve` there "
              "(a local receiver with a live dashboard) or a Collector, or set OTEL_EXPORTER_OTLP_ENDPOINT "
-             "(configure(dashboard=True) serves the dashboard from this process)", DEFAULT_HOST, port)
+             "(configure(dashboard=True) serves the dashboard from this process)%s", DEFAULT_HOST, port,
+             "; until one answers, telemetry waits in the disk spool and is sent then, by this run or the next"
+             if settings.spool and settings.protocol != "grpc" else "")
     for name in _REFUSED_NOISE_LOGGERS:
         lg = logging.getLogger(name)
         if _filter not in lg.filters:
