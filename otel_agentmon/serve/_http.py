@@ -264,7 +264,7 @@ class Handler(ConnectionHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        sent = -1
+        sent = 0  # the publisher's number of its first state: nothing is sent before there is one
         self.wfile.write(b"retry: 1000\n\n")
         app.publisher.subscribe(1)
         try:
