@@ -3,6 +3,7 @@ exception, status, links, resource), the task search and its filters, deep-link 
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -149,3 +150,11 @@ def test_deep_links_answer_the_page(server: Server, path: str) -> None:
     with urllib.request.urlopen(server.url + path, timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
         assert b"<!doctype html>" in resp.read()[:100]
+
+
+def test_the_stream_sends_no_empty_state_first(server: Server) -> None:
+    with urllib.request.urlopen(server.url + "/api/stream", timeout=10) as resp:
+        line = b""
+        while not line.startswith(b"data: "):
+            line = resp.readline()
+    assert json.loads(line[6:])["swarm"]["agents"] == 0  # a built state, not "{}"
