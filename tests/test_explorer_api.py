@@ -79,6 +79,13 @@ def test_a_failed_task_shows_its_exception_status_attributes_events_links_and_re
         f"{earlier.context.trace_id:032x}", f"{earlier.context.span_id:016x}", {"why": "retry"})
     resource = trace["resources"][shown["resource"]]
     assert resource["service.name"] == "svc" and resource["deployment.environment"] == "test"
+    # drawing a large trace: each span's place, timing and outcome only; then one span in full
+    tree = by_name(get_json(server, f"/api/trace/{trace_id}?view=tree"))
+    assert set(tree) == set(spans_by_name) and "attributes" not in tree["task fetch"]
+    assert tree["task fetch"]["exc"] and not tree["invoke_agent fetcher"]["exc"] and tree["task fetch"]["error"]
+    one = get_json(server, f"/api/trace/{trace_id}?detail={shown['span_id']}")
+    assert [s["name"] for s in one["spans"]] == ["task fetch"] and one["spans"][0]["exception"] == shown["exception"]
+    assert one["resources"] == trace["resources"][:1]
     tool = spans_by_name["execute_tool lookup"]
     assert tool["status"]["code"] == "ERROR" and "upstream timed out" in tool["status"]["message"]
     assert tool["resource"] == shown["resource"]  # one resource for the process's spans

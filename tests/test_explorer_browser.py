@@ -200,7 +200,7 @@ def test_a_deep_link_opens_the_right_span(server: Server, browser: WebDriver, wi
         tool = next(s for s in json.loads(resp.read())["spans"] if s["name"] == "execute_tool lookup")
     open_page(browser, f"{server.url}/traces/{task['trace_id']}?span={tool['span_id']}", width)
     assert wait_for(lambda: [r["span"] for r in tree_rows(browser) if r["selected"]] == [tool["span_id"]], timeout=15)
-    assert detail_text(browser).startswith("execute_tool lookup")
+    assert wait_for(lambda: detail_text(browser).startswith("execute_tool lookup"), timeout=15)  # fetched apart
     assert browser.find_element(By.ID, "tv").get_attribute("aria-activedescendant") == f"tv-{tool['span_id']}"
 
 

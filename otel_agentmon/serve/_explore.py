@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from .._names.semconv import EXCEPTION_EVENT
 from .._records.records import SpanRecord
 from .._records.walks import acyclic_parents, trace_view
 from ._detail import SpanDetail, detail_json
@@ -36,26 +37,38 @@ def trace_link(template: str | None, trace_id: str) -> str | None:
     return None if not template else template.replace("{trace_id}", trace_id)
 
 
-def trace_json(store: Store, trace_id: str, focus: str | None, template: str | None) -> dict[str, Any]:
+def trace_json(store: Store, trace_id: str, focus: str | None, template: str | None, tree: bool = False,
+               detail: str | None = None) -> dict[str, Any]:
     """One trace: every span (or, with ``focus``, that span's ancestors and subtree) with its
-    attributes, events, links, status and the index of its resource in ``resources``."""
+    attributes, events, links, status and the index of its resource in ``resources``.
+
+    ``tree``: each span's place, timing and outcome only (``exc``: it has an exception event), for
+    drawing a large trace; ``detail``: that one span in full (what the detail pane fetches)."""
     records, details = store.trace_details(trace_id)
+    if detail is not None:
+        records = [r for r in records if r.span_id == detail][:1]
     # Cycle-safe: a span that is its own parent (or a loop of them) is drawn as a root, once.
     shown = trace_view(records, focus or None, MAX_TRACE_SPANS)
     resources: list[Mapping[str, Any]] = []
     index: dict[int, int] = {}
     spans = []
     for s, parent, cut in shown:
-        detail = details.get(s.span_id)
-        item = {**span_json(s), "parent_id": parent, **detail_json(s, detail)}
+        info = details.get(s.span_id)
+        if tree:
+            item = span_json(s)
+            del item["trace_id"]
+            item["parent_id"] = parent
+            item["exc"] = info is not None and any(e[0] == EXCEPTION_EVENT for e in info.events)
+        else:
+            item = {**span_json(s), "parent_id": parent, **detail_json(s, info)}
+            if info is not None and info.resource:
+                key = id(info.resource)
+                if key not in index:
+                    index[key] = len(resources)
+                    resources.append(info.resource)
+                item["resource"] = index[key]
         if cut:
             item["cycle"] = True
-        if detail is not None and detail.resource:
-            key = id(detail.resource)
-            if key not in index:
-                index[key] = len(resources)
-                resources.append(detail.resource)
-            item["resource"] = index[key]
         spans.append(item)
     whole = len({r.span_id for r in records})
     return {"trace_id": trace_id, "focus": focus, "spans": spans, "resources": [dict(r) for r in resources],
@@ -125,6 +138,23 @@ def _values(record: SpanRecord, detail: SpanDetail | None) -> Iterable[str]:
             yield from (str(v) for v in attrs.values())
 
 
+def _text(records: list[SpanRecord], details: Mapping[str, SpanDetail]) -> str:
+    """What free text is matched against in a whole trace, lowercase (``_values`` of every span)."""
+    parts: list[str] = []
+    for r in records:
+        parts.append(r.name)
+        parts.extend(r.attributes)
+        parts.extend(map(str, r.attributes.values()))
+        detail = details.get(r.span_id)
+        if detail is not None:
+            parts.extend(detail.attrs)
+            parts.extend(map(str, detail.attrs.values()))
+            for name, _, attrs in detail.events:
+                parts.append(name)
+                parts.extend(map(str, attrs.values()))
+    return "\n".join(parts).lower()
+
+
 class _Subtrees:
     """The spans under each unit of one trace (built once per trace and search)."""
 
@@ -147,7 +177,15 @@ class _Subtrees:
             stack.extend(self.children.get(sid, ()))
 
 
-def _deep_match(unit: SpanRecord, q: Query, trees: dict[str, _Subtrees], store: Store) -> bool:
+def _deep_match(unit: SpanRecord, q: Query, trees: dict[str, _Subtrees], store: Store,
+                has_text: dict[str, bool]) -> bool:
+    if q.q:  # first, once per trace: is the text anywhere in it (most traces are out at this step)
+        found = has_text.get(unit.trace_id)
+        if found is None:
+            records, details = store.trace_details(unit.trace_id)
+            found = has_text[unit.trace_id] = q.q in _text(records, details)
+        if not found:
+            return False
     tree = trees.get(unit.trace_id)
     if tree is None:
         tree = trees[unit.trace_id] = _Subtrees(store, unit.trace_id)
@@ -166,7 +204,9 @@ def search(store: Store, q: Query, template: str | None = None) -> dict[str, Any
     """The tasks matching ``q``, sorted, at most ``q.limit``; ``total``: how many matched."""
     units = store.live_units()
     trees: dict[str, _Subtrees] = {}
-    found = [u for u in reversed(units) if _matches(u, q) and (not (q.tool or q.q) or _deep_match(u, q, trees, store))]
+    has_text: dict[str, bool] = {}
+    found = [u for u in reversed(units)
+             if _matches(u, q) and (not (q.tool or q.q) or _deep_match(u, q, trees, store, has_text))]
     key = q.sort.lstrip("-")
     descending = not q.sort.startswith("-")
     if key == "duration":

@@ -227,8 +227,9 @@ class Handler(ConnectionHandler):
                 self._json(app.view.traces(_int(query, "recent", 30), _int(query, "slowest", 10)))
             elif path.startswith("/api/trace/"):
                 span = query.get("span", [""])[0].lower() or None
+                only = query.get("detail", [""])[0].lower() or None
                 self._json(trace_json(app.store, path.removeprefix("/api/trace/").lower(), span,
-                                      app.config.trace_link_template))
+                                      app.config.trace_link_template, query.get("view") == ["tree"], only))
             elif path == "/api/search":
                 self._json(search(app.store, Query.from_params(query), app.config.trace_link_template))
             elif path == "/api/insights":

@@ -10,11 +10,39 @@ import { renderDetail } from "./detail.js";
 
 let view = "";
 let openTrace = null;
-const tv = new TraceView((span) => {
-  renderDetail($("detail"), span, tv, (id) => tv.selectSpan(id, true));
-  const url = traceUrl(span.trace_id, span.span_id);
+const tv = new TraceView(showDetail);
+let details = new Map(); // span id -> its full detail (of the open trace), fetched when first selected
+let detailFor = null;
+
+function spanDetail(traceId, spanId) {
+  if (!details.has(spanId)) {
+    const req = getJson(`/api/trace/${traceId}?detail=${spanId}`);
+    req.catch(() => details.delete(spanId));
+    details.set(spanId, req);
+  }
+  return details.get(spanId);
+}
+
+async function showDetail(span) {
+  const traceId = tv.trace.trace_id;
+  detailFor = span.span_id;
+  const url = traceUrl(traceId, span.span_id);
   if (location.pathname + location.search !== url) history.replaceState(null, "", url);
-});
+  try {
+    const got = await spanDetail(traceId, span.span_id);
+    const full = got.spans[0];
+    let below = null; // a failed span without an exception of its own: the first one raised under it
+    if (full && !full.exception && (full.error || full.status.code === "ERROR")) {
+      const id = tv.firstBelow(span.span_id, (s) => s.exc);
+      if (id) below = (await spanDetail(traceId, id)).spans[0];
+    }
+    if (detailFor !== span.span_id) return; // another span was selected meanwhile
+    if (!full) $("detail").textContent = "This span has left serve's store (evicted by age or size).";
+    else renderDetail($("detail"), full, tv, (id) => tv.selectSpan(id, true), below, got.resources);
+  } catch (err) {
+    if (detailFor === span.span_id) $("detail").textContent = "cannot reach serve";
+  }
+}
 
 function show(name, title) {
   view = name;
@@ -34,6 +62,7 @@ async function showTrace(traceId, spanId) {
     return;
   }
   openTrace = traceId;
+  details = new Map();
   $("trace-title").textContent = `trace ${traceId}`;
   $("trace-meta").textContent = "loading…";
   $("tv-rows").replaceChildren();
@@ -41,7 +70,7 @@ async function showTrace(traceId, spanId) {
   const started = performance.now();
   let trace;
   try {
-    trace = await getJson(`/api/trace/${encodeURIComponent(traceId)}`);
+    trace = await getJson(`/api/trace/${encodeURIComponent(traceId)}?view=tree`);
   } catch (err) {
     $("trace-meta").textContent = "cannot reach serve";
     return;

@@ -47,18 +47,8 @@ function exceptionBlock(ex, where, onPick) {
   return box;
 }
 
-// A failed span without an exception of its own: the first one raised below it.
-function descendantException(span, ctx) {
-  const stack = [...(ctx.kids.get(span.span_id) || [])];
-  for (let n = 0; stack.length && n < 20000; n++) {
-    const s = stack.shift();
-    if (s.exception) return s;
-    stack.push(...(ctx.kids.get(s.span_id) || []));
-  }
-  return null;
-}
-
-export function renderDetail(box, span, ctx, onPick) {
+// ``below``: for a failed span without an exception of its own, the first span under it with one.
+export function renderDetail(box, span, ctx, onPick, below, resources) {
   if (!span) { box.replaceChildren(el("div", "empty", "Select a span.")); return; }
   const head = el("div", "dp-head");
   const title = el("h2", "dp-title", span.name);
@@ -84,10 +74,7 @@ export function renderDetail(box, span, ctx, onPick) {
   const out = [head, facts];
 
   if (span.exception) out.push(section("Exception", exceptionBlock(span.exception, null, onPick)));
-  else if (span.error || span.status.code === "ERROR") {
-    const below = descendantException(span, ctx);
-    if (below) out.push(section("Exception", exceptionBlock(below.exception, below, onPick)));
-  }
+  else if (below && below.exception) out.push(section("Exception", exceptionBlock(below.exception, below, onPick)));
   if (span.status.message && !(span.exception && span.status.message.includes(span.exception.message || "\u0000"))) {
     out.push(section("Status message", el("pre", "dp-pre", span.status.message)));
   }
@@ -122,7 +109,7 @@ export function renderDetail(box, span, ctx, onPick) {
     }
     out.push(section(`Links (${span.links.length})`, list));
   }
-  const resource = span.resource != null ? ctx.resources[span.resource] : null;
+  const resource = span.resource != null ? resources[span.resource] : null;
   if (resource) out.push(section("Resource", kvList(resource)));
   if (span.dropped) out.push(el("div", "note", `${span.dropped} attributes, events or links were not kept (serve's bounds, or the SDK's)`));
   box.replaceChildren(...out);

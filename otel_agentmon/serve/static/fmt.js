@@ -27,8 +27,8 @@ export const ago = (t, now) => {
   const d = Math.max(0, now - t);
   return d < 60 ? `${d.toFixed(0)}s ago` : d < 3600 ? `${(d / 60).toFixed(0)}m ago` : `${(d / 3600).toFixed(1)}h ago`;
 };
-// A span offset or duration inside one trace: ms below 10 s, else s.
-export const offset = (s) => Math.abs(s) < 10 ? `${(s * 1000).toFixed(Math.abs(s) < 0.01 ? 2 : Math.abs(s) < 1 ? 1 : 0)} ms` : `${s.toFixed(2)} s`;
+// A span offset or duration inside one trace: ms below 1 s, else s.
+export const offset = (s) => Math.abs(s) < 1 ? `${(s * 1000).toFixed(Math.abs(s) < 0.01 ? 2 : 1)} ms` : `${s.toFixed(2)} s`;
 
 export const traceUrl = (traceId, spanId) => `/traces/${traceId}${spanId ? `?span=${spanId}` : ""}`;
 

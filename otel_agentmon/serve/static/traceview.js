@@ -34,7 +34,6 @@ export class TraceView {
   // --- data -------------------------------------------------------------------------------
   setTrace(trace) {
     this.trace = trace;
-    this.resources = trace.resources || [];
     this.collapsed = new Set();
     const spans = trace.spans;
     this.byId = new Map(spans.map((s) => [s.span_id, s]));
@@ -70,15 +69,27 @@ export class TraceView {
     this.box.style.height = `min(${out.length * ROW + 6}px, 62vh)`; // a small trace takes little room
   }
 
+  // the first span under ``spanId`` (breadth first) for which ``pred`` holds
+  firstBelow(spanId, pred) {
+    const queue = [...(this.kids.get(spanId) || [])];
+    for (let i = 0; i < queue.length && i < 20000; i++) {
+      if (pred(queue[i])) return queue[i].span_id;
+      queue.push(...(this.kids.get(queue[i].span_id) || []));
+    }
+    return null;
+  }
+
   // --- the time axis: "nice" steps (1, 2, 5 x 10^k) across the whole trace ---------------------
   axis() {
     const total = this.t1 - this.t0;
     const raw = total / Math.max(2, Math.floor(($("tv-ticks").clientWidth || 300) / 80));
     const mag = 10 ** Math.floor(Math.log10(raw));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw) || raw;
+    const digits = Math.max(0, -Math.floor(Math.log10(total >= 1 ? step : step * 1000)));
+    const label = (t) => total >= 1 ? `${t.toFixed(digits)} s` : `${(t * 1000).toFixed(digits)} ms`;
     const ticks = [];
-    for (let t = 0; t <= total + 1e-12; t += step) {
-      const tick = el("span", "tv-tick", offset(t));
+    for (let i = 0, t = 0; t <= total + 1e-12; t = ++i * step) {
+      const tick = el("span", "tv-tick", label(t));
       tick.style.left = `${(t / total) * 100}%`;
       ticks.push(tick);
     }
