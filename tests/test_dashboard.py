@@ -86,7 +86,10 @@ def test_failing_swarm_on_the_page_with_live_numbers_and_the_dead_agent_turning_
             assert wait_for(lambda: set(rows(browser)) == {"steady", "flaky", "hanger", "doomed"}, timeout=15)
             assert wait_for(lambda: re.fullmatch(r"\d+\.\d\d", rows(browser)["steady"]["throughput"]), timeout=10)
             first = rows(browser)["steady"]
-            assert first["up"] in ("busy", "idle") and first["p50"].endswith("ms"), first
+            assert first["up"] in ("busy", "idle") and re.fullmatch(r"\d+\.?\d* m?s", first["p50"]), first
+            # one unit per column (ms, or s once any agent's latency reaches a second)
+            units = {r["p50"].split()[-1] for r in rows(browser).values() if r["p50"] != NO_VALUE}
+            assert len(units) == 1, rows(browser)
             # live: the numbers move while the page stays open (no reload)
             assert wait_for(lambda: rows(browser)["steady"]["throughput"] != first["throughput"], timeout=10)
             assert browser.find_element(By.ID, "conn-text").text == "live"

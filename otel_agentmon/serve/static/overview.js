@@ -13,12 +13,16 @@ const history = { throughput: [], spans: [] };
 
 // --- agents table ---------------------------------------------------------------------------
 const COLS = ["name", "health", "up", "inflight", "oldest", "thr", "p50", "p95", "err", "busy", "tokens", "procs"];
+// what a phone shows before each value, where the table reflows into one card per agent
+const LABELS = { up: "lifecycle", inflight: "in flight", oldest: "oldest", thr: "tasks/s", p50: "p50", p95: "p95",
+  err: "errors", busy: "busy", tokens: "tokens/task", procs: "processes" };
 function makeRow(name) {
   const tr = el("tr");
   tr.dataset.agent = name;
   const cells = {};
   for (const c of COLS) {
-    const td = el("td", c === "name" ? "name" : c === "procs" ? "procs" : c === "health" ? "" : "num");
+    const td = el("td", c === "name" ? "name" : c === "procs" ? "procs" : c === "health" ? "health" : "num");
+    if (LABELS[c]) td.dataset.label = LABELS[c];
     tr.appendChild(td);
     cells[c] = td;
   }
