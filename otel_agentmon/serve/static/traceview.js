@@ -66,7 +66,7 @@ export class TraceView {
     this.rows = out;
     this.index = new Map(out.map((r, i) => [r.s.span_id, i]));
     this.spacer.style.height = `${out.length * ROW}px`;
-    this.box.style.height = `min(${out.length * ROW + 6}px, 62vh)`; // a small trace takes little room
+    this.box.style.height = `min(${out.length * ROW + 6}px, var(--tv-max))`; // a small trace takes little room
   }
 
   // the first span under ``spanId`` (breadth first) for which ``pred`` holds
