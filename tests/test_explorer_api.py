@@ -165,3 +165,24 @@ def test_the_stream_sends_no_empty_state_first(server: Server) -> None:
         while not line.startswith(b"data: "):
             line = resp.readline()
     assert json.loads(line[6:])["swarm"]["agents"] == 0  # a built state, not "{}"
+
+
+def test_the_trace_link_template_option(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import otel_agentmon.serve
+    from otel_agentmon import cli
+
+    seen: list[ServeConfig] = []
+
+    def refuse(config: ServeConfig) -> None:  # stands in for Server: what it was configured with
+        seen.append(config)
+        raise OSError("port taken")
+
+    monkeypatch.setattr(otel_agentmon.serve, "Server", refuse)
+    template = "http://jaeger:16686/trace/{trace_id}"
+    assert cli.main(["serve", "--port", "0", "--trace-link-template", template]) == 1
+    assert seen[0].trace_link_template == template
+    for bad in ("jaeger:16686/trace/{trace_id}", "http://jaeger:16686/search"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["serve", "--trace-link-template", bad])
+        assert exited.value.code == 2
+        assert "must be an http(s) address containing {trace_id}" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import set_span_in_context
+from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -52,7 +52,7 @@ return {scroll: document.documentElement.scrollWidth, width: window.innerWidth, 
 def server() -> Iterator[Server]:
     with Server(ServeConfig(port=0, trace_link_template="http://jaeger:16686/trace/{trace_id}")) as srv:
         for spans in (agent_spans(3, agent="researcher"), agent_spans(2, agent="writer", fail=True), failed_task(),
-                      scaled_trace()):
+                      scaled_trace(), relayed_failure()):
             assert post(srv, "/v1/traces", body_of(spans), {"Content-Type": PB})[0] == 200
         yield srv
 
@@ -80,6 +80,28 @@ def scaled_trace() -> list[ReadableSpan]:
         sc.AGENTMON_TASK_TYPE: "ponder", sc.GEN_AI_AGENT_NAME: "slowpoke"})
     task.end(end_time=t0 + 8 * 10**9)
     root.end(end_time=t0 + 15_800_000_000)
+    provider.shutdown()
+    return list(mem.get_finished_spans())
+
+
+def relayed_failure() -> list[ReadableSpan]:
+    """A failed task whose own span says only "error" (another instrumentation's way): the
+    exception was recorded on the tool call under it."""
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "relay"}))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("other.instrumentation")
+    task = tracer.start_span("task relay", attributes={sc.AGENTMON_TASK_TYPE: "relay", sc.GEN_AI_AGENT_NAME: "relay"})
+    tool = tracer.start_span("execute_tool forward", context=set_span_in_context(task), attributes={
+        sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "forward"})
+    try:
+        raise ConnectionError("peer reset the connection")
+    except ConnectionError as exc:
+        tool.record_exception(exc)
+    tool.set_status(Status(StatusCode.ERROR))
+    tool.end()
+    task.set_status(Status(StatusCode.ERROR))
+    task.end()
     provider.shutdown()
     return list(mem.get_finished_spans())
 
@@ -133,7 +155,7 @@ def assert_fits(browser: WebDriver, where: str) -> None:
 def test_no_horizontal_page_scroll_on_any_view(server: Server, browser: WebDriver, width: int) -> None:
     open_page(browser, server.url + "/", width)
     # the overview once its tables have filled (4 agents, the tasks list)
-    assert wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#agents tbody tr")) == 4, timeout=15)
+    assert wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#agents tbody tr")) == 5, timeout=15)
     assert wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#traces tbody tr"), timeout=15)
     assert_fits(browser, "overview")
     errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#agents tbody td:nth-child(9)")]
@@ -252,3 +274,13 @@ def test_every_span_is_drawn_at_its_true_start_and_duration(server: Server, brow
     assert task["left"] == pytest.approx(1 / 15.8, abs=0.01) and task["width"] == pytest.approx(7 / 15.8, abs=0.01)
     ticks = browser.find_element(By.ID, "tv-ticks").text.split()
     assert ticks[:2] == ["0", "s"] and "10" in ticks  # a time axis in seconds across the whole run
+
+
+def test_a_failed_span_without_an_exception_shows_the_one_raised_under_it(server: Server, browser: WebDriver) -> None:
+    [task] = ids(server, agent="relay", task_type="relay")
+    open_page(browser, f"{server.url}/traces/{task['trace_id']}?span={task['span_id']}", 1024)
+    assert wait_for(lambda: "ConnectionError: peer reset the connection" in detail_text(browser), timeout=15)
+    assert detail_text(browser).startswith("task relay") and "raised in execute_tool forward" in detail_text(browser)
+    browser.find_element(By.CSS_SELECTOR, "#detail .dp-exception button").click()  # to the span that raised it
+    assert wait_for(lambda: detail_text(browser).startswith("execute_tool forward"), timeout=15)
+    assert [r["name"] for r in tree_rows(browser) if r["selected"]] == ["execute_tool forward"]
