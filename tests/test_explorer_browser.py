@@ -224,6 +224,11 @@ def test_a_deep_link_opens_the_right_span(server: Server, browser: WebDriver, wi
     assert wait_for(lambda: [r["span"] for r in tree_rows(browser) if r["selected"]] == [tool["span_id"]], timeout=15)
     assert wait_for(lambda: detail_text(browser).startswith("execute_tool lookup"), timeout=15)  # fetched apart
     assert browser.find_element(By.ID, "tv").get_attribute("aria-activedescendant") == f"tv-{tool['span_id']}"
+    browser.execute_script("window.before = document.getElementById('tv-rows').firstChild")
+    browser.find_element(By.ID, "trace-reload").click()  # fetched again; the same span stays selected
+    assert wait_for(lambda: browser.execute_script(
+        "return document.getElementById('tv-rows').firstChild !== window.before"), timeout=15)
+    assert wait_for(lambda: [r["span"] for r in tree_rows(browser) if r["selected"]] == [tool["span_id"]], timeout=15)
 
 
 def test_the_tree_and_the_list_work_from_the_keyboard(server: Server, browser: WebDriver) -> None:

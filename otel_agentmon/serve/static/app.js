@@ -143,6 +143,7 @@ document.addEventListener("click", (ev) => { // the page's own links (header, ba
 for (const o of document.querySelectorAll(".origin")) o.textContent = location.origin;
 setupTasks();
 setupExplorer();
+$("trace-reload").addEventListener("click", () => { openTrace = null; route(); }); // the selected span stays (the URL)
 route();
 getJson("/api/state").then(render).catch(() => {});
 connect();
