@@ -94,7 +94,8 @@ def relayed_failure() -> list[ReadableSpan]:
     tracer = provider.get_tracer("other.instrumentation")
     task = tracer.start_span("task relay", attributes={sc.AGENTMON_TASK_TYPE: "relay", sc.GEN_AI_AGENT_NAME: "relay"})
     tool = tracer.start_span("execute_tool forward", context=set_span_in_context(task), attributes={
-        sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "forward"})
+        sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "forward",
+        sc.GEN_AI_INPUT_MESSAGES: '[{"role":"user","parts":[{"type":"text","content":"send it on"}]}]'})
     try:
         raise ConnectionError("peer reset the connection")
     except ConnectionError as exc:
@@ -295,3 +296,5 @@ def test_a_failed_span_without_an_exception_shows_the_one_raised_under_it(server
     browser.find_element(By.CSS_SELECTOR, "#detail .dp-exception button").click()  # to the span that raised it
     assert wait_for(lambda: detail_text(browser).startswith("execute_tool forward"), timeout=15)
     assert [r["name"] for r in tree_rows(browser) if r["selected"]] == ["execute_tool forward"]
+    # message content, captured on this span, shown as indented JSON (headings show in capitals)
+    assert 'MESSAGES' in detail_text(browser) and '"content": "send it on"' in detail_text(browser)
