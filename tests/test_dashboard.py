@@ -86,7 +86,10 @@ def test_failing_swarm_on_the_page_with_live_numbers_and_the_dead_agent_turning_
             assert wait_for(lambda: set(rows(browser)) == {"steady", "flaky", "hanger", "doomed"}, timeout=15)
             assert wait_for(lambda: re.fullmatch(r"\d+\.\d\d", rows(browser)["steady"]["throughput"]), timeout=10)
             first = rows(browser)["steady"]
-            assert first["up"] in ("busy", "idle") and first["p50"].endswith("ms"), first
+            assert first["up"] in ("busy", "idle") and re.fullmatch(r"\d+\.?\d* m?s", first["p50"]), first
+            # one unit per column (ms, or s once any agent's latency reaches a second)
+            units = {r["p50"].split()[-1] for r in rows(browser).values() if r["p50"] != NO_VALUE}
+            assert len(units) == 1, rows(browser)
             # live: the numbers move while the page stays open (no reload)
             assert wait_for(lambda: rows(browser)["steady"]["throughput"] != first["throughput"], timeout=10)
             assert browser.find_element(By.ID, "conn-text").text == "live"
@@ -107,21 +110,26 @@ def test_failing_swarm_on_the_page_with_live_numbers_and_the_dead_agent_turning_
             proc.communicate(timeout=20)
 
 
-def test_waterfall_of_a_clicked_task(browser: WebDriver) -> None:
+def test_a_clicked_task_opens_in_the_trace_explorer(browser: WebDriver) -> None:
     with Server(ServeConfig(port=0)) as srv:
         exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces", timeout=5)
         exporter.export(agent_spans(3, agent="researcher"))
         exporter.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves the OTLP exporter's shutdown() unannotated
         browser.get(srv.url + "/")
-        assert wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#traces tbody tr"), timeout=10)
-        task_row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#traces tbody tr")
-                        if "task research" in r.text)
-        task_row.click()
-        assert wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#wf .wf-row")) == 3, timeout=10)
-        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#wf .wf-name")]
-        assert names == ["invoke_agent researcher", "task research", "execute_tool web_search"]
-        kinds = [e.get_attribute("class") for e in browser.find_elements(By.CSS_SELECTOR, "#wf .wf-bar")]
-        assert [k.split()[1] for k in kinds if k] == ["k-task", "k-task", "k-tool"]  # a foreign agent run is a task
+        # the link is found and clicked in one step: the list is re-rendered as it refreshes
+        assert wait_for(lambda: browser.execute_script("""
+            const links = [...document.querySelectorAll('#traces tbody td.name a')];
+            const a = links.find((a) => a.textContent === 'task research');
+            if (a) a.click();
+            return Boolean(a);"""), timeout=10)
+        assert wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#tv-rows .tv-row")) == 7, timeout=10)
+        assert re.search(r"/traces/[0-9a-f]{32}\?span=[0-9a-f]{16}$", browser.current_url)
+        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#tv-rows .tv-label")]
+        assert names == ["invoke_agent researcher"] + ["task research", "execute_tool web_search"] * 3
+        kinds = [e.get_attribute("class") for e in browser.find_elements(By.CSS_SELECTOR, "#tv-rows .tv-bar")]
+        assert [k.split()[1] for k in kinds if k][:3] == ["k-task", "k-task", "k-tool"]  # a foreign agent run is a task
+        selected = browser.find_elements(By.CSS_SELECTOR, "#tv-rows .tv-row[aria-selected=true] .tv-label")
+        assert [e.text for e in selected] == ["task research"]
 
 
 def test_two_hundred_agents_render_as_keyed_rows(browser: WebDriver) -> None:

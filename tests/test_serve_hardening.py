@@ -284,7 +284,7 @@ def _outside_address() -> str | None:
 
 
 STATE_PATHS = ("/", "/index.html", "/api/state", "/api/traces", "/api/trace/" + "0" * 32, "/api/insights",
-               "/api/export", "/api/stream")
+               "/api/export", "/api/stream", "/api/search", "/traces", "/traces/" + "0" * 32)
 
 
 def test_bound_beyond_loopback_serve_warns_and_shows_its_store_only_to_loopback_or_the_token(
@@ -311,6 +311,8 @@ def test_bound_beyond_loopback_serve_warns_and_shows_its_store_only_to_loopback_
             assert get(outside, port, path).status == 200, path
         page = get(outside, port, "/?token=s3cret%20token%3B%3D")  # the page opened with the token keeps it
         assert page.status == 200
+        deep = get(outside, port, f"/traces/{'0' * 32}?span={'0' * 16}&token=s3cret%20token%3B%3D")  # a deep link too
+        assert deep.status == 200 and (deep.getheader("Set-Cookie") or "").startswith("agentmon_token=")
         cookie = page.getheader("Set-Cookie") or ""
         assert cookie.startswith("agentmon_token=s3cret%20token%3B%3D;") and "HttpOnly" in cookie
         assert get(outside, port, "/api/state", {"Cookie": cookie.split(";")[0]}).status == 200

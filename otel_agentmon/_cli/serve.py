@@ -26,6 +26,12 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _link_template(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or "{trace_id}" not in text:
+        raise argparse.ArgumentTypeError("must be an http(s) address containing {trace_id}")
+    return text
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="receive OTLP/HTTP from any number of processes and show a live dashboard",
                        description="A local OTLP/HTTP receiver (traces, metrics, logs) with a bounded store, "
@@ -63,6 +69,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-request-memory-mb", type=float, default=96.0,
                    help="memory all requests being read and decoded may hold at once, beyond the store "
                         "(default: 96); past it a request waits, then gets 503")
+    p.add_argument("--trace-link-template", type=_link_template, default=None, metavar="URL",
+                   help="link each trace in the explorer to another viewer, e.g. "
+                        "'http://jaeger:16686/trace/{trace_id}' (Jaeger) or a Tempo/Grafana address with {trace_id}")
 
 
 def _open_browser(url: str) -> None:
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                          record_max_bytes=int(args.record_max_mb * 1024 * 1024),
                          token=args.token or os.environ.get(TOKEN_ENV) or None,
                          max_connections=max(1, args.max_connections), request_timeout=args.request_timeout,
-                         idle_timeout=args.idle_timeout,
+                         idle_timeout=args.idle_timeout, trace_link_template=args.trace_link_template,
                          max_request_memory_bytes=int(args.max_request_memory_mb * 1024 * 1024))
     try:
         server = Server(config)

@@ -30,6 +30,7 @@ from .._core.hostcheck import host_allowed, is_loopback, token_matches
 from ._body import read_body
 from ._budget import Busy
 from ._conn import CappedHTTPServer, ConnectionHandler
+from ._explore import Query, search, trace_json
 from ._otlp import SIGNALS, BadRequest, TooLarge
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ _JSON: Final = "application/json"
 _STATIC_TYPES: Final = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 _SSE_KEEPALIVE_S: Final = 15.0
-_PAGES: Final = frozenset({"", "/", "/index.html"})  # the dashboard page (its static files are open)
+_PAGES: Final = frozenset({"", "/", "/index.html", "/traces"})  # the dashboard page (its static files are open)
 _COOKIE: Final = "agentmon_token"
 
 
@@ -116,7 +117,7 @@ class Handler(ConnectionHandler):
         if auth[:7].lower() == "bearer ":
             presented.append(auth[7:].strip())
         if any(token_matches(p, token) for p in presented):
-            if token_matches(presented[0], token) and path in _PAGES:
+            if token_matches(presented[0], token) and _is_page(path):
                 value = urllib.parse.quote(str(token), safe="")
                 return True, {"Set-Cookie": f"{_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict"}
             return True, {}
@@ -213,7 +214,7 @@ class Handler(ConnectionHandler):
         path, query = url.path, urllib.parse.parse_qs(url.query)
         app = self.server.app
         headers: dict[str, str] = {}
-        if path.startswith("/api/") or path in _PAGES:
+        if path.startswith("/api/") or _is_page(path):
             allowed, headers = self._reader_ok(path, query)
             if not allowed:
                 return
@@ -225,8 +226,12 @@ class Handler(ConnectionHandler):
             elif path == "/api/traces":
                 self._json(app.view.traces(_int(query, "recent", 30), _int(query, "slowest", 10)))
             elif path.startswith("/api/trace/"):
-                span = query.get("span", [""])[0] or None
-                self._json(app.view.trace(path.removeprefix("/api/trace/").lower(), span))
+                span = query.get("span", [""])[0].lower() or None
+                only = query.get("detail", [""])[0].lower() or None
+                self._json(trace_json(app.store, path.removeprefix("/api/trace/").lower(), span,
+                                      app.config.trace_link_template, query.get("view") == ["tree"], only))
+            elif path == "/api/search":
+                self._json(search(app.store, Query.from_params(query), app.config.trace_link_template))
             elif path == "/api/insights":
                 self._json(app.insights.get())
             elif path == "/api/export":
@@ -239,7 +244,7 @@ class Handler(ConnectionHandler):
                 if static is None:
                     self._send(404, b"not found\n", "text/plain")
                 else:
-                    suffix = path[path.rfind("."):] if "." in path else ".html"
+                    suffix = ".html" if _is_page(path) or "." not in path else path[path.rfind("."):]
                     self._send(200, static, _STATIC_TYPES.get(suffix, "application/octet-stream"), headers)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -260,7 +265,7 @@ class Handler(ConnectionHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        sent = -1
+        sent = 0  # the publisher's number of its first state: nothing is sent before there is one
         self.wfile.write(b"retry: 1000\n\n")
         app.publisher.subscribe(1)
         try:
@@ -294,6 +299,11 @@ def _rpc_status(code: int, message: str) -> bytes:
     """A serialized ``google.rpc.Status`` (field 1: code, field 2: message)."""
     text = message.encode()[:1000]
     return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _is_page(path: str) -> bool:
+    """The dashboard's page: the overview, the explorer (``/traces``) and a trace (``/traces/<id>``)."""
+    return path in _PAGES or path.startswith("/traces/")
 
 
 def _int(query: dict[str, list[str]], key: str, default: int) -> int:

@@ -33,7 +33,6 @@ from .._health.wiring import health_and_alerts
 from .._metrics.derive import Deriver
 from .._names import semconv as sc
 from .._records.records import SpanRecord
-from .._records.walks import trace_view
 from ._ingest import SERVE_SOURCE, apply_event
 from ._lifecycle import ServeLiveness
 from ._otlp import LogEvent, Point
@@ -294,9 +293,3 @@ class View:
     def traces(self, recent: int, slowest: int) -> dict[str, Any]:
         rec, slow = self.store.units(recent, slowest)
         return {"recent": [_span_json(r) for r in rec], "slowest": [_span_json(r) for r in slow]}
-
-    def trace(self, trace_id: str, span_id: str | None) -> dict[str, Any]:
-        # Cycle-safe: a span that is its own parent (or a loop of them) is drawn as a root, once.
-        shown = trace_view(self.store.trace(trace_id), span_id or None, 5000)
-        return {"trace_id": trace_id, "focus": span_id, "spans": [
-            {**_span_json(s), "parent_id": parent, **({"cycle": True} if cut else {})} for s, parent, cut in shown]}

@@ -37,6 +37,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from .._records.records import SpanRecord, build
+from ._detail import SpanDetail, detail_of
 
 SIGNALS: Final = ("traces", "metrics", "logs")
 _ID_KEYS: Final = frozenset({"traceId", "spanId", "parentSpanId"})
@@ -89,6 +90,7 @@ class LogEvent:
 class Decoded:
     spans: list[tuple[SpanRecord, ReadableSpan]] = dataclasses.field(default_factory=list)
     resources: list[dict[str, SCALAR]] = dataclasses.field(default_factory=list)  # one per span
+    details: list[SpanDetail] = dataclasses.field(default_factory=list)  # one per span
     points: list[Point] = dataclasses.field(default_factory=list)
     logs: list[LogEvent] = dataclasses.field(default_factory=list)
     rejected: int = 0
@@ -245,6 +247,7 @@ def decode_spans(out: Decoded, resource: dict[str, SCALAR], scope: Instrumentati
             instrumentation_scope=scope)
         out.spans.append((record, readable))
         out.resources.append(resource)
+        out.details.append(detail_of(span, attrs, record, scope_name or "", attributes))
 
 
 def decode_points(out: Decoded, resource: dict[str, SCALAR], name: str, points: Iterable[Any]) -> None:

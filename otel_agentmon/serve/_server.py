@@ -68,6 +68,8 @@ class ServeConfig:
     token: str | None = None
     record: Path | None = None
     record_max_bytes: int = DEFAULT_MAX_BYTES
+    #: "open in Jaeger/Tempo": an address with ``{trace_id}``, e.g. ``http://jaeger:16686/trace/{trace_id}``
+    trace_link_template: str | None = None
 
 
 class Server:
@@ -96,7 +98,7 @@ class Server:
         if not is_loopback(config.host):
             _LOG.warning(
                 "serve: listening on %s, reachable from other machines: OTLP ingestion is open to them; the "
-                "dashboard and its APIs (/api/state, /api/stream, /api/traces, /api/trace, /api/insights, "
+                "dashboard and its APIs (/api/state, /api/stream, /api/traces, /api/trace, /api/search, /api/insights, "
                 "/api/export) %s", config.host or "all addresses",
                 "need the access token from them" if config.token else
                 "answer loopback clients only (403 for others; set an access token with --token or "
@@ -207,7 +209,7 @@ class Server:
     def _ingest(self, signal: str, decoded: Decoded, points: list[Point], processes: set[tuple[str, str]]) -> None:
         try:
             if signal == "traces":
-                self.store.add_spans([rec for rec, _ in decoded.spans], decoded.resources)
+                self.store.add_spans([rec for rec, _ in decoded.spans], decoded.resources, decoded.details)
                 self.evaluator.feed(decoded.spans)
                 # Derive here, piece by piece: the derivation queue then holds one piece, not up to
                 # its 65,536 spans (about 60 MB of span objects) behind a burst of large requests.
@@ -283,7 +285,8 @@ class Server:
         return b"".join(self.export_chunks())
 
     def static_file(self, path: str) -> bytes | None:
-        name = "index.html" if path in ("", "/", "/index.html") else path.removeprefix("/static/")
+        page = path in ("", "/", "/index.html", "/traces") or path.startswith("/traces/")
+        name = "index.html" if page else path.removeprefix("/static/")
         if "/" in name or name.startswith("."):
             return None
         cached = self._static.get(name)

@@ -1,7 +1,8 @@
 """The bounded embedded store of ``agentmon serve``.
 
 Spans are kept as ``SpanRecord`` in arrival order with a per-trace index (for waterfalls) and a
-list of *units* (task spans, or the root of a trace that has none) for the recent/slowest lists.
+list of *units* (task spans, or the root of a trace that has none) for the task lists and search;
+each span's ``SpanDetail`` (``_detail``) is kept with it, in the same byte budget, evicted with it.
 Retention is by age and by size (span count and an estimate of their memory), oldest first; every
 other collection (agents, process instances, metric series, alerts, events) has a fixed cap.
 """
@@ -19,12 +20,14 @@ from typing import Any, Final
 
 from .._names import semconv as sc
 from .._records.records import SERVICE_INSTANCE_ID, SpanRecord
+from ._detail import SpanDetail
 from ._otlp import SCALAR, LogEvent, Point
 
 _SERIES_POINTS: Final = 600  # per series: 10 min at one sample a second
 _RESOLVED_KEPT: Final = 50
 _EVENTS_KEPT: Final = 300
 _UNITS_KEPT: Final = 5000
+_TOOLS_KEPT: Final = 500  # tool names offered by the explorer's filter (the most recently seen)
 _SPAN_OVERHEAD: Final = 900  # bytes: the record, its dict, deque and index slots (measured, rounded up)
 
 
@@ -80,10 +83,11 @@ class Alert:
 
 
 class _Trace:
-    __slots__ = ("has_task", "spans")
+    __slots__ = ("details", "has_task", "spans")
 
     def __init__(self) -> None:
         self.spans: collections.deque[SpanRecord] = collections.deque()
+        self.details: dict[str, SpanDetail] = {}  # span id -> detail of its first received span
         self.has_task = False
 
 
@@ -107,9 +111,10 @@ class Store:
         self.lock = threading.RLock()
         self.version = 0  # bumped on every change; the push loop waits for it
         self.changed = threading.Condition(self.lock)
-        self._spans: collections.deque[tuple[float, SpanRecord, int]] = collections.deque()
+        self._spans: collections.deque[tuple[float, SpanRecord, int, SpanDetail | None]] = collections.deque()
         self._traces: dict[str, _Trace] = {}
         self._units: collections.deque[SpanRecord] = collections.deque(maxlen=_UNITS_KEPT)
+        self.tools: collections.OrderedDict[str, None] = collections.OrderedDict()  # least recently seen first
         self.bytes = 0
         self.counts: collections.Counter[str] = collections.Counter()
         # Least recently seen first (``move_to_end`` on every sighting): evicting the oldest past a
@@ -184,18 +189,27 @@ class Store:
         return [rep for rep in found if rep is not None]
 
     # --- spans --------------------------------------------------------------------------------
-    def add_spans(self, records: list[SpanRecord], resources: list[dict[str, SCALAR]]) -> None:
-        """Keep ``records`` (``resources[i]`` is the resource of ``records[i]``)."""
+    def add_spans(self, records: list[SpanRecord], resources: list[dict[str, SCALAR]],
+                  details: list[SpanDetail] | None = None) -> None:
+        """Keep ``records`` (``resources[i]`` is the resource of ``records[i]``, ``details[i]`` its detail)."""
         wall, mono = time.time(), time.monotonic()
         with self.lock:
-            for record, resource in zip(records, resources, strict=True):
-                size = _size(record)
-                self._spans.append((wall, record, size))
+            for i, (record, resource) in enumerate(zip(records, resources, strict=True)):
+                detail = details[i] if details is not None else None
+                size = _size(record) + (detail.size if detail is not None else 0)
+                self._spans.append((wall, record, size, detail))
                 self.bytes += size
                 entry = self._traces.get(record.trace_id)
                 if entry is None:
                     entry = self._traces[record.trace_id] = _Trace()
                 entry.spans.append(record)
+                if detail is not None:
+                    entry.details.setdefault(record.span_id, detail)
+                if record.tool is not None:  # the most recently seen last; the least, first to go
+                    self.tools.pop(record.tool, None)
+                    self.tools[record.tool] = None
+                    if len(self.tools) > _TOOLS_KEPT:
+                        self.tools.popitem(last=False)
                 if record.kind == "task":
                     entry.has_task = True
                     self._units.append(record)
@@ -203,6 +217,8 @@ class Store:
                     self._units.append(record)
                 inst = self.instance(resource, wall)
                 inst.spans += 1
+                if detail is not None:
+                    detail.resource = inst.attrs  # shared by the process's spans
                 if record.agent is not None:
                     self._agent_seen(record.agent, (inst.service, inst.instance), mono)
                 if self.on_span is not None:
@@ -216,7 +232,7 @@ class Store:
         cutoff = now - limits.retention_s
         while spans and (len(spans) > limits.max_spans or self.bytes > limits.max_memory_bytes
                          or spans[0][0] < cutoff):
-            arrived, record, size = spans.popleft()
+            arrived, record, size, detail = spans.popleft()
             self.bytes -= size
             reason = "age" if arrived < cutoff else "size"
             self.counts[f"spans_evicted_{reason}"] += 1
@@ -229,6 +245,8 @@ class Store:
                         entry.spans.remove(record)
                     except ValueError:
                         pass
+                if detail is not None and entry.details.get(record.span_id) is detail:
+                    del entry.details[record.span_id]
                 if not entry.spans:
                     del self._traces[record.trace_id]
 
@@ -261,8 +279,7 @@ class Store:
 
     def spans(self) -> Iterator[SpanRecord]:
         with self.lock:
-            records = [r for _, r, _ in self._spans]
-        return iter(records)
+            return iter([entry[1] for entry in self._spans])
 
     def recent_spans(self, limit: int) -> list[SpanRecord]:
         """The ``limit`` most recently received spans, oldest first."""
@@ -276,9 +293,21 @@ class Store:
             entry = self._traces.get(trace_id)
             return list(entry.spans) if entry is not None else []
 
-    def units(self, recent: int, slowest: int) -> tuple[list[SpanRecord], list[SpanRecord]]:
+    def trace_details(self, trace_id: str) -> tuple[list[SpanRecord], dict[str, SpanDetail]]:
+        """A trace's spans (as received) and their details by span id."""
         with self.lock:
-            live = [u for u in self._units if u.trace_id in self._traces]
+            entry = self._traces.get(trace_id)
+            return (list(entry.spans), dict(entry.details)) if entry is not None else ([], {})
+
+    def live_units(self) -> list[SpanRecord]:
+        """The units whose trace is kept, oldest first (a root is not one once its trace has a task)."""
+        with self.lock:
+            kept = self._traces
+            return [u for u in self._units if u.trace_id in kept and
+                    (u.kind == "task" or not kept[u.trace_id].has_task)]
+
+    def units(self, recent: int, slowest: int) -> tuple[list[SpanRecord], list[SpanRecord]]:
+        live = self.live_units()
         newest = live[-recent:][::-1] if recent > 0 else []  # live[-0:] would be all of them
         return newest, heapq.nlargest(slowest, live, key=lambda r: r.end_ns - r.start_ns)
 
