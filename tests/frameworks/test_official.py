@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from agents import set_trace_processors
+from agents import FunctionTool, set_trace_processors
 from opentelemetry.trace import StatusCode
 from smolagents import ToolCallingAgent, tool
 from smolagents.monitoring import LogLevel
@@ -77,7 +77,7 @@ def restore_langchain() -> Iterator[None]:
 def by_scope(cap: Capture, name: str) -> dict[str, Any]:
     """Metric ``name``'s data points per instrumentation scope."""
     cap.metrics()  # derives what is pending
-    data = cap._metrics.get_metrics_data()  # noqa: SLF001 - the points of every scope, not merged by name
+    data = cap._metrics.get_metrics_data()
     out: dict[str, Any] = {}
     for rm in data.resource_metrics if data is not None else ():
         for sm in rm.scope_metrics:
@@ -125,7 +125,8 @@ def test_official_langchain_spans_are_counted_once(agentmon_capture: Capture, re
             for name in (sc.M_EXECUTE_TOOL_DURATION, sc.M_CLIENT_OPERATION_DURATION, sc.M_CLIENT_TOKEN_USAGE,
                          sc.M_INVOKE_WORKFLOW_DURATION):
                 assert set(by_scope(cap, name)) == {official_scope}, name
-            tokens = {p.attributes[sc.GEN_AI_TOKEN_TYPE]: p.sum for p in by_scope(cap, sc.M_CLIENT_TOKEN_USAGE)[official_scope]}
+            points = by_scope(cap, sc.M_CLIENT_TOKEN_USAGE)[official_scope]
+            tokens = {p.attributes[sc.GEN_AI_TOKEN_TYPE]: p.sum for p in points}
             assert tokens == {"input": 30, "output": 12}
         assert not [r for r in caplog.records if "conflicting metrics identities" in r.getMessage()]
         # A named graph is a workflow to it: no agent span, so no task and no agent in our view.
@@ -143,7 +144,8 @@ def test_official_openai_agents_spans_give_tasks_in_flight_and_agent_names(agent
     try:
         agent = oa.weather_agent()
         tool = agent.tools[0]
-        agent.tools = [dataclasses.replace(tool, on_invoke_tool=_probing(tool.on_invoke_tool,  # type: ignore[type-var]  # a FunctionTool
+        assert isinstance(tool, FunctionTool)
+        agent.tools = [dataclasses.replace(tool, on_invoke_tool=_probing(tool.on_invoke_tool,
                                                                          probe_in_flight(cap, "weather", seen)))]
         assert oa.run(agent) == "It is sunny in Paris."
         assert seen == [1]  # its agent span starts with the run, named: in flight, so stuck detection works
