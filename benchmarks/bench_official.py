@@ -183,6 +183,25 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
+def report(results: list[dict[str, Any]]) -> None:
+    print(f"{'framework':<14} {'variant':<9} {'median ms':>10} {'p25-p75 ms':>14} {'added ms':>9} {'CPU ms/run':>11}"
+          f" {'(min-max)':>12} {'added CPU':>9}")
+    for fw in FRAMEWORKS:
+        base = base_cpu = None
+        for variant in VARIANTS:
+            mine = [r for r in results if r["framework"] == fw and r["variant"] == variant]
+            times = [t * 1e3 for r in mine for t in r["times"]]
+            median = statistics.median(times)
+            base = median if variant == "none" else base
+            cpus = [r["cpu_per_run"] * 1e3 for r in mine]
+            cpu = statistics.median(cpus)
+            base_cpu = cpu if variant == "none" else base_cpu
+            added = "" if variant == "none" else f"{median - (base or 0):+.2f}"
+            added_cpu = "" if variant == "none" else f"{cpu - (base_cpu or 0):+.2f}"
+            print(f"{fw:<14} {variant:<9} {median:>10.2f} {quantile(times, .25):>6.2f}-{quantile(times, .75):<7.2f}"
+                  f" {added:>9} {cpu:>11.2f} {min(cpus):>5.2f}-{max(cpus):<6.2f} {added_cpu:>9}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -190,10 +209,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--fast", action="store_true", help="1 round of 60 runs")
     ap.add_argument("--out", help="write the raw results as JSON")
+    ap.add_argument("--report", help="re-report a saved --out file")
     ap.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "VARIANT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fast:
         args.rounds, args.runs, args.warmup = 1, 60, 10
+    if args.report:
+        with open(args.report) as fh:
+            report(json.load(fh)["results"])
+        return
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], args.runs, args.warmup)))
         return
@@ -210,18 +234,7 @@ def main() -> None:
                                  timeout=600, check=True)
             results.append({**json.loads(out.stdout.strip().splitlines()[-1]), "round": rnd})
         print(f"round {rnd + 1}/{args.rounds} done (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
-    print(f"{'framework':<14} {'variant':<9} {'median ms':>10} {'p25-p75 ms':>14} {'added ms':>9} {'CPU ms/run':>11}")
-    for fw in FRAMEWORKS:
-        base = None
-        for variant in VARIANTS:
-            mine = [r for r in results if r["framework"] == fw and r["variant"] == variant]
-            times = [t * 1e3 for r in mine for t in r["times"]]
-            median = statistics.median(times)
-            base = median if variant == "none" else base
-            cpu = statistics.median(r["cpu_per_run"] for r in mine) * 1e3
-            added = "" if variant == "none" else f"{median - (base or 0):+.2f}"
-            print(f"{fw:<14} {variant:<9} {median:>10.2f} {quantile(times, .25):>6.2f}-{quantile(times, .75):<7.2f}"
-                  f" {added:>9} {cpu:>11.2f}")
+    report(results)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"results": results, "load": os.getloadavg()}, fh)
