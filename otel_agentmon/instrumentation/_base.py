@@ -28,6 +28,8 @@ from .._spans.ops import record_error
 from .._spans.sanitize import clean_attributes, clean_name, clean_str
 
 SCOPE_PREFIX: Final = "otel_agentmon.instrumentation."
+#: Modules of the official OpenTelemetry GenAI instrumentations (see ``_official``).
+OFFICIAL_PREFIX: Final = "opentelemetry.instrumentation.genai."
 #: Open spans kept per instrumentor before the oldest are forgotten (runs that never end).
 MAX_OPEN: Final = 10_000
 
@@ -224,6 +226,11 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
         if peer in warned:
             return
         warned.add(peer)
+        hint = ""
+        if peer.startswith(OFFICIAL_PREFIX):
+            hint = (" The official instrumentation makes fewer spans than ours for this framework (docs/frameworks.md, "
+                    "'Official GenAI instrumentations vs ours'); leave it off to get ours.")
         log_once(logging.WARNING, f"instrumentation:peer:{self.framework}:{peer}",
                  "otel_agentmon: %s already traces %s; agentmon_%s adds no spans of its own while it is active "
-                 "(its spans still feed otel_agentmon's metrics and health)", peer, self.framework, self.framework)
+                 "(its spans still feed otel_agentmon's metrics and health).%s", peer, self.framework, self.framework,
+                 hint)

@@ -217,7 +217,8 @@ def test_both_on_in_code_give_one_tree_the_official_ones(agentmon_capture: Captu
             RUNS[framework]()
             RUNS[framework]()
         assert set(scopes(cap)) - {"otel_agentmon"} == {OFFICIAL[framework]}  # (+ the smolagents tool's own span)
-        assert len([r for r in caplog.records if "already traces" in r.getMessage()]) == 1
+        (warning,) = [r.getMessage() for r in caplog.records if "already traces" in r.getMessage()]
+        assert "leave it off to get ours" in warning  # says what it costs and what to do
         tool_spans = [s for s in cap.spans() if "get_weather" in s.name]
         assert len(tool_spans) == (0 if framework == "smolagents" else 2)  # one per run where it makes them
         runs = histogram_count(cap, sc.M_INVOKE_AGENT_DURATION) + histogram_count(cap, sc.M_INVOKE_WORKFLOW_DURATION)
@@ -285,3 +286,20 @@ def test_under_the_distro_both_installed_give_our_tree_and_every_token(agentmon_
         assert set(tokens) == {"otel_agentmon"}
     finally:
         our("smolagents").uninstrument()
+
+
+@pytest.mark.parametrize("framework", sorted(OFFICIAL))
+def test_the_fallback_table_says_what_the_official_ones_record(framework: str) -> None:
+    """Where the MeterProvider cannot be watched, the static table stands in: it must match what
+    opentelemetry-util-genai's handler creates on a provider that can."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.util.genai.handler import TelemetryHandler
+
+    from otel_agentmon._metrics.scopes import KNOWN_SELF_RECORDING, MetricOwners
+
+    provider = MeterProvider()
+    owners = MetricOwners("otel_agentmon")
+    assert owners.watch(provider)
+    TelemetryHandler(meter_provider=provider, instrumentation_scope_name=OFFICIAL[framework])
+    assert owners.recorded_by(OFFICIAL[framework]) == KNOWN_SELF_RECORDING[OFFICIAL[framework]]
+    provider.shutdown()
