@@ -66,6 +66,7 @@ class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
 
     framework = "openai_agents"
     dependencies = ("openai-agents >= 0.21, < 1",)
+    complements_official = "model-call spans"
 
     _processor: Any = None
     _undo: Any = None

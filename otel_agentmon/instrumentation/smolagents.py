@@ -60,6 +60,7 @@ class SmolagentsInstrumentor(FrameworkInstrumentor):
 
     framework = "smolagents"
     dependencies = ("smolagents >= 1.20, < 2",)
+    complements_official = "tool and model-call spans"
     _patcher: Any = None
 
     def _install(self, tracer: trace.Tracer, kwargs: Mapping[str, Any]) -> None:

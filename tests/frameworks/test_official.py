@@ -25,7 +25,7 @@ from otel_agentmon.testing import Capture
 from tests.frameworks import test_langgraph as lg
 from tests.frameworks import test_openai_agents as oa
 from tests.frameworks import test_smolagents as sa
-from tests.frameworks.helpers import histogram_count, metric_sum, scopes
+from tests.frameworks.helpers import metric_sum, scopes
 from tests.support.spans import span_attrs
 
 OURS = {"langgraph": "otel_agentmon.instrumentation.langgraph:LangGraphInstrumentor",
@@ -85,6 +85,12 @@ def by_scope(cap: Capture, name: str) -> dict[str, Any]:
                 if metric.name == name:
                     out[sm.scope.name] = list(metric.data.data_points)
     return out
+
+
+def total(cap: Capture, name: str, field: str = "count", **attrs: object) -> float:
+    """Histogram ``name``'s count (or sum) over every scope's points whose attributes include ``attrs``."""
+    return float(sum(getattr(p, field) for points in by_scope(cap, name).values() for p in points
+               if all(p.attributes.get(k) == v for k, v in attrs.items())))
 
 
 PROBES: list[Callable[[], None]] = []
@@ -201,12 +207,28 @@ RUNS: dict[str, Callable[[], object]] = {
 }
 
 
+#: One run's tree with both on in code: the official spans, and under them the kinds it does not make, ours.
+BOTH_TREES: dict[str, list[Any]] = {
+    "langgraph": [("invoke_workflow weather", [("chat weather-model", []), ("execute_tool get_weather", []),
+                                               ("chat weather-model", [])])],
+    "openai_agents": [("invoke_workflow Agent workflow", [("invoke_agent weather", [
+        ("chat", []), ("execute_tool get_weather", []), ("chat", [])])])],
+    "smolagents": [("invoke_agent weather", [("chat scripted", []), ("execute_tool get_weather", [
+        ("execute_tool weather-api", [])]), ("chat scripted", [])])],  # (the tool's own span inside it)
+}
+#: our spans in that tree
+OURS_IN_BOTH: dict[str, set[str]] = {"langgraph": set(), "openai_agents": {"chat"},
+                                     "smolagents": {"chat scripted", "execute_tool get_weather"}}
+
+
 @pytest.mark.parametrize("ours_first", [True, False], ids=["ours-first", "official-first"])
 @pytest.mark.parametrize("framework", sorted(RUNS))
-def test_both_on_in_code_give_one_tree_the_official_ones(agentmon_capture: Capture, framework: str, ours_first: bool,
-                                                        caplog: pytest.LogCaptureFixture, fresh_log_limiter: None,
-                                                        restore_langchain: None) -> None:
-    """You called the official instrumentor yourself: ours stands down for every run it traces."""
+def test_both_on_in_code_give_one_tree(agentmon_capture: Capture, framework: str, ours_first: bool,
+                                       caplog: pytest.LogCaptureFixture, fresh_log_limiter: None,
+                                       restore_langchain: None) -> None:
+    """You called the official instrumentor yourself: its spans are the tree; ours stands down for
+    every run it traces, except that it still adds the kinds of span the official one does not make
+    (model calls for the Agents SDK; tool and model calls for smolagents), under its spans."""
     cap = agentmon_capture
     pair = [our(framework), official(framework)]
     first, second = pair if ours_first else pair[::-1]
@@ -216,13 +238,24 @@ def test_both_on_in_code_give_one_tree_the_official_ones(agentmon_capture: Captu
         with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
             RUNS[framework]()
             RUNS[framework]()
-        assert set(scopes(cap)) - {"otel_agentmon"} == {OFFICIAL[framework]}  # (+ the smolagents tool's own span)
+        assert cap.tree() == BOTH_TREES[framework] * 2
+        mine = {s.name for s in cap.spans() if s.instrumentation_scope is not None
+                and s.instrumentation_scope.name == f"otel_agentmon.instrumentation.{framework}"}
+        assert mine == OURS_IN_BOTH[framework]
         (warning,) = [r.getMessage() for r in caplog.records if "already traces" in r.getMessage()]
         assert "leave it off to get ours" in warning  # says what it costs and what to do
-        tool_spans = [s for s in cap.spans() if "get_weather" in s.name]
-        assert len(tool_spans) == (0 if framework == "smolagents" else 2)  # one per run where it makes them
-        runs = histogram_count(cap, sc.M_INVOKE_AGENT_DURATION) + histogram_count(cap, sc.M_INVOKE_WORKFLOW_DURATION)
-        assert runs == (2 if framework != "openai_agents" else 4)  # each once (the SDK: workflow and agent)
+        # every run, tool call and model call measured once over all scopes, whoever made the span
+        runs = total(cap, sc.M_INVOKE_AGENT_DURATION) + total(cap, sc.M_INVOKE_WORKFLOW_DURATION)
+        assert runs == (4 if framework == "openai_agents" else 2)  # (the SDK: a workflow and an agent per run)
+        assert total(cap, sc.M_EXECUTE_TOOL_DURATION, **{sc.GEN_AI_TOOL_NAME: "get_weather"}) == 2
+        assert total(cap, sc.M_CLIENT_OPERATION_DURATION) == 4
+        if framework != "openai_agents":  # the SDK's ScriptedModel reports no usage
+            assert total(cap, sc.M_CLIENT_TOKEN_USAGE, "sum", **{sc.GEN_AI_TOKEN_TYPE: "input"}) == 60
+            assert total(cap, sc.M_CLIENT_TOKEN_USAGE, "sum", **{sc.GEN_AI_TOKEN_TYPE: "output"}) == 24
+        if framework != "langgraph":  # a named agent, a task per run
+            assert metric_sum(cap, sc.M_TASKS_COMPLETED, **{sc.GEN_AI_AGENT_NAME: "weather"}) == 2
+            chats = [s for s in cap.spans() if s.name.startswith("chat")]
+            assert {span_attrs(s)[sc.GEN_AI_AGENT_NAME] for s in chats} == {"weather"}
     finally:
         second.uninstrument()
         first.uninstrument()
