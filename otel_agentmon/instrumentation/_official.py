@@ -14,8 +14,11 @@ model-call span for a model class of your own or an API model.
   are installed: the distro skips the official instrumentor of such a framework while ours is
   enabled (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=agentmon_<framework>`` chooses the official);
 * in code, where you called the official instrumentor's ``instrument()`` yourself: that is your
-  choice, so ours stands down for every run it traces (the per-run peer check each instrumentor
-  makes) and its spans feed otel_agentmon's metrics, tasks and health through the dialect view.
+  choice, so its spans are the tree and ours stands down for every run it traces (the per-run peer
+  check each instrumentor makes), except that ours still adds the kinds of span it does not make
+  (``FrameworkInstrumentor.complements_official``: model calls for the Agents SDK, tool and model
+  calls for smolagents) under its spans; its spans feed otel_agentmon's metrics, tasks and health
+  through the dialect view.
 """
 
 from __future__ import annotations
