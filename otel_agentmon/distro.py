@@ -11,6 +11,12 @@ in ``OTEL_AGENTMON_INSTRUMENT``. The distro defaults ``OTEL_PYTHON_CONFIGURATOR`
 loads otel_agentmon's own framework instrumentors *after* every other instrumentor, so that when
 another instrumentation of the same framework is present ours can see it and stand down.
 
+Where an official OpenTelemetry GenAI instrumentation of a framework is installed next to ours and
+ours is the better default (LangGraph, the OpenAI Agents SDK, smolagents: docs/frameworks.md,
+"Official GenAI instrumentations vs ours"), the distro leaves the official one off, so there is one
+span tree, ours; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=agentmon_<framework>`` chooses the
+official one instead.
+
 No instrumentor is instrumented twice: one that is already active (say, the application or our
 configurator started it) is skipped, and when our configurator has run, the stock
 ``system_metrics`` entry point is left to it (``configure()`` instruments system metrics as its
@@ -27,6 +33,7 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 
 from ._core.guard import log_once
 from ._core.sdk_compat import ConfiguratorBase
+from .instrumentation._official import ours_stands_in
 
 NAME: Final = "agentmon"
 _OWN_PREFIX: Final = "agentmon_"  # our opentelemetry_instrumentor entry-point names
@@ -50,6 +57,13 @@ class AgentmonDistro(BaseDistro):  # type: ignore[misc]  # BaseDistro comes from
             return
         if _configured and name in _CONFIGURED_BY_US:
             _log.debug("%s: left to otel_agentmon.configure()", name)
+            return
+        disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+        ours = ours_stands_in(str(getattr(entry_point, "value", "")), disabled)
+        if ours is not None:
+            log_once(logging.INFO, f"distro:official:{name}",
+                     "%s (%s): not enabled, %s traces this framework (set OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=%s "
+                     "to use the official instrumentation instead)", name, entry_point.value, ours, ours)
             return
         _instrument_once(entry_point, kwargs)
 

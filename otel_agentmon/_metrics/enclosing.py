@@ -20,6 +20,7 @@ import itertools
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from opentelemetry.context import Context
+from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .._names import semconv as sc
@@ -32,7 +33,9 @@ MAX_LIVE: Final = 100_000  # open spans remembered
 MAX_PARKED: Final = 10_000  # measurements waiting for their agent's name
 _MAX_DEPTH: Final = 64
 Labels: TypeAlias = dict[str, str | int | float | bool]
-_Parked: TypeAlias = list[tuple[float, Labels, Context]]
+# (duration, labels, context, the histogram of the tool span's scope: without the metrics that
+# scope records itself, so a parked measurement is counted once too)
+_Parked: TypeAlias = list[tuple[float, Labels, Context, Histogram]]
 
 
 class Enclosing:
@@ -60,7 +63,7 @@ class Enclosing:
                 if self._parked_count >= MAX_PARKED:  # ancestors that never end: give up on the oldest
                     for key in list(itertools.islice(self._parked, max(1, len(self._parked) // 10))):
                         self._settle(self._parked.pop(key), None, inst)
-                self._parked.setdefault(parent.span_id, []).append((duration, labels, ctx))
+                self._parked.setdefault(parent.span_id, []).append((duration, labels, ctx, inst.tool_duration))
                 self._parked_count += 1
                 return
         inst.tool_duration.record(duration, labels, ctx)
@@ -82,10 +85,10 @@ class Enclosing:
         self._parked_count -= len(waiting)
         if inst is None:
             return
-        for duration, labels, ctx in waiting:
+        for duration, labels, ctx, histogram in waiting:
             if agent is not None:
                 labels[sc.GEN_AI_AGENT_NAME] = agent
-            inst.tool_duration.record(duration, labels, ctx)
+            histogram.record(duration, labels, ctx)
 
     def _agent_above(self, span_id: int) -> str | None:
         key: int | None = span_id

@@ -51,6 +51,10 @@ KNOWN_SELF_RECORDING: Final[Mapping[str, frozenset[str]]] = {
     "opentelemetry.instrumentation.openai_agents": _CLIENT,  # OpenLLMetry
     "opentelemetry.instrumentation.openai_v2": _CLIENT,  # the official OpenAI instrumentation
     "pydantic-ai": frozenset({sc.M_CLIENT_TOKEN_USAGE}),  # PydanticAI's native instrumentation
+    # the official GenAI instrumentations of frameworks (opentelemetry-util-genai creates all five)
+    **dict.fromkeys((f"opentelemetry.instrumentation.genai.{fw}" for fw in ("langchain", "openai_agents",
+                                                                             "smolagents")),
+                    _CLIENT | {sc.M_EXECUTE_TOOL_DURATION, sc.M_INVOKE_WORKFLOW_DURATION, sc.M_INVOKE_AGENT_DURATION}),
 }
 _NONE: Final[frozenset[str]] = frozenset()
 _CREATE: Final = ("create_counter", "create_up_down_counter", "create_histogram", "create_gauge")

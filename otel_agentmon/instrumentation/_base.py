@@ -29,6 +29,8 @@ from .._spans.ops import record_error
 from .._spans.sanitize import clean_attributes, clean_name, clean_str
 
 SCOPE_PREFIX: Final = "otel_agentmon.instrumentation."
+#: Modules of the official OpenTelemetry GenAI instrumentations (see ``_official``).
+OFFICIAL_PREFIX: Final = "opentelemetry.instrumentation.genai."
 #: Open spans kept per instrumentor before the oldest are forgotten (runs that never end).
 MAX_OPEN: Final = 10_000
 
@@ -182,6 +184,9 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
     framework: str = ""
     #: pip requirement strings, checked by ``instrument()`` and ``opentelemetry-instrument``
     dependencies: tuple[str, ...] = ()
+    #: next to the official GenAI instrumentation of this framework, the spans ours still adds under
+    #: its tree (the kinds it does not make); empty: none, ours stands down entirely
+    complements_official: str = ""
     # BaseInstrumentor is a per-class singleton whose ``__init__`` runs on every construction, so
     # state lives in attributes set by instrument/uninstrument, never in an ``__init__``.
     _installed: bool = False
@@ -227,6 +232,13 @@ class FrameworkInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
         if peer in warned:
             return
         warned.add(peer)
+        adds, hint = "no spans of its own", ""
+        if peer.startswith(OFFICIAL_PREFIX):
+            if self.complements_official:
+                adds = f"only the {self.complements_official} it does not make, under its spans"
+            hint = (" The official instrumentation makes fewer spans than ours for this framework (docs/frameworks.md, "
+                    "'Official GenAI instrumentations vs ours'); leave it off to get ours.")
         log_once(logging.WARNING, f"instrumentation:peer:{self.framework}:{peer}",
-                 "otel_agentmon: %s already traces %s; agentmon_%s adds no spans of its own while it is active "
-                 "(its spans still feed otel_agentmon's metrics and health)", peer, self.framework, self.framework)
+                 "otel_agentmon: %s already traces %s; agentmon_%s adds %s while it is active "
+                 "(its spans still feed otel_agentmon's metrics and health).%s", peer, self.framework, self.framework,
+                 adds, hint)

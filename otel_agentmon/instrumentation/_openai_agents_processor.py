@@ -35,7 +35,7 @@ from .._core.guard import guarded
 from .._names import semconv as sc
 from .._spans.llm import record_llm_messages, record_llm_usage
 from .._spans.sanitize import clean_name, to_json
-from ._base import SpanTable, content_on_spans, mark_error
+from ._base import OFFICIAL_PREFIX, SpanTable, content_on_spans, mark_error
 
 PROVIDER = "openai"
 _MAX_SKIPPED = 10_000
@@ -60,7 +60,7 @@ class AgentmonTracingProcessor(TracingProcessor):
         self.table = SpanTable(tracer)
         self._peer = peer
         self._on_peer = on_peer
-        self._skipped: set[str] = set()  # trace ids left to a peer instrumentation
+        self._skipped: dict[str, bool] = {}  # trace ids left to a peer -> whether the peer is the official one
         self._raised: dict[str, BaseException] = {}  # SDK span id -> the exception it failed with
         self._ambient: dict[str, BaseException] = {}  # trace/span id -> exception handled at its start
 
@@ -86,19 +86,29 @@ class AgentmonTracingProcessor(TracingProcessor):
             self._raised.clear()
         self._raised[span_id] = exc
 
-    def _ours(self, trace_id: str, parent_key: str | None) -> bool:
+    def _ours(self, trace_id: str, parent_key: str | None, model_call: bool = False) -> bool:
+        """Whether to make a span for this SDK trace or span. Next to the official instrumentation,
+        which makes no model-call span, ours still makes those (``model_call``), under its spans."""
         if self.table.get(parent_key) is not None:
             return True
-        if trace_id in self._skipped:
-            return False
-        peer = self._peer(self)
-        if peer is None:
-            return True
-        if len(self._skipped) >= _MAX_SKIPPED:
-            self._skipped.clear()
-        self._skipped.add(trace_id)
-        self._on_peer(peer)
-        return False
+        complement = self._skipped.get(trace_id)
+        if complement is None:
+            peer = self._peer(self)
+            if peer is None:
+                return True
+            if len(self._skipped) >= _MAX_SKIPPED:
+                self._skipped.clear()
+            complement = self._skipped[trace_id] = peer.startswith(OFFICIAL_PREFIX)
+            self._on_peer(peer)
+        return complement and model_call
+
+    def _agent_of(self, parent_key: str | None) -> str | None:
+        """Under a parent that is not ours (the official instrumentation's agent span, current in
+        the run's task), the agent that span names."""
+        if self.table.get(parent_key) is not None:
+            return None  # ours: the table passes its agent down
+        name = (getattr(trace.get_current_span(), "attributes", None) or {}).get(sc.GEN_AI_AGENT_NAME)
+        return name if isinstance(name, str) else None
 
     @guarded(None)
     def on_trace_start(self, trace: Trace) -> None:
@@ -114,7 +124,7 @@ class AgentmonTracingProcessor(TracingProcessor):
 
     @guarded(None)
     def on_trace_end(self, trace: Trace) -> None:
-        self._skipped.discard(trace.trace_id)
+        self._skipped.pop(trace.trace_id, None)
         # Runner.run raising: the SDK ends its trace while the exception propagates.
         self.table.end(trace.trace_id, error=self._propagating(trace.trace_id))
 
@@ -127,7 +137,8 @@ class AgentmonTracingProcessor(TracingProcessor):
             # task, turn, handoff, guardrail, custom ...: no span; their children hang under ours
             self.table.alias(key, parent_key)
             return
-        if not self._ours(span.trace_id, parent_key):
+        model_call = isinstance(data, (GenerationSpanData, ResponseSpanData))
+        if not self._ours(span.trace_id, parent_key, model_call):
             return
         self._remember_ambient(key)
         if isinstance(data, AgentSpanData):
@@ -140,7 +151,7 @@ class AgentmonTracingProcessor(TracingProcessor):
             if isinstance(model, str) and model:
                 attrs[sc.GEN_AI_REQUEST_MODEL] = model
             name = f"{sc.OP_CHAT} {model}" if isinstance(model, str) and model else sc.OP_CHAT
-            self.table.start(key, parent_key, name, SpanKind.CLIENT, attrs)
+            self.table.start(key, parent_key, name, SpanKind.CLIENT, attrs, agent=self._agent_of(parent_key))
         elif isinstance(data, FunctionSpanData):
             name = clean_name(data.name)
             entry = self.table.start(key, parent_key, f"{sc.OP_EXECUTE_TOOL} {name}", SpanKind.INTERNAL,

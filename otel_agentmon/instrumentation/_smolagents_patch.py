@@ -34,12 +34,14 @@ from .._names import semconv as sc
 from .._spans.llm import record_llm_messages, record_llm_usage
 from .._spans.ops import record_error
 from .._spans.sanitize import clean_attributes, clean_name, clean_str, to_json
-from ._base import content_on_spans
+from ._base import OFFICIAL_PREFIX, content_on_spans
 
 _MISSING = object()
 _PROVIDERS = {"OpenAIModel": "openai", "OpenAIServerModel": "openai", "AzureOpenAIModel": "azure.ai.openai",
               "AmazonBedrockModel": "aws.bedrock", "InferenceClientModel": "huggingface",
               "TransformersModel": "huggingface"}
+#: The model classes the official smolagents instrumentation makes model-call spans for.
+_OFFICIAL_MODELS = frozenset({"TransformersModel", "VLLMModel", "MLXModel"})
 #: The model instance whose call is being traced here (a subclass calling super().generate()).
 _in_model: contextvars.ContextVar[int | None] = contextvars.ContextVar("agentmon_smolagents_model", default=None)
 
@@ -106,11 +108,17 @@ class Patcher:
             if name in cls.__dict__ and cls.__dict__[name] not in self.wrappers:
                 self._set(cls, name, self._wrap_model(cls.__dict__[name], stream=name == "generate_stream"))
 
-    def _active(self) -> bool:
+    def _active(self, model: Any = _MISSING) -> bool:
+        """Whether to make a span (an agent run's, a tool call's, or ``model``'s call)."""
         peer = self._peer(self)
-        if peer is not None:
-            self._on_peer(peer)
-        return peer is None
+        if peer is None:
+            return True
+        self._on_peer(peer)
+        # Next to the official instrumentation, which makes the agent span only (and model-call
+        # spans for its in-process model classes), ours adds the tool and model-call spans under it.
+        if peer.startswith(OFFICIAL_PREFIX) and model is not None:
+            return model is _MISSING or not any(c.__name__ in _OFFICIAL_MODELS for c in type(model).__mro__)
+        return False
 
     # --- wrappers -----------------------------------------------------------------------------
     def _wrap_run(self, run: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,7 +128,7 @@ class Patcher:
         def traced_run(agent: Any, *args: Any, **kwargs: Any) -> Any:
             span = ctx = None
             try:
-                if patcher._active():
+                if patcher._active(None):
                     name = clean_name(getattr(agent, "name", None) or type(agent).__name__)
                     span, ctx = patcher._start(f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL,
                                                {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
@@ -177,7 +185,7 @@ class Patcher:
         def traced_generate(model: Any, messages: Any = None, *args: Any, **kwargs: Any) -> Any:
             span = ctx = None
             try:
-                if _in_model.get() != id(model) and patcher._active():
+                if _in_model.get() != id(model) and patcher._active(model):
                     model_id = clean_name(getattr(model, "model_id", None) or type(model).__name__)
                     attrs: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_REQUEST_MODEL: model_id}
                     provider = next((_PROVIDERS[c.__name__] for c in type(model).__mro__ if c.__name__ in _PROVIDERS),
@@ -209,6 +217,8 @@ class Patcher:
                agent: str | None = None) -> tuple[trace.Span, otel_context.Context]:
         parent = otel_context.get_current()
         inherited = otel_context.get_value(_state.AGENT_KEY, parent)
+        if inherited is None:  # under another instrumentation's agent span (the official one's)
+            inherited = (getattr(trace.get_current_span(parent), "attributes", None) or {}).get(sc.GEN_AI_AGENT_NAME)
         if sc.GEN_AI_AGENT_NAME not in attrs and isinstance(inherited, str):
             attrs[sc.GEN_AI_AGENT_NAME] = inherited
         span = self.tracer.start_span(clean_name(name), parent, kind, clean_attributes(attrs))

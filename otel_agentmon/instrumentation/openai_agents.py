@@ -26,7 +26,9 @@ With no exception in hand (an error the SDK records without one) ``error.type`` 
 or OpenLLMetry's ``OpenAIAgentsInstrumentor``, the OTel GenAI contrib processor: any processor
 from an ``openinference.*``, ``opentelemetry.*`` or ``logfire*`` module) a new SDK trace gets no
 spans from us and we log one warning; that peer's spans feed otel_agentmon's metrics and
-health through the dialect mapping. OpenInference's default (exclusive) mode removes the other
+health through the dialect mapping. Next to the official
+``opentelemetry-instrumentation-genai-openai-agents``, which makes no model-call span, ours still
+adds those under its agent spans (docs/frameworks.md). OpenInference's default (exclusive) mode removes the other
 processors, ours included, and puts them back when it is uninstrumented.
 """
 
@@ -66,6 +68,7 @@ class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
 
     framework = "openai_agents"
     dependencies = ("openai-agents >= 0.21, < 1",)
+    complements_official = "model-call spans"
 
     _processor: Any = None
     _undo: Any = None

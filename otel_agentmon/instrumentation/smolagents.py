@@ -20,7 +20,9 @@ original method back (one that someone else replaced since is left to them).
 
 **Coexistence.** When another instrumentation wraps ``MultiStepAgent.run`` (OpenInference's
 ``SmolagentsInstrumentor``, before or after ours), our wrappers add no spans and we log one
-warning: its spans feed otel_agentmon's metrics and health through the dialect mapping.
+warning: its spans feed otel_agentmon's metrics and health through the dialect mapping. Next to
+the official ``opentelemetry-instrumentation-genai-smolagents``, which makes only the agent span,
+ours still adds the tool and model-call spans under it (docs/frameworks.md).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class SmolagentsInstrumentor(FrameworkInstrumentor):
 
     framework = "smolagents"
     dependencies = ("smolagents >= 1.20, < 2",)
+    complements_official = "tool and model-call spans"
     _patcher: Any = None
 
     def _install(self, tracer: trace.Tracer, kwargs: Mapping[str, Any]) -> None:

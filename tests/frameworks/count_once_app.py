@@ -18,11 +18,54 @@ from typing import Annotated, Any, TypedDict
 INPUT_TOKENS, OUTPUT_TOKENS = 30, 12  # what every setup's model reports, summed over its two calls
 
 
-def instrument(spec: str) -> None:
+def instrument(spec: str, **kwargs: Any) -> None:
     import importlib
 
     module, cls = spec.split(":")
-    getattr(importlib.import_module(module), cls)().instrument()
+    getattr(importlib.import_module(module), cls)().instrument(**kwargs)
+
+
+# The official OTel GenAI instrumentations (skip_dep_check: the LangChain one declares `langchain`,
+# which LangGraph does not need), and ours, as the zero-code distro loads them when both are installed.
+OFFICIAL = {"langgraph": "opentelemetry.instrumentation.genai.langchain:LangChainInstrumentor",
+            "openai_agents": "opentelemetry.instrumentation.genai.openai_agents:OpenAIAgentsInstrumentor",
+            "smolagents": "opentelemetry.instrumentation.genai.smolagents:SmolagentsInstrumentor"}
+OURS = {"langgraph": "otel_agentmon.instrumentation.langgraph:LangGraphInstrumentor",
+        "openai_agents": "otel_agentmon.instrumentation.openai_agents:OpenAIAgentsInstrumentor",
+        "smolagents": "otel_agentmon.instrumentation.smolagents:SmolagentsInstrumentor"}
+
+
+def offline_agents_sdk() -> None:
+    """Drop the Agents SDK's exporter to the OpenAI backend, keep the instrumentations' processors."""
+    from agents import set_trace_processors
+    from agents.tracing.processors import BatchTraceProcessor
+
+    from otel_agentmon.instrumentation.openai_agents import registered_processors
+
+    set_trace_processors([p for p in registered_processors() or [] if not isinstance(p, BatchTraceProcessor)])
+
+
+def instrument_official(framework: str, *, ours_too: bool = False) -> None:
+    """The official instrumentation turned on in code (and ours, in code, before it)."""
+    if ours_too:
+        instrument(OURS[framework])
+    instrument(OFFICIAL[framework], skip_dep_check=True)
+    if framework == "openai_agents":
+        offline_agents_sdk()
+
+
+def instrument_like_the_distro(framework: str) -> None:
+    """What `opentelemetry-instrument` with our distro does with both installed."""
+    from importlib.metadata import entry_points
+
+    from otel_agentmon import distro
+
+    found = {ep.value: ep for ep in entry_points(group="opentelemetry_instrumentor")}
+    for spec in (OFFICIAL[framework], OURS[framework]):
+        distro.AgentmonDistro().load_instrumentor(found[spec], skip_dep_check=True)
+    distro.post_instrument()
+    if framework == "openai_agents":
+        offline_agents_sdk()
 
 
 # --- LangGraph ------------------------------------------------------------------------------------
@@ -224,14 +267,8 @@ OPENAI_AGENTS_PEERS = {
 
 
 def instrument_openai_agents(spec: str) -> None:
-    from agents import set_trace_processors
-    from agents.tracing.processors import BatchTraceProcessor
-
-    from otel_agentmon.instrumentation.openai_agents import registered_processors
-
     instrument(spec)
-    # Offline: drop the SDK's exporter to the OpenAI backend, keep the instrumentation's processor.
-    set_trace_processors([p for p in registered_processors() or [] if not isinstance(p, BatchTraceProcessor)])
+    offline_agents_sdk()
 
 
 def run_openai_agents() -> None:
@@ -279,6 +316,11 @@ SETUPS: dict[str, Setup] = {
     # OpenInference does not wrap a custom model: only its agent span reports the tokens.
     "smolagents:openinference": (lambda: instrument("openinference.instrumentation.smolagents:SmolagentsInstrumentor"),
                                  run_smolagents),
+    **{f"{fw}:{how}": (functools.partial(setup, fw), run)
+       for fw, run in (("langgraph", run_langgraph), ("openai_agents", run_openai_agents),
+                       ("smolagents", run_smolagents))
+       for how, setup in (("official", instrument_official), ("distro", instrument_like_the_distro),
+                          ("ours+official", functools.partial(instrument_official, ours_too=True)))},
 }
 
 

@@ -96,6 +96,13 @@ def assert_tokens_counted_once(receiver: OTLPReceiver, recorded_by: str) -> None
     ("smolagents:openinference", OURS),
     ("openai_agents:ours", OURS),
     ("openai_agents:openinference", OURS),
+    # both official and ours installed, under the distro: ours (official ones in code: below)
+    ("langgraph:distro", OURS),
+    ("openai_agents:distro", OURS),
+    ("smolagents:distro", OURS),
+    # ... turned on in code: the official tree, and our model-call spans under it where it makes none
+    ("openai_agents:ours+official", OURS),
+    ("smolagents:ours+official", OURS),
 ])
 def test_tokens_summed_over_all_scopes_are_the_tokens_used(receiver: OTLPReceiver, setup: str,
                                                            recorded_by: str) -> None:
@@ -130,6 +137,28 @@ def test_openllmetry_on_openai_agents_reports_no_usage_and_none_is_made_up(recei
     """OpenLLMetry 0.62's Agents SDK spans carry no token usage and it records no token metric."""
     run(receiver, "openai_agents:openllmetry")
     assert tokens_by_scope(receiver, "input") == {} and tokens_by_scope(receiver, "output") == {}
+
+
+@pytest.mark.parametrize("setup", ["langgraph:official", "langgraph:ours+official", "openai_agents:official",
+                                   "smolagents:official"])
+def test_official_instrumentations_that_see_no_model_call_report_no_usage(receiver: OTLPReceiver, setup: str) -> None:
+    """The official instrumentation alone (or, for LangGraph, with ours, which then stands down). On
+    these scripted models it sees no model call: the LangChain one skips a chat model without a model name
+    (the fake chat model here), the Agents SDK one leaves model calls to the OpenAI client's
+    instrumentation, the smolagents one wraps only in-process model classes. No usage, none made up
+    (tests/frameworks/test_official.py counts a named LangChain model's tokens once)."""
+    run(receiver, setup)
+    assert tokens_by_scope(receiver, "input") == {} and tokens_by_scope(receiver, "output") == {}
+    framework = setup.split(":", maxsplit=1)[0]
+    if framework == "langgraph":  # a named graph is a workflow to it: no agent, no task
+        assert counts(receiver, sc.M_INVOKE_WORKFLOW_DURATION, sc.GEN_AI_WORKFLOW_NAME,
+                      "opentelemetry.instrumentation.genai.langchain") == {"weather": 1}
+        return
+    scope = f"opentelemetry.instrumentation.genai.{framework}"
+    assert counts(receiver, sc.M_INVOKE_AGENT_DURATION, sc.GEN_AI_AGENT_NAME, scope) == {"weather": 1}
+    completed = {dict(attrs)[sc.GEN_AI_AGENT_NAME]: p.value  # type: ignore[attr-defined]
+                 for (_, attrs), p in latest(receiver, sc.M_TASKS_COMPLETED).items()}
+    assert completed == {"weather": 1}  # its agent span is a task of ours
 
 
 def test_autogen_tool_metrics_carry_the_agent(receiver: OTLPReceiver) -> None:
