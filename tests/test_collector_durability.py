@@ -1,0 +1,188 @@
+"""Collector durability (issue 15, item 2): a Collector killed with SIGKILL mid-stream and restarted
+loses no span that it had accepted.
+
+The real Collector runs ``collector-config/local.yaml`` (its Jaeger exporter's sending queue on
+``file_storage``) while Jaeger is down, so everything the Collector accepts sits in its queue.  A
+sender thread streams OTLP/HTTP requests at it and records exactly which requests were answered
+200; the Collector is SIGKILLed while that stream runs, restarted on the same queue directory
+(Jaeger still down), then Jaeger is started on the address the Collector exports to.  Every span
+of every accepted request must then be found in Jaeger.
+
+The control runs the same scenario on a copy of local.yaml whose queue is in memory (the
+``storage:`` line removed, as before issue 15): the accepted spans are lost, which shows the first
+test can fail.
+
+The binaries come from ``collector-config/build`` (or AGENTMON_OTELCOL / AGENTMON_JAEGER); a
+missing binary skips these tests, or fails them when AGENTMON_REQUIRE_STACK=1 (as .ci/run sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+
+from tests.support.stack import CONFIG_DIR, Binaries, Collector, Jaeger, Service, Stack, clean_env, wait_until
+
+pytestmark = pytest.mark.subprocess
+
+SPANS_PER_REQUEST = 20
+ACCEPTED_BEFORE_KILL = 25     # requests answered 200 before the SIGKILL (500 spans in the queue)
+MAX_REQUESTS = 400            # the sender's hard stop, should the kill never land
+
+
+@dataclass
+class Sender:
+    """Streams OTLP/HTTP trace requests (one trace of SPANS_PER_REQUEST spans each) at a Collector."""
+
+    url: str
+    service: str
+    accepted: list[set[str]] = field(default_factory=list)   # span IDs (hex) of each request answered 200
+    refused: int = 0                                         # requests not answered 200 (after the kill)
+    stop: threading.Event = field(default_factory=threading.Event)
+    enough: threading.Event = field(default_factory=threading.Event)
+
+    def request(self) -> tuple[bytes, set[str]]:
+        trace_id = os.urandom(16)
+        spans = [PbSpan(trace_id=trace_id, span_id=os.urandom(8), name=f"step-{i}", kind=PbSpan.SPAN_KIND_INTERNAL,
+                        start_time_unix_nano=time.time_ns() - 1_000_000, end_time_unix_nano=time.time_ns())
+                 for i in range(SPANS_PER_REQUEST)]
+        resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=self.service))])
+        body = ExportTraceServiceRequest(resource_spans=[
+            ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()
+        return body, {s.span_id.hex() for s in spans}
+
+    def run(self) -> None:
+        failures_in_a_row = 0
+        for _ in range(MAX_REQUESTS):
+            if self.stop.is_set() or failures_in_a_row >= 3:
+                return
+            body, span_ids = self.request()
+            req = urllib.request.Request(f"{self.url}/v1/traces", data=body, method="POST",
+                                         headers={"Content-Type": "application/x-protobuf"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:  # loopback only
+                    ok = resp.status == 200
+            except (OSError, urllib.error.URLError):
+                ok = False  # refused, reset mid-request or timed out: not accepted, so not promised
+            if ok:
+                self.accepted.append(span_ids)
+                failures_in_a_row = 0
+                if len(self.accepted) >= ACCEPTED_BEFORE_KILL:
+                    self.enough.set()
+            else:
+                self.refused += 1
+                failures_in_a_row += 1
+            self.stop.wait(0.01)
+
+
+def start_jaeger_at(stack: Stack, ports: dict[str, int]) -> Jaeger:
+    """Jaeger on ports chosen earlier (the Collector was told its OTLP address before it ran)."""
+    env = clean_env({f"JAEGER_{n}_ENDPOINT": f"127.0.0.1:{port}" for n, port in ports.items()})
+    svc = stack.spawn("jaeger", [str(stack.bins.jaeger), f"--config={CONFIG_DIR / 'jaeger.yaml'}"], env)
+    stack.wait_ready(svc, f"http://127.0.0.1:{ports['QUERY_HTTP']}/api/services", timeout=60)
+    return Jaeger(svc, f"http://127.0.0.1:{ports['QUERY_HTTP']}", f"127.0.0.1:{ports['OTLP_GRPC']}")
+
+
+def sigkill(stack: Stack, svc: Service) -> None:
+    """SIGKILL the service's process group and forget it (the stack must not count it as a crash)."""
+    os.killpg(svc.popen.pid, signal.SIGKILL)
+    svc.popen.wait(30)
+    stack.services.remove(svc)
+
+
+def kill_restart_and_find(stack: Stack, config: str, queue_dir: Path, service: str,
+                          wait_for_all: bool) -> tuple[set[str], set[str]]:
+    """The scenario; (span IDs the Collector accepted, those of them found in Jaeger afterwards).
+
+    "Found" is read once a span sent after the restart has reached Jaeger; with ``wait_for_all``,
+    then until every accepted span is there (at most 120 s more)."""
+    names = ("OTLP_GRPC", "OTLP_HTTP", "QUERY_HTTP", "QUERY_GRPC", "HEALTH")
+    jaeger_ports = dict(zip(names, stack.free_ports(len(names)), strict=True))
+    col_env = {"AGENTMON_JAEGER_OTLP_ENDPOINT": f"127.0.0.1:{jaeger_ports['OTLP_GRPC']}",
+               "AGENTMON_COLLECTOR_QUEUE_DIR": str(queue_dir)}
+
+    first: Collector = stack.collector("otelcol-before-kill", config, env=col_env)
+    sender = Sender(first.otlp_http, service)
+    thread = threading.Thread(target=sender.run, name="otlp-sender", daemon=True)
+    thread.start()
+    try:
+        assert sender.enough.wait(120), f"the Collector accepted only {len(sender.accepted)} requests in 120 s"
+        sigkill(stack, first.service)  # mid-stream: the sender is still sending
+        thread.join(120)
+    finally:
+        sender.stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert sender.refused >= 1, "the stream had ended before the kill: not a mid-stream kill"
+    accepted = set().union(*sender.accepted)
+    assert len(accepted) == len(sender.accepted) * SPANS_PER_REQUEST >= ACCEPTED_BEFORE_KILL * SPANS_PER_REQUEST
+
+    second = stack.collector("otelcol-after-restart", config, env=col_env)  # Jaeger still down
+    marker = Sender(second.otlp_http, service)
+    marker_body, marker_ids = marker.request()
+    req = urllib.request.Request(f"{second.otlp_http}/v1/traces", data=marker_body, method="POST",
+                                 headers={"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    jaeger = start_jaeger_at(stack, jaeger_ports)
+
+    def span_ids_in_jaeger() -> set[str]:
+        return {s["spanID"] for t in jaeger.traces(service, limit=10_000) for s in t["spans"]}
+
+    # The exporter retries with backoff (up to 30 s between attempts), hence the generous waits.
+    wait_until(lambda: marker_ids <= span_ids_in_jaeger(), 180, "the span sent after the restart in Jaeger")
+    found: set[str] = set()
+
+    def all_accepted_found() -> bool:
+        found.clear()
+        found.update(span_ids_in_jaeger() & accepted)
+        return found == accepted
+    if not wait_for_all:
+        all_accepted_found()
+        return accepted, found
+    try:
+        wait_until(all_accepted_found, 120, "every accepted span in Jaeger")
+    except AssertionError:
+        pass  # the caller judges what was found
+    return accepted, found
+
+
+@pytest.mark.timeout(600)
+def test_sigkilled_collector_loses_no_accepted_span(binaries: Binaries, tmp_path: Path) -> None:
+    queue_dir = tmp_path / "queue"  # created by the Collector
+    with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
+        accepted, found = kill_restart_and_find(stack, "local.yaml", queue_dir, "durability-disk", wait_for_all=True)
+        missing = accepted - found
+        assert not missing, f"{len(missing)} of {len(accepted)} accepted spans never reached Jaeger"
+        # The queue holds span content: private to the Collector's user (README, "Durable queues").
+        assert stat.S_IMODE(queue_dir.stat().st_mode) == 0o700
+        files = [p for p in queue_dir.iterdir() if p.is_file()]
+        assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
+
+
+@pytest.mark.timeout(600)
+def test_control_in_memory_queue_loses_accepted_spans(binaries: Binaries, tmp_path: Path) -> None:
+    """The same scenario without `storage:` (the configs before issue 15): the queue dies with the process."""
+    text = (CONFIG_DIR / "local.yaml").read_text()
+    lines = [line for line in text.splitlines(keepends=True) if "storage: file_storage/queue" not in line]
+    assert len(lines) == len(text.splitlines()) - 1, "local.yaml has no `storage: file_storage/queue` line"
+    config = tmp_path / "local-in-memory.yaml"
+    config.write_text("".join(lines))
+    with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
+        accepted, found = kill_restart_and_find(stack, str(config), tmp_path / "queue", "durability-memory",
+                                                 wait_for_all=False)
+        assert accepted and not found, f"{len(found)} of {len(accepted)} accepted spans survived an in-memory queue"
