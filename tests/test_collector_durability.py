@@ -236,3 +236,18 @@ def test_sigkilled_agent_tier_collector_loses_no_accepted_span(binaries: Binarie
                                                 gateway_downstream(stack), wait_for_all=True)
         missing = accepted - found
         assert not missing, f"{len(missing)} of {len(accepted)} accepted spans never reached Jaeger"
+
+
+@pytest.mark.timeout(300)
+def test_second_collector_on_the_same_queue_directory_refuses_to_start(binaries: Binaries, tmp_path: Path) -> None:
+    """Two instances must not share one queue (README: one directory per Collector instance)."""
+    with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
+        downstream = jaeger_downstream(stack)  # never started: nothing is sent
+        env = {**downstream.collector_env, "AGENTMON_COLLECTOR_QUEUE_DIR": str(tmp_path / "queue")}
+        stack.collector("first", "local.yaml", env=env)
+        with pytest.raises(StackError, match="exited"):
+            stack.collector("second", "local.yaml", env=env)
+        second = stack.services[-1]
+        assert second.popen.returncode not in (None, 0)
+        assert 'failed to start "otlp_grpc/jaeger" exporter: timeout' in second.log.read_text()
+        stack.services.remove(second)  # it exited, as it should: not a crash for the stack to report
