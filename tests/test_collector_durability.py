@@ -53,7 +53,7 @@ pytestmark = pytest.mark.subprocess
 
 SPANS_PER_REQUEST = 20
 ACCEPTED_BEFORE_KILL = 25     # requests answered 200 before the SIGKILL (500 spans in the queue)
-MAX_REQUESTS = 400            # the sender's hard stop, should the kill never land
+MAX_REQUESTS = 2000           # the sender's hard stop, should the kill never land
 
 
 @dataclass
