@@ -162,13 +162,14 @@ def kill_restart_and_find(stack: Stack, config: str, queue_dir: Path, service: s
     thread.start()
     try:
         assert sender.enough.wait(120), f"the Collector accepted only {len(sender.accepted)} requests in 120 s"
+        sending_at_kill = thread.is_alive()
         sigkill(stack, first.service)  # mid-stream: the sender is still sending
         thread.join(120)
     finally:
         sender.stop.set()
         thread.join(30)
     assert not thread.is_alive()
-    assert sender.refused >= 1, "the stream had ended before the kill: not a mid-stream kill"
+    assert sending_at_kill and sender.refused >= 1, "the stream had ended before the kill: not a mid-stream kill"
     accepted = set().union(*sender.accepted)
     assert len(accepted) == len(sender.accepted) * SPANS_PER_REQUEST >= ACCEPTED_BEFORE_KILL * SPANS_PER_REQUEST
 
