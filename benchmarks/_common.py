@@ -201,11 +201,11 @@ def bare_tool(b: Bare, x: int) -> int:
     return result
 
 
-def _noop_build_span_export(settings: Settings) -> SpanExport | None:
+def _noop_build_span_export(settings: Settings, *spool: object) -> SpanExport | None:  # spool: issue 15
     return noop_span_export, noop_close
 
 
-def _noop_build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
+def _noop_build_metric_exporter(settings: Settings, *spool: object) -> DeadlineMetricExporter | None:
     return DeadlineMetricExporter(NoopMetricExporter())
 
 

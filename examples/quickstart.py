@@ -49,7 +49,7 @@ def main() -> None:
     monitor.shutdown()
     stats = monitor.stats()
     print(f"spans: {stats.spans_started} started, {stats.spans_exported} exported, "
-          f"dropped {dict(stats.spans_dropped) or 0}")
+          f"{stats.spans_spooled} spooled for later, dropped {dict(stats.spans_dropped) or 0}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ._alerts.engine import AlertEvent, AlertRule
 from ._alerts.notify import CallbackNotifier, LoggingNotifier, Notifier, WebhookNotifier
 from ._alerts.rules import load_rules, to_prometheus
-from ._export.stats import NotifierStats, Stats
+from ._export.stats import NotifierStats, SpoolStats, Stats
 from ._health.loop import AgentHealth, HealthPolicy, SwarmHealth
 from ._metrics.derive import AgentSummary
 from ._records.recording import RecordingSpanProcessor, read_recording
@@ -46,6 +46,7 @@ __all__ = [
     "NotifierStats",
     "RecordingSpanProcessor",
     "SpanHandle",
+    "SpoolStats",
     "Stats",
     "SwarmHealth",
     "WebhookNotifier",

@@ -58,6 +58,19 @@ MIN_BOTTLENECK_SHARE: Final = 0.3  # a tool/model taking >= 30% of an agent's ta
 MIN_ERROR_RATIO: Final = 0.05
 MIN_TASKS: Final = 5
 LOW_UTILISATION: Final = 0.3
+#: Suppression rules (stated in docs/analytics.md and in every report's footer):
+#: a trend is a slope per minute: fitted to less than this much data it is not reported;
+MIN_TREND_PERIOD_S: Final = 600.0
+#: a tool/model is a bottleneck of an agent's tasks only if their critical paths hold at least this
+#: many different tools/models (a single-tool task's tool is trivially all of its path).
+MIN_BOTTLENECK_CHOICES: Final = 2
+SUPPRESSION_RULES: Final = (
+    f"per-agent findings (error ratio, utilisation, bottleneck, slowest task) need >= {MIN_TASKS} tasks",
+    f"trends need a period of >= {MIN_TREND_PERIOD_S / 60:.0f} min (a per-minute slope from less is underpowered)",
+    f"a tool/model is named a bottleneck only when the agent's task critical paths hold >= "
+    f"{MIN_BOTTLENECK_CHOICES} different tools/models, and it takes >= {MIN_BOTTLENECK_SHARE:.0%} of them",
+    "regressions need the samples and effect sizes of the regression policy",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +144,11 @@ class Insights:
     def significant_trends(self) -> list[Trend]:
         return [t for t in self.trends if t.significant]
 
+    @property
+    def reportable_trends(self) -> list[Trend]:
+        """Significant trends over a period long enough to fit them (``MIN_TREND_PERIOD_S``)."""
+        return self.significant_trends if self.window.seconds >= MIN_TREND_PERIOD_S else []
+
     def slowest_agent(self) -> KeyStats | None:
         """The agent with the highest median task duration (at least ``MIN_TASKS`` tasks if any has)."""
         return _top(self.stats.get("agent", {}), lambda s: s.p50_s or 0.0)
@@ -155,8 +173,15 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
     The regression test compares ``recent`` with ``baseline``; by default the last
     ``recent_fraction`` of the window against everything before it."""
     spans = list(records)
-    full = span_window(spans)
-    window = Window(full.start_ns if start_ns is None else start_ns, full.end_ns if end_ns is None else end_ns)
+    alert_records = list(alerts)
+    metric_records = list(metrics)
+    full = data_window(spans, [a.time_ns for a in alert_records] + [m.time_ns for m in metric_records])
+    # The period never reaches past the data: --since 1h of a 3 s run is those 3 s.
+    window = Window(full.start_ns if start_ns is None else max(start_ns, full.start_ns),
+                    full.end_ns if end_ns is None else min(end_ns, full.end_ns))
+    if window.end_ns < window.start_ns:  # a period entirely outside the data
+        window = Window(start_ns if start_ns is not None else window.start_ns,
+                        end_ns if end_ns is not None else window.end_ns)
     inside = [s for s in spans if window.contains(s.end_ns)]
     default_base, default_recent = split(window, recent_fraction)
     baseline = baseline or default_base
@@ -170,18 +195,25 @@ def analyze(records: Iterable[SpanRecord], alerts: Iterable[AlertRecord] = (),
     necks = bottlenecks(spans, window, tree)
     comparisons = compare(spans, baseline, recent, policy, tree)
     trend_list = trends(inside, window, trend_buckets)
-    alert_records = list(alerts)
     alert_list = summarize_alerts(alert_records, _alert_window(window, [a.time_ns for a in alert_records], end_ns))
-    metric_list = summarize_metrics(metrics, window)
+    metric_list = summarize_metrics(metric_records, window)
     note = f"the default example price table ({DEFAULT_PRICES_AS_OF})" if prices is None else \
         "the price table given"
-    opportunities = _opportunities(stats, eff, necks, comparisons, trend_list)
+    opportunities = _opportunities(stats, eff, necks, comparisons,
+                                   trend_list if window.seconds >= MIN_TREND_PERIOD_S else [])
     points: dict[str, list[tuple[int, float]]] = {}
     for s in inside:
         if s.kind == "task" and s.agent is not None:
             points.setdefault(s.agent, []).append((s.end_ns, s.duration_s))
     return Insights(window, baseline, recent, stats, eff, necks, comparisons, trend_list, alert_list, metric_list,
                     opportunities, policy, note, len(inside), points)
+
+
+def data_window(spans: Sequence[SpanRecord], other_times: Sequence[int]) -> Window:
+    """From the first to the last data point: the spans' (start to end), else alerts' and metrics'."""
+    if spans or not other_times:
+        return span_window(spans)
+    return Window(min(other_times), max(other_times) + 1)
 
 
 def _alert_window(window: Window, times: list[int], end_ns: int | None) -> Window:
@@ -201,12 +233,23 @@ def summarize_alerts(alerts: Iterable[AlertRecord], window: Window) -> list[Aler
             by.setdefault((a.rule, a.agent), []).append(a)
     out = []
     for (rule, agent), events in by.items():
-        found = episodes((e.time_ns / 1e9, e.labels.get("source", ""), e.state == "firing") for e in events)
+        transitions = [(e.time_ns / 1e9, e.labels.get("source", ""), e.state == "firing") for e in events]
+        # An evaluator whose first word in the period is "resolved" was firing when the period began
+        # (its firing fell before it): that episode counts, at the period's start, wherever the data
+        # came from (a recording holds the firing line, serve's export rebuilds it from the alert).
+        said: set[str] = set()
+        for _, source, is_firing in list(transitions):
+            if source not in said:
+                said.add(source)
+                if not is_firing:
+                    transitions.append((window.start_ns / 1e9, source, True))
+        found = episodes(transitions)
         fired = [e for e in events if e.state == "firing"]
-        first = fired[0] if fired else events[0]
+        first_ns = next((e.time_ns for e in fired if found and e.time_ns / 1e9 == found[0].start),
+                        int(found[0].start * 1e9) if found else events[0].time_ns)
         last = ("firing" if found[-1].end is None else "resolved") if found else events[-1].state
-        out.append(AlertSummary(rule, agent, first.severity, len(found), first.time_ns, last,
-                                next((e.summary for e in events if e.summary), ""),
+        out.append(AlertSummary(rule, agent, (fired or events)[0].severity, len(found), first_ns, last,
+                                next((e.summary for e in reversed(events) if e.summary), ""),
                                 tuple(dict.fromkeys(s for ep in found for s in ep.sources))))
     return sorted(out, key=lambda s: (-s.fired, s.first_fired_ns))
 
@@ -244,9 +287,14 @@ def _opportunities(stats: Mapping[Dimension, Mapping[str, KeyStats]], eff: Mappi
                                    f"(p={c.evidence.p_value:.2g})", min(1.0, 0.8 + 0.1 * growth), c.evidence))
     busy_total = sum(e.busy_s for e in eff.values()) or 1.0
     seen_scopes: set[str] = set()
+    choices: dict[str, int] = {}
+    for b in necks:
+        if b.scope.startswith("agent:") and not b.key.startswith("self:"):
+            choices[b.scope] = choices.get(b.scope, 0) + 1
     for b in necks:  # ranked within each scope: the top tool/model of each agent's tasks
         if b.scope.startswith("agent:") and not b.key.startswith("self:") and b.share >= MIN_BOTTLENECK_SHARE \
-                and b.scope not in seen_scopes:
+                and b.scope not in seen_scopes and choices.get(b.scope, 0) >= MIN_BOTTLENECK_CHOICES \
+                and b.occurrences >= MIN_TASKS:
             seen_scopes.add(b.scope)
             agent = b.scope.split(":", 1)[1]
             weight = eff[agent].busy_s / busy_total if agent in eff else 0.5

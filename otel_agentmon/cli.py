@@ -2,6 +2,9 @@
 
     agentmon rules check FILE             validate a rule file
     agentmon rules export FILE [-o OUT]   print (or write) the equivalent Prometheus rule file
+    agentmon serve [--open]               local OTLP receiver, live dashboard and trace explorer
+    agentmon report --from SOURCE         HTML + Markdown report from a recording, serve or Prometheus
+    agentmon --version
 
 Each command lives in its own ``_cli_<name>`` module with ``add_parser(sub)``, which sets a
 ``run(args) -> int`` default on its parser.
@@ -10,6 +13,7 @@ Each command lives in its own ``_cli_<name>`` module with ``add_parser(sub)``, w
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -20,8 +24,19 @@ from ._cli import serve as _cli_serve
 _COMMANDS = (_cli_rules, _cli_serve, _cli_report)
 
 
+def _version() -> str:
+    """The installed distribution's version (what pip shows), else the package's own."""
+    try:
+        return importlib.metadata.version("otel_agentmon")
+    except importlib.metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentmon", description="otel_agentmon tools")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in _COMMANDS:
         command.add_parser(sub)

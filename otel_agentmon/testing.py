@@ -153,7 +153,8 @@ def capture(*, clock: StepClock | None = None, **options: Any) -> tuple[Capture,
 
     With ``clock`` (e.g. ``StepClock()``), our spans take their start and end times from it.
     """
-    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock)
+    saved = (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock,
+             _state.tracer_provider)
     saved_length = _sanitize.get_max_length()
     defaults: Mapping[str, Any] = {"traces_exporter": "none", "metrics_exporter": "none", "logs_exporter": "none",
                                    "system_metrics": "off", "service_name": "agentmon-test"}
@@ -171,7 +172,8 @@ def capture(*, clock: StepClock | None = None, **options: Any) -> tuple[Capture,
 
     def close() -> None:
         monitor.shutdown(2.0)
-        _state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock = saved
+        (_state.tracer, _state.event_logger, _state.enabled, _state.capture_content, _state.clock,
+         _state.tracer_provider) = saved
         _sanitize.set_max_length(saved_length)
 
     return Capture(monitor, spans, reader, logs), close

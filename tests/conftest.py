@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,12 @@ from otel_agentmon._setup.settings import resolve
 from otel_agentmon.testing import Capture, capture
 from tests.support.receiver import OTLPReceiver
 from tests.support.stack import Binaries, binaries_or_skip
+
+# The disk spool is on by default; the suite's fault tests check the memory-only behaviour (what
+# is dropped, and why), and no test may write into the user's own state directory. The spool's
+# tests (tests/test_spool.py) turn it on with a directory of their own.
+os.environ["AGENTMON_SPOOL"] = "off"
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="agentmon-test-state-")
 
 #: Small health thresholds, so health and alert tests run in tenths of a second.
 FAST_HEALTH = HealthPolicy(heartbeat_timeout=0.5, stuck_after=0.3, cpu_limit=None)

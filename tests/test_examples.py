@@ -149,7 +149,9 @@ def test_swarm_delivers_workflow_agent_task_tool_tree_and_metrics(receiver: OTLP
 
 @pytest.mark.timeout(90)
 def test_swarm_with_closed_endpoint_runs_at_full_speed_and_exits_promptly() -> None:
-    proc = run_example("swarm.py", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}"})
+    # Memory only (the disk spool would keep these spans instead: tests/test_spool.py).
+    proc = run_example("swarm.py", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+                                    "AGENTMON_SPOOL": "off"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     shutdown = re.search(r"shutdown took ([\d.]+)s", proc.stdout)

@@ -45,7 +45,9 @@ def test_every_extra_is_named_the_way_every_pip_matches_it(extra: str) -> None:
 def test_the_dev_extra_pulls_in_every_framework_extra_by_its_own_name() -> None:
     own = [Requirement(r) for r in EXTRAS["dev"] if canonicalize_name(Requirement(r).name) == "otel-agentmon"]
     assert len(own) == 1
-    assert own[0].extras == set(EXTRAS) - {"dev"}  # as written: no normalisation by the installer needed
+    # as written: no normalisation by the installer needed. CrewAI (1 GB, openai < 3) is tested in
+    # a venv of its own by .ci/run instead.
+    assert own[0].extras == set(EXTRAS) - {"dev", "crewai"}
 
 
 def test_every_install_line_in_the_docs_and_examples_names_an_existing_extra() -> None:

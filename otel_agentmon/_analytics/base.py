@@ -55,7 +55,8 @@ class EvidencePart:
 
 
 #: The ``Evidence.numbers`` an evidence line shows, in this order.
-EVIDENCE_NUMBERS: Final = ("n_baseline", "n_recent", "z", "median_baseline", "median_recent")
+EVIDENCE_NUMBERS: Final = ("n_baseline", "n_recent", "z", "median_baseline", "median_recent", "median_baseline_ms",
+                           "median_recent_ms")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,15 +189,34 @@ DEFAULT_PRICES: Final[Mapping[str, tuple[float, float]]] = {
 Prices: TypeAlias = Mapping[str, tuple[float, float]]
 
 
+#: Dated model names the providers list as snapshots of a name in ``DEFAULT_PRICES`` (same price).
+#: Only these are aliased: any other name is unpriced, never matched by prefix (``gpt-4.1-nano`` is
+#: not ``gpt-4.1``). A table passed with ``prices=`` / ``--prices`` is matched exactly, with these
+#: aliases applied only when the dated name is not in it but its base name is.
+DATED_ALIASES: Final[Mapping[str, str]] = {
+    "gpt-4o-2024-05-13": "gpt-4o",
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "gpt-4o-2024-11-20": "gpt-4o",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "gpt-4.1-2025-04-14": "gpt-4.1",
+    "gpt-4.1-mini-2025-04-14": "gpt-4.1-mini",
+    "o3-mini-2025-01-31": "o3-mini",
+    "claude-3-5-haiku-20241022": "claude-3-5-haiku",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku",
+    "claude-sonnet-4-20250514": "claude-sonnet-4",
+    "claude-opus-4-20250514": "claude-opus-4",
+}
+
+
 def price_of(prices: Prices, model: str | None) -> tuple[float, float] | None:
-    """A model's prices: an exact name, else the longest table name the model starts with
-    (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``)."""
+    """A model's prices: its exact name in ``prices``, else the name ``DATED_ALIASES`` lists for it
+    (``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``); ``None`` (unpriced) otherwise."""
     if model is None:
         return None
     if model in prices:
         return prices[model]
-    best = max((name for name in prices if model.startswith(name)), key=len, default=None)
-    return None if best is None else prices[best]
+    alias = DATED_ALIASES.get(model)
+    return None if alias is None else prices.get(alias)
 
 
 def cost_usd(prices: Prices, model: str | None, input_tokens: int, output_tokens: int) -> float | None:

@@ -12,6 +12,9 @@ from .critical import Segment, SpanTree, attribute, spent_in
 
 #: Dimensions of trace-level attribution ("spent_in": tool:<name> / llm:<model> / self:<kind>).
 TRACE_DIMENSIONS: Final = ("agent", "task_type", "tool", "model", "spent_in")
+#: How a query names each dimension's key ("spent in 'tool:lookup'", "of agent 'writer'").
+_WHERE: Final = {"spent_in": "spent in", "agent": "of agent", "task_type": "of task type", "tool": "in tool",
+                 "model": "in model"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +35,9 @@ class Bottleneck:
     def headline(self) -> str:
         where = "the critical paths of traces" if self.scope == "traces" else \
             f"the critical paths of the tasks of agent {self.scope.split(':', 1)[1]!r}"
-        return (f"{self.dimension} {self.key!r} is {self.share:.0%} of {where} "
-                f"({self.critical_s:.3g}s over {self.occurrences})")
+        what = "time spent in" if self.dimension == "spent_in" else self.dimension
+        return (f"{what} {self.key!r} is {self.share:.0%} of {where} "
+                f"({self.critical_s * 1000:.4g} ms over {self.occurrences})")
 
 
 def _rank(scope: str, dimension: str, per_unit: list[tuple[str, dict[str, int]]], total_ns: int,
@@ -56,7 +60,7 @@ def _rank(scope: str, dimension: str, per_unit: list[tuple[str, dict[str, int]]]
         share = ns / total_ns if total_ns else 0.0
         scope_words = "all traces" if scope == "traces" else f"the tasks of agent {scope.split(':', 1)[1]!r}"
         evidence = Evidence(
-            query=f"share of critical-path time of {scope_words} spent in {dimension} {key!r} "
+            query=f"share of critical-path time of {scope_words} {_WHERE.get(dimension, 'in ' + dimension)} {key!r} "
                   f"(critical path: last-finishing-child walk, overlapping children not double counted)",
             expression=f'sum(critical_path_ns{{{dimension}="{key}"}}) / sum(critical_path_ns) over {units}'
                        + ("" if scope == "traces" else f' of {{kind="task",agent="{scope.split(":", 1)[1]}"}}'),

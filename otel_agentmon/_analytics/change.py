@@ -67,10 +67,11 @@ class Comparison:
         if self.metric == "error_ratio":
             return (f"{self.dimension} {self.key!r} error ratio {self.baseline_value:.1%} -> {self.recent_value:.1%} "
                     f"(+{self.change * 100:.1f} points)")
-        what = "median latency" if self.metric == "latency" else "median tokens/task"
-        unit = "s" if self.metric == "latency" else ""
-        return (f"{self.dimension} {self.key!r} {what} {self.baseline_value:.4g}{unit} -> "
-                f"{self.recent_value:.4g}{unit} (x{self.change:.2f})")
+        if self.metric == "latency":  # durations in ms, like every table of the report
+            return (f"{self.dimension} {self.key!r} median latency {self.baseline_value * 1000:.4g} ms -> "
+                    f"{self.recent_value * 1000:.4g} ms (x{self.change:.2f})")
+        return (f"{self.dimension} {self.key!r} median tokens/task {self.baseline_value:.4g} -> "
+                f"{self.recent_value:.4g} (x{self.change:.2f})")
 
 
 def split(window: Window, recent_fraction: float) -> tuple[Window, Window]:
@@ -141,8 +142,10 @@ def _median_test(metric: Metric, dim: Dimension, key: str, base: list[float], no
         expression=f"mann_whitney_u({field}{sel}[recent] > {field}{sel}[baseline])",
         window=recent, baseline=baseline, trace_ids=slowest_traces(spans), n=len(now),
         statistic=result.statistic, p_value=result.p_value,
-        numbers={"n_baseline": len(base), "n_recent": len(now), "z": result.z, "median_baseline": b_med,
-                 "median_recent": n_med, "median_ratio": ratio})
+        numbers={"n_baseline": len(base), "n_recent": len(now), "z": result.z, "median_ratio": ratio,
+                 # latency in ms, like every duration the report shows
+                 **({"median_baseline_ms": b_med * 1000, "median_recent_ms": n_med * 1000} if metric == "latency"
+                    else {"median_baseline": b_med, "median_recent": n_med})})
     regressed = result.p_value < policy.alpha and ratio >= policy.min_ratio
     return Comparison(metric, dim, key, b_med, n_med, ratio, MW_TEST, regressed, evidence)
 
@@ -191,11 +194,13 @@ class Trend:
 
     def headline(self) -> str:
         who = "all tasks" if self.dimension is None else f"{self.dimension} {self.key!r}"
-        per_min = self.slope_per_s * 60
-        unit = {"p50_latency_s": "s", "throughput_per_s": "/s", "error_ratio": ""}[self.metric]
+        # per minute; latency in ms like every table of the report
+        scale, what = {"p50_latency_s": (60_000.0, "median latency (ms)"),
+                       "throughput_per_s": (60.0, "throughput (tasks/s)"),
+                       "error_ratio": (60.0, "error ratio")}[self.metric]
         direction = "rising" if self.slope_per_s > 0 else "falling"
-        return (f"{who} {self.metric} {direction}: {per_min:+.4g}{unit} per minute "
-                f"(95% CI {self.ci_low * 60:+.4g} .. {self.ci_high * 60:+.4g})")
+        return (f"{who} {what} {direction}: {self.slope_per_s * scale:+.4g} per minute "
+                f"(95% CI {self.ci_low * scale:+.4g} .. {self.ci_high * scale:+.4g})")
 
 
 def trends(records: Sequence[SpanRecord], window: Window, buckets: int = 12) -> list[Trend]:

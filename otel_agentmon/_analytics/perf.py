@@ -38,6 +38,7 @@ class KeyStats:
     mean_s: float | None
     total_s: float  # summed duration (a tool's total time, busy-ness of an agent's tasks)
     evidence: Evidence
+    max_s: float | None = None  # the slowest one (a hung task shows here, not in the percentiles)
 
     @property
     def error_ratio(self) -> float:
@@ -60,7 +61,7 @@ def key_stats(records: Iterable[SpanRecord], dimension: Dimension, window: Windo
             window=window, trace_ids=slowest_traces(spans), n=len(spans),
             numbers={"p50_s": p50 or 0.0, "p95_s": p95 or 0.0, "errors": errors})
         out[key] = KeyStats(dimension, key, len(spans), errors, len(spans) / seconds, p50, p95, p99,
-                            sum(durations) / len(durations), sum(durations), evidence)
+                            sum(durations) / len(durations), sum(durations), evidence, max(durations))
     return out
 
 

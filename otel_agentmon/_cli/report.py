@@ -15,7 +15,7 @@ from .._analytics.base import load_prices
 from .._report import html as _report_html
 from .._report import md as _report_md
 from .._report.model import ReportModel, from_insights
-from .._report.sources import is_url, load, period
+from .._report.sources import describe, is_url, load, period, serve_base
 from ..analytics import analyze
 
 #: Period of a Prometheus report when none is given.
@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", dest="source", metavar="FILE|URL",
-                     help="a JSON Lines recording, or the base URL of agentmon serve (reads /api/export)")
+                     help="a JSON Lines recording, a Collector file exporter's file (OTLP JSON lines, "
+                          "proto or zstd), or the base URL of agentmon serve (reads /api/export)")
     src.add_argument("--prometheus", metavar="URL", help="a Prometheus server (PromQL over /api/v1/query_range)")
     p.add_argument("--since", help="report the last DURATION (e.g. 30m, 1h, 2d)")
     p.add_argument("--start", help="period start: Unix seconds or ISO 8601 (UTC unless a zone is given)")
@@ -89,8 +90,9 @@ def _build(args: argparse.Namespace) -> ReportModel:
                        start_ns=None if start is None else int(start * 1e9),
                        end_ns=None if end is None else int(end * 1e9),
                        recent_fraction=args.recent, prices=prices)
-    source = f"agentmon serve at {args.source}" if is_url(args.source) else f"recording {args.source}"
-    model = from_insights(insights, source)
+    model = from_insights(insights, describe(args.source))
+    if is_url(args.source):  # trace ids link to its explorer
+        model.trace_base = serve_base(args.source)
     if rec.skipped:
         model.notes.append(f"{rec.skipped} unreadable lines skipped")
     if insights.spans == 0:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import webbrowser
 from pathlib import Path
 from types import FrameType
 
@@ -47,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="show an agent that stopped cleanly this long, then let it go (default: 5m)")
     p.add_argument("--record", type=Path, help="also write everything received to this JSON Lines recording")
     p.add_argument("--record-max-mb", type=float, default=64.0, help="rotate the recording at this size")
+    p.add_argument("--open", action="store_true", dest="open_browser",
+                   help="open the dashboard in the default web browser (honours $BROWSER)")
     p.add_argument("--duration", type=_duration, help="stop after this long (default: run until Ctrl-C)")
     p.add_argument("--token", default=None,
                    help=f"access token other machines present (Authorization: Bearer <token>) to read the dashboard "
@@ -60,6 +63,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--max-request-memory-mb", type=float, default=96.0,
                    help="memory all requests being read and decoded may hold at once, beyond the store "
                         "(default: 96); past it a request waits, then gets 503")
+
+
+def _open_browser(url: str) -> None:
+    """Open ``url`` in a browser without holding up the server (a console browser can block)."""
+
+    def opener() -> None:
+        try:
+            opened = webbrowser.open_new_tab(url)
+        except Exception:  # noqa: BLE001 - no browser is not a reason to stop serving
+            opened = False
+        if not opened:
+            print(f"agentmon serve: could not open a browser here; open {url}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=opener, name="agentmon-open-browser", daemon=True).start()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     with server:
         print(f"agentmon serve: dashboard and OTLP/HTTP endpoint at {server.url}", flush=True)
         print(f"  export with OTEL_EXPORTER_OTLP_ENDPOINT={server.url}  (Ctrl-C to stop)", flush=True)
+        if args.open_browser:
+            _open_browser(server.url)
         try:
             stop.wait(args.duration)
         except KeyboardInterrupt:

@@ -22,6 +22,10 @@ Read, never relied on (each shim falls back to public behaviour when the detail 
 - ``MeterProvider._meters`` / ``._meter_lock`` and ``Meter._instrument_id_instrument``
   (:func:`existing_meters`, :func:`instrument_names`): the instruments already created before
   we started watching, so each measurement is counted once.
+- ``OTLP*Exporter._client`` (an ``_OTLPHTTPClient``: ``_endpoint``, ``_compress``, ``_submit``)
+  (:func:`otlp_http_client`, :func:`send_once`): one attempt to send an already encoded request
+  with the exporter's own endpoint, headers, compression and TLS, for the disk spool. Without
+  them the spool is off (one warning) and exports behave as before.
 
 Not counted as private here: the logs signal. ``opentelemetry._logs``,
 ``opentelemetry.sdk._logs`` and ``opentelemetry.exporter.otlp.proto.*._log_exporter`` are the
@@ -49,7 +53,8 @@ except ImportError:  # pragma: no cover - only if a future SDK drops it; the loa
             raise NotImplementedError
 
 __all__ = ["ConfiguratorBase", "existing_meters", "exporter_preferences", "fast_attributes",
-           "instrument_names"]
+           "instrument_names", "otlp_http_client", "send_once", "client_timeout",
+           "client_endpoint"]
 
 
 def fast_attributes(attrs: Mapping[str, object] | None) -> Mapping[str, object] | None:
@@ -84,3 +89,29 @@ def instrument_names(meter: object) -> list[str] | None:
     if not isinstance(instruments, dict):
         return None
     return [str(getattr(i, "name", "")) for i in list(instruments.values())]
+
+
+def otlp_http_client(exporter: object) -> Any | None:
+    """The OTLP/HTTP exporter's client when it can send encoded bytes once (see the module doc)."""
+    client = getattr(exporter, "_client", None)
+    if all(callable(getattr(client, name, None)) for name in ("_compress", "_submit")) and isinstance(
+            getattr(client, "_endpoint", None), str):
+        return client
+    return None
+
+
+def send_once(client: Any, payload: bytes, timeout_s: float) -> tuple[int | None, BaseException | None]:
+    """One POST of ``payload`` (plus the client's one immediate reconnect): (status, error)."""
+    result = client._submit(client._compress(payload), timeout_s)  # noqa: SLF001 - see the module doc
+    return result.status_code, result.error
+
+
+def client_timeout(client: Any, default: float) -> float:
+    """The exporter's resolved timeout in seconds (its argument, or ``OTEL_EXPORTER_OTLP_*TIMEOUT``)."""
+    value = getattr(client, "_timeout", None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else default
+
+
+def client_endpoint(client: Any) -> str:
+    """The URL the exporter sends to (checked to be a str by :func:`otlp_http_client`)."""
+    return str(client._endpoint)  # noqa: SLF001 - see the module doc

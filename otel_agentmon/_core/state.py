@@ -14,6 +14,9 @@ from .._names.semconv import ContentMode
 
 #: Before configure() this routes through the API's global provider (a no-op until one is set).
 tracer: trace.Tracer = trace.get_tracer("otel_agentmon")
+#: The active monitor's TracerProvider (None: the global one), for instrumentations that look it
+#: up when a span starts (``_core.active``): a test capture's private provider while it is active.
+tracer_provider: trace.TracerProvider | None = None
 #: Where content events (opt-in) go; our LoggerProvider's logger once configured.
 event_logger: _logs.Logger = _logs.get_logger("otel_agentmon")
 #: A test clock (ns since the epoch) for span start/end times; None means the SDK's clock.

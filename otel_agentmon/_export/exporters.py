@@ -31,11 +31,14 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, Sp
 
 from .._core.guard import RateLimiter, log_once
 from .._core.sdk_compat import exporter_preferences
+from .durable import DurableSend, SpoolShare, encode_logs, encode_spans, spool_share
 from .http import ResponseProbe, http_session
+from .metric_spool import MetricSpool
 from .worker import Outcome
 
 if TYPE_CHECKING:
     from .._setup.settings import Settings
+    from .spool import SpoolDir
 
 _SIGNAL_PATHS = {"traces": "v1/traces", "metrics": "v1/metrics", "logs": "v1/logs"}
 
@@ -164,7 +167,7 @@ def _adapt_span_exporter(exporter: SpanExporter, probe: ResponseProbe | None) ->
     return _Send(exporter.export, SpanExportResult.SUCCESS, probe, _spans_encode), exporter.shutdown
 
 
-def build_span_export(settings: Settings) -> SpanExport | None:
+def build_span_export(settings: Settings, spool: SpoolDir | None = None) -> SpanExport | None:
     if settings.traces_exporter == "none":
         return None
     if settings.traces_exporter == "console":
@@ -179,13 +182,16 @@ def build_span_export(settings: Settings) -> SpanExport | None:
 
     probe = ResponseProbe(ExportTraceServiceResponse, "rejected_spans")
     exporter = OTLPSpanExporter(endpoint=_endpoint(settings, "traces"), session=http_session(probe), **kwargs)
+    share = spool_share("traces", exporter, probe, spool, settings) if spool is not None else None
+    if share is not None:
+        return DurableSend(share, encode_spans, probe), exporter.shutdown
     return _adapt_span_exporter(exporter, probe)
 
 
 LogExport = tuple[Callable[[Sequence[ReadableLogRecord]], Outcome], Callable[[], None]]
 
 
-def build_log_export(settings: Settings) -> LogExport | None:
+def build_log_export(settings: Settings, spool: SpoolDir | None = None) -> LogExport | None:
     if settings.logs_exporter == "none":
         return None
     exporter: LogRecordExporter
@@ -204,6 +210,9 @@ def build_log_export(settings: Settings) -> LogExport | None:
         exporter = OTLPLogExporter(
             endpoint=_endpoint(settings, "logs"), session=http_session(probe), **_common_kwargs(settings)
         )
+        share = spool_share("logs", exporter, probe, spool, settings) if spool is not None else None
+        if share is not None:
+            return DurableSend(share, encode_logs, probe), exporter.shutdown
 
     return _Send(exporter.export, LogRecordExportResult.SUCCESS, probe), exporter.shutdown
 
@@ -219,10 +228,11 @@ class DeadlineMetricExporter(MetricExporter):
     periodic export stops waiting (its helper thread goes on) and the flush keeps its deadline.
     """
 
-    def __init__(self, inner: MetricExporter) -> None:
+    def __init__(self, inner: MetricExporter, share: SpoolShare | None = None) -> None:
         temporality, aggregation = exporter_preferences(inner)  # copied, not changed
         super().__init__(preferred_temporality=temporality, preferred_aggregation=aggregation)
         self._inner = inner
+        self.spool = MetricSpool(share) if share is not None else None
         self._busy = threading.Lock()
         self._closing = threading.Event()
         self.exported = 0
@@ -249,6 +259,8 @@ class DeadlineMetricExporter(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self._closing.is_set() or not self._busy.acquire(blocking=False):
             self.skipped += 1
+            if self.spool is not None and self._closing.is_set():
+                self.spool.store(metrics_data)  # the final export, with the endpoint failing: keep it
             return MetricExportResult.FAILURE
         done = threading.Event()
         box: list[MetricExportResult] = []
@@ -258,6 +270,8 @@ class DeadlineMetricExporter(MetricExporter):
             try:
                 with suppress_instrumentation():  # this thread does not inherit the reader's context
                     box.append(self._inner.export(metrics_data, timeout_millis=timeout_millis))
+                    if self.spool is not None:
+                        self.spool.after_export(metrics_data, box[0] is MetricExportResult.SUCCESS)
             except Exception:  # noqa: BLE001
                 box.append(MetricExportResult.FAILURE)
             finally:
@@ -321,7 +335,7 @@ class PeriodicReader(PeriodicExportingMetricReader):
             super().collect(timeout_millis=timeout_millis)
 
 
-def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
+def build_metric_exporter(settings: Settings, spool: SpoolDir | None = None) -> DeadlineMetricExporter | None:
     if settings.metrics_exporter == "none":
         return None
     inner: MetricExporter
@@ -336,4 +350,6 @@ def build_metric_exporter(settings: Settings) -> DeadlineMetricExporter | None:
 
         inner = OTLPMetricExporter(endpoint=_endpoint(settings, "metrics"), session=http_session(),
                                    **_common_kwargs(settings))
+        if spool is not None:
+            return DeadlineMetricExporter(inner, spool_share("metrics", inner, None, spool, settings))
     return DeadlineMetricExporter(inner)

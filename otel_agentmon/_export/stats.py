@@ -36,6 +36,26 @@ class NotifierStats:
 
 
 @dataclasses.dataclass(frozen=True)
+class SpoolStats:
+    """The disk spool, by signal (``traces`` and ``logs`` count items, ``metrics`` export requests).
+
+    ``written``: put on disk by this process because they could not be delivered. ``resent``:
+    delivered from the spool by this process — its own, or left by an earlier (or another) process
+    of the service. ``expired``: removed undelivered by the age or size bound (oldest first).
+    ``refused``: re-sent and refused for good (a non-retryable HTTP status), so removed.
+    ``corrupt``: files that were torn or unreadable, removed. ``directory``: None when the spool is
+    off (option, gRPC, or an unusable directory: memory-only behaviour).
+    """
+
+    directory: str | None = None
+    written: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    resent: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    expired: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    refused: Mapping[str, int] = dataclasses.field(default_factory=dict[str, int])
+    corrupt: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Stats:
     """Where every span went. At quiescence (after ``shutdown()``) ``balanced`` holds and
     ``spans_queued == spans_in_flight == 0``.
@@ -43,7 +63,12 @@ class Stats:
     * ``spans_started``: spans our processor saw start (on this process's providers).
     * ``spans_exported``: acknowledged by the receiver (minus OTLP partial-success rejections).
     * ``spans_dropped``: by reason: ``queue_full``, ``already_shutdown``, ``shutdown_timeout``,
-      ``rejected_by_collector``, ``export_failed:<error.type>`` (e.g. ``export_failed:http_400``).
+      ``rejected_by_collector``, ``export_failed:<error.type>`` (e.g. ``export_failed:http_400``),
+      ``spool_expired`` (spooled, then removed undelivered by the spool's age or size bound).
+    * ``spans_spooled``: this process's spans in the disk spool, neither exported nor dropped yet
+      (they are re-sent later by this process or the next one of the service: a span re-sent by
+      this process moves to ``spans_exported``; one re-sent by another process stays here).
+      See ``spool`` (:class:`SpoolStats`) for the spool as a whole.
     * ``spans_not_exported``: ended while no exporter of ours was configured (traces exporter
       ``none``, or the application's own provider and pipeline export them) or not sampled.
     * ``spans_open``: started and not yet ended.
@@ -73,6 +98,9 @@ class Stats:
     derivation_dropped: int
     notifications: NotifierStats = dataclasses.field(default_factory=NotifierStats)
     derivation_dropped_by_reason: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    spans_spooled: int = 0
+    logs_spooled: int = 0
+    spool: SpoolStats = dataclasses.field(default_factory=SpoolStats)
 
     @property
     def spans_open(self) -> int:
@@ -84,8 +112,8 @@ class Stats:
 
     @property
     def balanced(self) -> bool:
-        """started == exported + dropped + queued + in flight + not exported + open."""
+        """started == exported + dropped + spooled + queued + in flight + not exported + open."""
         return self.spans_started == (
-            self.spans_exported + self.spans_dropped_total + self.spans_queued + self.spans_in_flight
-            + self.spans_not_exported + self.spans_open
+            self.spans_exported + self.spans_dropped_total + self.spans_spooled + self.spans_queued
+            + self.spans_in_flight + self.spans_not_exported + self.spans_open
         )

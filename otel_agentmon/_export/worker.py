@@ -5,7 +5,8 @@ the SDK does not meet (reference/perf-anchors.md §6): ``force_flush`` there ign
 ``shutdown`` can take 30 s with the Collector down, and drops are counted only when an opt-in
 internal-metrics flag is set. Here every item ends in exactly one bucket: exported or dropped
 with a reason; ``offer()`` never blocks; the worker is a daemon thread, so a hung export can
-never hold the interpreter at exit.
+never hold the interpreter at exit. With a disk spool (``Spooling``, see ``durable.py``) a fourth
+bucket, spooled, holds what waits on disk; the worker re-sends it between live batches.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
@@ -43,8 +44,28 @@ class Outcome:
     rejected: int = 0  # OTLP partial_success: accepted request, these items refused
     reason: str = ""  # error.type-like reason when not ok
     unencodable: int = 0  # items dropped before sending because they could not be encoded
+    spooled: int = 0  # items written to the disk spool instead (not sent, not dropped)
 
 
+#: The longest a worker re-sends spooled requests in one go before it looks at its queue again.
+REPLAY_SLICE_S = 0.25
+
+
+@runtime_checkable
+class Spooling(Protocol):
+    """An export callable with a disk spool behind it (``durable.DurableSend``)."""
+
+    def replay(self, budget_s: float, max_files: int | None = None) -> tuple[int, dict[str, int], bool]:
+        """Re-send spooled requests: (own items exported, own items dropped by reason, more left)."""
+        ...
+
+    def spool_now(self, batch: Sequence[Any]) -> Outcome:
+        """Spool ``batch`` without trying to send it."""
+        ...
+
+    def stop_probing(self) -> None:
+        """Shutdown: no more probes or replays; a failing endpoint gets no further attempts."""
+        ...
 
 
 @runtime_checkable
@@ -77,6 +98,7 @@ class BatchWorker(Generic[T]):
         self._max_batch = max(1, min(max_batch_size, max_queue_size))
         self._delay = schedule_delay_s
         self._transport_failing = export.transport_failing if isinstance(export, TransportAware) else None
+        self._spool: Spooling | None = export if isinstance(export, Spooling) else None
         self._init_state()
         after_fork_in_child(self._after_fork_in_child)
 
@@ -88,6 +110,7 @@ class BatchWorker(Generic[T]):
         self._queue_full = itertools.count()
         self._after_shutdown = itertools.count()
         self._exported = 0
+        self._spooled = 0  # this process's items on disk now (neither exported nor dropped yet)
         self._dropped: dict[str, int] = {}
         self._inflight = 0
         self._flush_waiters = 0
@@ -159,9 +182,24 @@ class BatchWorker(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a raising exporter is a failed export
                 outcome = Outcome(False, reason=type(exc).__qualname__)
             self._settle(len(batch), outcome)
+            if self._spool is not None and not self._stopping:
+                self._replay(0.0, 1)  # one spooled request per live batch: fair to both
             # Below a full batch, wait for the next tick unless someone is flushing.
             if len(queue) < self._max_batch and not (self._flush_waiters or self._stopping):
-                return
+                break
+        if self._spool is not None and not self._stopping and self._replay(REPLAY_SLICE_S, None):
+            self._wake.set()  # a backlog is left and the endpoint answers: go on after the queue
+
+    def _replay(self, budget_s: float, max_files: int | None) -> bool:
+        assert self._spool is not None
+        exported, dropped, more = self._spool.replay(budget_s, max_files)
+        if exported or dropped:
+            with self._cond:
+                self._exported += exported
+                self._spooled -= exported + sum(dropped.values())
+                for reason, n in dropped.items():
+                    self._dropped[reason] = self._dropped.get(reason, 0) + n
+        return more
 
     def _settle(self, n: int, outcome: Outcome) -> None:
         with self._cond:
@@ -172,6 +210,18 @@ class BatchWorker(Generic[T]):
                 bad = min(outcome.unencodable, n)
                 self._dropped[ENCODE_FAILED] = self._dropped.get(ENCODE_FAILED, 0) + bad
                 n -= bad
+            if outcome.spooled:
+                spooled = min(outcome.spooled, n)
+                self._spooled += spooled
+                n -= spooled
+                if not self._failing:
+                    self._failing = True
+                    log_once(logging.WARNING, f"{self._name}:spooling",
+                             "%s export failing (%s); keeping batches in the disk spool until it recovers",
+                             self._name, outcome.reason or "unknown")
+                if not n:
+                    self._cond.notify_all()
+                    return
             if outcome.ok:
                 rejected = min(max(outcome.rejected, 0), n)
                 self._exported += n - rejected
@@ -239,6 +289,8 @@ class BatchWorker(Generic[T]):
         soft = start + max(0.0, timeout_s) * 0.8
         self._stopping = True
         self._wake.set()
+        if self._spool is not None:
+            self._spool.stop_probing()
         with self._cond:
             progress = self._progress()
             while not self._idle() and time.monotonic() < soft and self._thread.is_alive():
@@ -247,7 +299,10 @@ class BatchWorker(Generic[T]):
                 if now_progress == progress and self._known_failing():
                     break  # retrying into a failing receiver: waiting out its backoff only delays exit
                 progress = now_progress
-        clean = self._idle()
+        if self._spool is not None and self._queue:
+            self._spool_rest(deadline)
+        # Spooled is kept, not delivered: shutdown says so (and the metric export is not waited for).
+        clean = self._idle() and not (self._spool is not None and self._failing)
         self._exporter_closed = True
         try:
             self._close_exporter()  # interrupts retry backoff in the OTLP exporters
@@ -267,8 +322,36 @@ class BatchWorker(Generic[T]):
                      "shutdown_timeout)", lost, self._name)
         return clean
 
-    def _progress(self) -> tuple[int, int, int]:
-        return self._exported, sum(self._dropped.values()), len(self._queue)
+    def _spool_rest(self, deadline: float) -> None:
+        """Shutdown while the worker is stuck in an export: this thread puts the queue on disk."""
+        assert self._spool is not None
+        while self._queue and time.monotonic() < deadline:
+            batch: list[T] = []
+            while self._queue and len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.popleft())
+                except IndexError:
+                    break
+            try:
+                outcome = self._spool.spool_now(batch)
+            except Exception:  # noqa: BLE001
+                report_internal_error(f"{self._name} spool at shutdown")
+                outcome = Outcome(False, reason="spool_failed")
+            self._settle_spooled(len(batch), outcome)
+
+    def _settle_spooled(self, n: int, outcome: Outcome) -> None:
+        with self._cond:
+            bad = min(outcome.unencodable, n)
+            spooled = min(outcome.spooled, n - bad)
+            rest = n - bad - spooled
+            for reason, count in ((ENCODE_FAILED, bad), (SHUTDOWN_TIMEOUT, rest)):
+                if count:
+                    self._dropped[reason] = self._dropped.get(reason, 0) + count
+            self._spooled += spooled
+            self._cond.notify_all()
+
+    def _progress(self) -> tuple[int, int, int, int]:
+        return self._exported, sum(self._dropped.values()), len(self._queue), self._spooled
 
     def _known_failing(self) -> bool:
         """Evidence, not elapsed time, that the export in progress will not get through: the
@@ -284,6 +367,11 @@ class BatchWorker(Generic[T]):
         return self._failing if failing is None else failing
 
     # --- accounting ---------------------------------------------------------------------------
+    def spooled(self) -> int:
+        """This process's items written to the disk spool and not yet re-sent or dropped."""
+        with self._cond:
+            return self._spooled
+
     def counts(self) -> tuple[int, int, dict[str, int], int, int]:
         """(offered, exported, dropped by reason, queued, in flight) — consistent at quiescence."""
         if self._closed and self._queue:

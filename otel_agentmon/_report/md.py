@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from .._analytics.base import Evidence, fmt_time, fmt_window
+from .findings import RULES, compact, findings, short_id, trace_url
 from .model import GroupRow, ReportModel, policy_text
 
 _TOP_OPPORTUNITIES = 10
@@ -61,15 +62,16 @@ def _groups(title: str, rows: list[GroupRow]) -> list[str]:
     if not rows:
         return []
     out = [f"## {title}", ""]
-    out += _table([title[:-1].lower(), "calls", "errors", "p50 ms", "p95 ms", "total s"],
-                  [[md_code(r.key), str(r.calls), str(r.errors), _ms(r.p50_s), _ms(r.p95_s),
-                    "-" if r.total_s is None else f"{r.total_s:.3g}"] for r in rows])
+    out += _table([title[:-1].lower(), "calls", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "total ms"],
+                  [[md_code(r.key), str(r.calls), str(r.errors), _ms(r.p50_s), _ms(r.p95_s), _ms(r.p99_s),
+                    _ms(r.max_s), _ms(r.total_s)] for r in rows])
     return [*out, ""]
 
 
 def render(m: ReportModel) -> str:
     out = [f"# {md_text(m.title)}", "", f"Source: {md_text(m.source)}  ", f"Period: {fmt_window(m.window)}  ",
            *(f"{md_text(n)}  " for n in m.notes), ""]
+    out += _findings(m)
     out += ["## Highlights", ""]
     for h in m.highlights:
         out += [f"- **{md_text(h.what)}: {md_code(h.key)}**: {md_text(h.detail)}", evidence_line(h.evidence)]
@@ -82,22 +84,25 @@ def render(m: ReportModel) -> str:
     if not m.opportunities:
         out.append("Nothing stands out in this period.")
     out += ["", "## Agents: performance and efficiency", ""]
-    out += _table(["agent", "tasks", "failed", "error %", "tasks/s", "p50 ms", "p95 ms", "utilisation",
-                   "tokens/task", "cost/task $"],
+    out += _table(["agent", "tasks", "failed", "error %", "tasks/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                   "utilisation", "tokens/task", "cost/task $"],
                   [[md_code(a.agent), str(a.tasks), str(a.failed), f"{a.error_ratio:.1%}", f"{a.throughput_per_s:.3g}",
-                    _ms(a.p50_s), _ms(a.p95_s), _pct(a.utilisation),
+                    _ms(a.p50_s), _ms(a.p95_s), _ms(a.p99_s), _ms(a.max_s), _pct(a.utilisation),
                     "-" if a.tokens_per_task is None else f"{a.tokens_per_task:.0f}",
                     "-" if a.cost_per_task_usd is None else f"{a.cost_per_task_usd:.5f}"] for a in m.agents])
     out.append("")
     for a in m.agents:
         out += [f"- {md_code(a.agent)}", evidence_line(a.evidence)]
     if m.prices_note:
-        out += ["", f"Cost per task uses {md_text(m.prices_note)}, in USD per 1M input/output tokens."]
+        out += ["", f"Cost per task uses {md_text(m.prices_note)}, in USD per 1M input/output tokens; models are "
+                "matched by exact name (or a listed dated alias)."
+                + (f" Unpriced: {', '.join(md_code(u) for u in m.unpriced_models)}." if m.unpriced_models else "")]
     out.append("")
     out += _groups("Tools", m.tools) + _groups("Models", m.models)
     out += _regressions(m)
     out += ["## Trends", "", "OLS slope of per-bucket values over the period; listed only when the 95% confidence "
-            "interval (Student's t, n-2 df) excludes zero.", ""]
+            "interval (Student's t, n-2 df) excludes zero and the period is long enough to fit a per-minute slope "
+            "(see the rules at the end).", ""]
     for t in m.trends:
         out += [f"- {md_text(t.headline())}", evidence_line(t.evidence)]
     if not m.trends:
@@ -120,7 +125,31 @@ def render(m: ReportModel) -> str:
                         str(s.n), f"{s.minimum:.4g}", f"{s.mean:.4g}", f"{s.maximum:.4g}", f"{s.last:.4g}"]
                        for s in m.metrics[:40]])
         out.append("")
+    out += ["---", "", "Durations are in ms throughout. Left out as trivial or underpowered: "
+            + "; ".join(md_text(r) for r in RULES) + ".", ""]
     return "\n".join(out) + "\n"
+
+
+def _traces(m: ReportModel, trace_ids: tuple[str, ...]) -> str:
+    """Short trace ids; links to the serve explorer when the report came from one."""
+    out = []
+    for tid in trace_ids:
+        url = trace_url(m.trace_base, tid)
+        out.append(md_code(short_id(tid)) if url is None else f"[{md_code(short_id(tid))}]({url})")
+    return ", ".join(out)
+
+
+def _findings(m: ReportModel) -> list[str]:
+    """One line per finding, highest impact first, each with a compact evidence line."""
+    out = ["## Findings", ""]
+    found = findings(m)
+    for i, f in enumerate(found, 1):
+        traces = _traces(m, f.evidence.trace_ids)
+        pieces = [md_text(compact(f.evidence))] + ([f"traces {traces}"] if traces else [])
+        out += [f"{i}. **{md_text(f.title)}**", "   - evidence: " + "; ".join(p for p in pieces if p)]
+    if not found:
+        out.append("Nothing stands out in this period.")
+    return [*out, ""]
 
 
 def _regressions(m: ReportModel) -> list[str]:
@@ -139,7 +168,8 @@ def _bottlenecks(m: ReportModel) -> list[str]:
     for dim in ("spent_in", "tool", "agent", "model", "task_type"):
         top = [b for b in m.bottlenecks if b.scope == "traces" and b.dimension == dim][:_TOP_BOTTLENECKS]
         if top:
-            out.append(f"- traces, by {dim}: " + ", ".join(f"{md_code(b.key)} {b.share:.0%}" for b in top))
+            what = "time spent in" if dim == "spent_in" else f"by {dim.replace('_', ' ')}"
+            out.append(f"- traces, {what}: " + ", ".join(f"{md_code(b.key)} {b.share:.0%}" for b in top))
             out.append(evidence_line(top[0].evidence))
     for scope in sorted({b.scope for b in m.bottlenecks if b.scope != "traces"}):
         top = [b for b in m.bottlenecks if b.scope == scope][:_TOP_BOTTLENECKS]

@@ -26,6 +26,8 @@ class AgentRow:
     tokens_per_task: float | None
     cost_per_task_usd: float | None
     evidence: Evidence
+    p99_s: float | None = None
+    max_s: float | None = None  # the slowest task: a hung one shows here, not in the percentiles
 
     @property
     def error_ratio(self) -> float:
@@ -44,6 +46,8 @@ class GroupRow:
     p95_s: float | None
     total_s: float | None
     evidence: Evidence
+    p99_s: float | None = None
+    max_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,9 @@ class ReportModel:
     throughput_chart: Series = dataclasses.field(default_factory=dict[str, list[tuple[float, float]]])
     notes: list[str] = dataclasses.field(default_factory=list[str])
     prices_note: str = ""
+    #: base URL of the agentmon serve the report came from: trace ids link to ``<base>/traces/<id>``
+    trace_base: str = ""
+    unpriced_models: tuple[str, ...] = ()
 
 
 def policy_text(m: ReportModel) -> str:
@@ -95,11 +102,11 @@ def highlights(agents: Sequence[AgentRow], tools: Sequence[GroupRow]) -> list[Hi
     if timed:
         pool = [a for a in timed if a.tasks >= 5] or timed
         slow = max(pool, key=lambda a: a.p50_s or 0.0)
-        out.append(Highlight("slowest agent", slow.agent, f"median task {_ms(slow.p50_s)}, p95 {_ms(slow.p95_s)} "
-                             f"over {slow.tasks} tasks", slow.evidence))
+        out.append(Highlight("slowest agent", slow.agent, f"median task {_ms(slow.p50_s)}, p95 {_ms(slow.p95_s)}, "
+                             f"p99 {_ms(slow.p99_s)}, max {_ms(slow.max_s)} over {slow.tasks} tasks", slow.evidence))
     if tools:
         busy = max(tools, key=lambda t: (t.calls, t.total_s or 0.0))
-        total = "" if busy.total_s is None else f", {busy.total_s:.3g}s in total"
+        total = "" if busy.total_s is None else f", {busy.total_s * 1000:.4g} ms in total"
         out.append(Highlight("busiest tool", busy.key, f"{busy.calls} calls{total}, median {_ms(busy.p50_s)}",
                              busy.evidence))
     return out
@@ -119,17 +126,19 @@ def from_insights(insights: Insights, source: str, buckets: int = 20) -> ReportM
             agent=name, tasks=st.n, failed=st.errors, throughput_per_s=st.rate_per_s, p50_s=st.p50_s,
             p95_s=st.p95_s, utilisation=None if eff is None else eff.utilisation,
             tokens_per_task=None if eff is None else eff.tokens_per_task,
-            cost_per_task_usd=None if eff is None else eff.cost_per_task_usd, evidence=st.evidence))
-    groups = {dim: [GroupRow(dim, k, s.n, s.errors, s.p50_s, s.p95_s, s.total_s, s.evidence)
+            cost_per_task_usd=None if eff is None else eff.cost_per_task_usd, evidence=st.evidence,
+            p99_s=st.p99_s, max_s=st.max_s))
+    groups = {dim: [GroupRow(dim, k, s.n, s.errors, s.p50_s, s.p95_s, s.total_s, s.evidence, s.p99_s, s.max_s)
                     for k, s in sorted(insights.stats.get(dim, {}).items())] for dim in ("tool", "model")}
     latency, throughput = _charts(insights, buckets)
     return ReportModel(
         title="agentmon report", source=source, window=insights.window, agents=agents, tools=groups["tool"],
         models=groups["model"], highlights=highlights(agents, groups["tool"]), regressions=insights.regressions,
-        tests_run=len(insights.comparisons), policy=insights.policy, trends=insights.significant_trends,
+        tests_run=len(insights.comparisons), policy=insights.policy, trends=insights.reportable_trends,
         bottlenecks=list(insights.bottlenecks), alerts=list(insights.alerts), metrics=list(insights.metrics),
         opportunities=list(insights.opportunities), latency_chart=latency, throughput_chart=throughput,
-        notes=[f"{insights.spans} spans analysed"], prices_note=insights.prices_note)
+        notes=[f"{insights.spans} spans analysed"], prices_note=insights.prices_note,
+        unpriced_models=tuple(sorted({m for e in insights.efficiency.values() for m in e.unpriced_models})))
 
 
 def _charts(insights: Insights, buckets: int) -> tuple[Series, Series]:
@@ -141,7 +150,8 @@ def _charts(insights: Insights, buckets: int) -> tuple[Series, Series]:
     if width <= 0:
         return latency, throughput
     for agent, durations in _task_durations_by_bucket(insights, buckets, width).items():
-        latency[agent] = [((i + 0.5) * width / 1e9, percentile(d, 0.5) or 0.0) for i, d in enumerate(durations) if d]
+        latency[agent] = [((i + 0.5) * width / 1e9, (percentile(d, 0.5) or 0.0) * 1000) for i, d in enumerate(durations)
+                          if d]
         throughput[agent] = [((i + 0.5) * width / 1e9, len(d) / (width / 1e9)) for i, d in enumerate(durations)]
     return latency, throughput
 

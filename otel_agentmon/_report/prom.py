@@ -26,7 +26,7 @@ from .._alerts.episodes import PROMETHEUS, SAME_EPISODE_S, episodes
 from .._analytics.base import Evidence, Window
 from .._analytics.change import MW_TEST, Z_TEST, Comparison, RegressionPolicy, Trend, split
 from .._analytics.stats import histogram_quantile, mann_whitney_grouped, ols, two_proportion_greater
-from ..analytics import AlertSummary, MetricSummary, Opportunity
+from ..analytics import MIN_TREND_PERIOD_S, AlertSummary, MetricSummary, Opportunity
 from .model import AgentRow, GroupRow, ReportModel, Series, highlights
 
 _TIMEOUT_S = 30.0
@@ -133,6 +133,9 @@ def build_model(url: str, start: float | None, end: float | None, *, job: str | 
     agents = _agents(prom, rows.get("agent", []), t0, t1, seconds, window)
     comparisons += _error_tests(prom, t0, cut, t1, base_w, recent_w, policy)
     latency, throughput, trends = _charts_and_trends(prom, t0, t1, window)
+    latency = {k: [(x, y * 1000) for x, y in pts] for k, pts in latency.items()}  # charts in ms, like the tables
+    if window.seconds < MIN_TREND_PERIOD_S:
+        trends = []  # a per-minute slope needs that much data (the report's stated rule)
     alerts = _alerts(prom, t0, t1)
     metrics = _resources(prom, t0, t1)
     regressions = sorted((c for c in comparisons if c.regressed), key=lambda c: c.evidence.p_value or 1.0)
@@ -168,8 +171,8 @@ def _latency_test(dim: str, key: str, bounds: list[float], base: list[float], no
                   f"counts; regression if p < {policy.alpha} and median ratio >= {policy.min_ratio})",
                   f"mann_whitney_u(buckets[recent] > buckets[baseline]); recent: {now_expr}; baseline: {base_expr}",
                   recent_w, n=int(sum(now)), statistic=result.statistic, p_value=result.p_value, baseline=base_w,
-                  numbers={"n_baseline": sum(base), "n_recent": sum(now), "z": result.z, "median_baseline": b_med,
-                           "median_recent": n_med})
+                  numbers={"n_baseline": sum(base), "n_recent": sum(now), "z": result.z,
+                           "median_baseline_ms": b_med * 1000, "median_recent_ms": n_med * 1000})
     regressed = result.p_value < policy.alpha and ratio >= policy.min_ratio
     return Comparison("latency", dim, key, b_med, n_med, ratio, MW_TEST, regressed, ev)  # type: ignore[arg-type]  # dim comes from HISTOGRAMS, whose first items are the Literal's values
 

@@ -4,6 +4,8 @@ the period options (``--since 1h``, ``--start``/``--end``)."""
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import re
 import time
 import urllib.error
@@ -11,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from .._records.recording import Recording, parse_lines, read_recording
+from .otlp_file import OTLP_KEYS, ZSTD_MAGIC, add_payload, is_otlp_json, looks_framed, read_otlp
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -61,12 +64,61 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
+def serve_base(url: str) -> str:
+    """The base URL of ``agentmon serve`` given as ``--from`` (with or without ``/api/export``)."""
+    return url.rstrip("/").removesuffix(SERVE_EXPORT_PATH).rstrip("/")
+
+
+def sniff(path: Path) -> str:
+    """``recording``, ``otlp-json`` (JSON lines of export requests) or ``otlp-framed`` (length-
+    prefixed proto or zstd frames, or a zstd stream): by content, never by name."""
+    with path.open("rb") as fh:
+        head = fh.read(64 * 1024)
+        total = os.fstat(fh.fileno()).st_size
+    if head.startswith(ZSTD_MAGIC) or looks_framed(head, total):
+        return "otlp-framed"
+    first = next((line for line in head.splitlines() if line.strip()), b"")
+    try:
+        return "otlp-json" if is_otlp_json(json.loads(first)) else "recording"
+    except ValueError:  # a first line cut by the 64 KiB peek: an OTLP request (recording lines are short)
+        cut = len(first) >= len(head) - 1 and any(k.encode() in first[:200] for k in OTLP_KEYS)
+        return "otlp-json" if cut else "recording"
+
+
+def read_file(path: Path) -> Recording:
+    """A recording, or what the Collector's file exporter wrote (OTLP JSON lines, or length-prefixed
+    proto/zstd frames): told apart by content. Raises ``OSError`` when ``path`` cannot be read."""
+    kind = sniff(path)
+    if kind == "otlp-framed":
+        return read_otlp(path.read_bytes())
+    if kind == "recording":
+        return read_recording(path)  # with its rotated <path>.1 first
+    rec = Recording()
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                add_payload(line, rec)
+    return rec
+
+
+def describe(source: str) -> str:
+    """What the report says it was built from."""
+    if is_url(source):
+        return f"agentmon serve at {source}"
+    try:
+        kind = sniff(Path(source))
+    except OSError:
+        kind = "recording"
+    return f"recording {source}" if kind == "recording" else f"OTLP file {source} (Collector file exporter)"
+
+
 def load(source: str) -> Recording:
-    """A recording from a file path or from ``agentmon serve`` at ``source`` (its base URL).
+    """A recording (or a Collector file exporter's file) from a path, or the export of
+    ``agentmon serve`` at ``source`` (its base URL).
 
     Raises ``OSError`` (file or connection) or ``ValueError`` (not a recording)."""
     if not is_url(source):
-        return read_recording(Path(source))
+        return read_file(Path(source))
     url = source.rstrip("/")
     if not url.endswith(SERVE_EXPORT_PATH):
         url += SERVE_EXPORT_PATH

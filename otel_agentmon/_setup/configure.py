@@ -26,6 +26,7 @@ from .._names.semconv import ContentMode
 from .._spans import context as _context
 from . import monitor as _monitor
 from .dashboard import dashboard_target
+from .first_run import hint_if_nothing_listens
 from .monitor import Monitor, _install
 from .settings import ExporterName, Protocol, SystemMetricsSet, resolve
 
@@ -83,6 +84,11 @@ def _options(
     disabled: bool | None = None,
     set_global: bool | None = None,
     resource_attributes: Mapping[str, str | bool | int | float] | None = None,
+    spool: bool | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_mb: int | None = None,
+    spool_max_age: float | None = None,
+    spool_any_endpoint: bool | None = None,
 ) -> Monitor:
     """The signature of :func:`configure` (never called). ``None`` means "not given": the
     environment variable, then the default applies."""
@@ -115,6 +121,7 @@ def configure(*args: object, **options: object) -> Monitor:
         if dashboard_url is not None and settings.endpoint is None:
             settings = dataclasses.replace(settings, endpoint=dashboard_url, protocol="http/protobuf",
                                            explicit=settings.explicit | {"endpoint", "protocol"})
+        hint_if_nothing_listens(settings)
         try:
             monitor = Monitor(settings)
         except Exception:  # noqa: BLE001 - a bug of ours must not stop the application

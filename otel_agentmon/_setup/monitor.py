@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from .._core import state as _state
 from .._core.deadline import BoundedCall
 from .._core.guard import after_fork_in_child, report_internal_error
+from .._export.durable import open_spool, spool_stats
 from .._export.exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from .._export.processor import AgentmonSpanProcessor
 from .._export.stats import Stats
@@ -77,6 +78,7 @@ class Monitor:
         quiet_exporter_logs()
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
             warn_if_plaintext_remote(settings.endpoint)
+        self._pipes.spool = open_spool(settings, str(resource.attributes.get(sc.SERVICE_NAME, settings.service_name)))
         tp = tracer_provider(settings, resource, self._pipes, id_generator)
         self._processor = add_span_processor(self._pipes, AgentmonSpanProcessor(
             self._deriver, self._pipes.span_worker, settings.shutdown_timeout))
@@ -109,6 +111,7 @@ class Monitor:
             old_exporter, old_provider = self._pipes.metric_exporter, self._pipes.meter_provider
             meter: metrics.Meter | None = None  # a new one when the child gets its own metric state
             if self._pipes.owns_meter_provider and old_exporter is not None:
+                old_exporter.spool = None  # the inherited final export holds the parent's series: not ours to keep
                 old_exporter.close()
                 self._pipes.metric_exporter = None
                 self._resource = build_resource(self.settings)  # this process's service.instance.id
@@ -163,6 +166,9 @@ class Monitor:
             metric_exports_skipped=me.skipped if me else 0, derivation_dropped=self._deriver.dropped,
             notifications=self._dispatcher.stats(),
             derivation_dropped_by_reason=self._deriver.dropped_by_reason(),
+            spans_spooled=self._pipes.span_worker.spooled() if self._pipes.span_worker is not None else 0,
+            logs_spooled=self._pipes.log_worker.spooled() if self._pipes.log_worker is not None else 0,
+            spool=spool_stats(self._pipes.spool),
         )
 
     def _sync(self) -> None:
@@ -314,7 +320,8 @@ class Monitor:
             # Abandon the metric export in flight only on evidence that the endpoint is failing (the
             # last metric export failed, or the spans and logs could not get out); a slow but healthy
             # one is waited for within the deadline, so the final export (the stopped states) is sent.
-            if me is not None and (me.failing or (me.exporting and not ok)):
+            # With a spool, spans that could not get out are that evidence too: the final export is kept.
+            if me is not None and (me.failing or ((me.exporting or me.spool is not None) and not ok)):
                 me.close()  # the final collection would only wait out a failing export
             if self._pipes.owns_meter_provider and mp is not None:
                 try:
@@ -332,11 +339,14 @@ class Monitor:
             retire(self._pipes)  # a later configure() builds working providers instead of joining these
             if _state.tracer is self.tracer:
                 _state.tracer = trace.get_tracer("otel_agentmon")
+            if _state.tracer_provider is self._pipes.tracer_provider:
+                _state.tracer_provider = None
         return ok and time.monotonic() <= deadline
 
 
 def _install(monitor: Monitor) -> None:
     _state.tracer = monitor.tracer
+    _state.tracer_provider = monitor.tracer_provider
     _state.event_logger = monitor.event_logger
     _state.enabled = not monitor.settings.disabled
     _state.capture_content = monitor.settings.capture_content

@@ -109,6 +109,7 @@ OBJECT_ACCEPTS: Final = {
     "alert_rules": "a rule file's path, or a list of otel_agentmon.AlertRule",
     "notifiers": "a list of notifiers (objects with a notify(event) method)",
     "resource_attributes": "a mapping of attribute names to values",
+    "spool_dir": "a directory path (str or os.PathLike)",
 }
 
 
@@ -189,7 +190,14 @@ def _resource_attributes(value: object) -> object:
     return {str(k): v for k, v in cast(Mapping[object, object], value).items()}
 
 
+def _spool_dir(value: object) -> object:
+    if isinstance(value, (str, os.PathLike)):
+        return parse_str(os.fspath(cast(str, value)))
+    raise ValueError("wrong type")
+
+
 _OBJECT_READERS: Final[dict[str, Callable[[object], object]]] = {
+    "spool_dir": _spool_dir,
     "health_policy": _health_policy,
     "alert_rules": _alert_rules,
     "notifiers": _notifiers,

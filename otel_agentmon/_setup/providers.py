@@ -24,6 +24,7 @@ from .._export.exporters import (
     build_metric_exporter,
     build_span_export,
 )
+from .._export.spool import SpoolDir
 from .._export.worker import BatchWorker
 from .._metrics.instruments import views
 from .._names import semconv as sc
@@ -88,6 +89,7 @@ class Pipelines:
         self.metric_exporter: DeadlineMetricExporter | None = None
         self.span_processor: object = None  # ours, in the tracer provider
         self.log_processor: object = None  # ours, in the logger provider
+        self.spool: SpoolDir | None = None  # the disk spool of this service, when in use
 
 
 #: Providers a Monitor built, and processors of ours, whose monitor has shut down. The OpenTelemetry
@@ -190,7 +192,7 @@ def tracer_provider(settings: Settings, resource: Resource, pipes: Pipelines,
         provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=id_generator)
     pipes.tracer_provider = provider
     pipes.owns_tracer_provider = True
-    export = build_span_export(settings)
+    export = build_span_export(settings, pipes.spool)
     if export is not None:
         pipes.span_worker = BatchWorker(
             "spans", export[0], export[1], max_queue_size=settings.span_max_queue_size,
@@ -214,7 +216,7 @@ def meter_provider(settings: Settings, resource: Resource, pipes: Pipelines,
         pipes.meter_provider = existing
         return existing
     readers = list(extra_readers)
-    exporter = build_metric_exporter(settings)
+    exporter = build_metric_exporter(settings, pipes.spool)
     if exporter is not None:
         pipes.metric_exporter = exporter
         readers.append(PeriodicReader(
@@ -238,7 +240,7 @@ def logger_provider(settings: Settings, resource: Resource, pipes: Pipelines) ->
         provider = existing
     else:
         provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    export = build_log_export(settings)
+    export = build_log_export(settings, pipes.spool)
     if export is not None:
         from .._export.processor import AccountingLogProcessor
 

@@ -201,6 +201,23 @@ class Settings:
     resource_attributes: Mapping[str, object] | None = dataclasses.field(metadata=_option(
         None, _parse_str, None,
         "extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` is also honoured)"))
+    spool: bool = dataclasses.field(metadata=_option(
+        "AGENTMON_SPOOL", _parse_bool, True,
+        "keep OTLP/HTTP export requests that cannot be delivered (Collector down, 429/502/503/504, "
+        "timeouts) in a disk spool and re-send them, from this process or the next one of the service"))
+    spool_dir: str | None = dataclasses.field(metadata=_option(
+        "AGENTMON_SPOOL_DIR", _parse_str, None,
+        "spool root (one subdirectory per service, 0700); default `$XDG_STATE_HOME/otel_agentmon/spool`, "
+        "else `~/.local/state/otel_agentmon/spool`"))
+    spool_max_mb: int = dataclasses.field(metadata=_option(
+        "AGENTMON_SPOOL_MAX_MB", _parse_positive_int, 256,
+        "size bound of a service's spool in MiB; above it the oldest requests are removed (counted as expired)"))
+    spool_max_age: float = dataclasses.field(metadata=_option(
+        "AGENTMON_SPOOL_MAX_AGE", _parse_positive_float, 86400.0,
+        "seconds a spooled request is kept before it is removed undelivered (counted as expired)"))
+    spool_any_endpoint: bool = dataclasses.field(metadata=_option(
+        "AGENTMON_SPOOL_ANY_ENDPOINT", _parse_bool, False,
+        "re-send spooled requests to the endpoint configured now even when they were written for another"))
     #: options the caller passed as arguments (the exporters read their own env vars otherwise,
     #: which keeps per-signal variables such as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT working).
     explicit: frozenset[str] = frozenset()

@@ -1,5 +1,8 @@
 """Run a function of any shape inside a span: sync, coroutine, generator, async generator.
 
+A sync function that returns pending work (an awaitable, a future, a run handler) keeps its
+span open until that work completes (see ``deferred``).
+
 The span covers the work as the caller sees it. For generators the span's context is attached
 only while the generator body runs and detached before each ``yield``, so the consumer never
 runs "inside" it and closing the generator from another context or task cannot trigger
@@ -18,6 +21,7 @@ from opentelemetry import context as otel_context
 
 from .._core import state as _state
 from .._core.guard import report_internal_error
+from .deferred import NOW, settle
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,24 +51,34 @@ def wrap(fn: F, op: Operation) -> F:
 
 
 def _wrap_sync(fn: Callable[..., Any], op: Operation) -> Callable[..., Any]:
-    begin, finish = op.begin, op.finish
+    start, end = op.start_detached, op.end_detached
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _state.enabled:
             return fn(*args, **kwargs)
         try:
-            state = begin()
+            state = start()
+            token = _attach(state[1])
         except Exception:  # noqa: BLE001 - never let telemetry stop the call
             report_internal_error("span start")
             return fn(*args, **kwargs)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            finish(state, exc)
+            _detach(token)
+            end(state, exc)
             raise
-        finish(state, None)
-        return result
+        _detach(token)
+        try:  # an awaitable, a future or a run handler: the span ends when it completes
+            pending = settle(result, op, state, _attach, _detach)
+        except Exception:  # noqa: BLE001
+            report_internal_error("span settle")
+            pending = NOW
+        if pending is NOW:
+            end(state, None)
+            return result
+        return pending
 
     return wrapper
 

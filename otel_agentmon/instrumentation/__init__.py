@@ -9,6 +9,10 @@ extra               instrumentor                               entry point
 ``smolagents``      ``smolagents.SmolagentsInstrumentor``      ``agentmon_smolagents``
 ==================  =========================================  ============================
 
+Also ``autogen.AutoGenInstrumentor`` (extra ``autogen-agentchat``, entry point ``agentmon_autogen``)
+and ``agent_framework.AgentFrameworkInstrumentor`` (extra ``agent-framework``, entry point
+``agentmon_agent_framework``).
+
 Each is registered in the ``opentelemetry_instrumentor`` entry-point group, so
 ``opentelemetry-instrument`` enables the ones whose framework is installed. Importing this
 package or any of its public modules never imports a framework: the framework is imported

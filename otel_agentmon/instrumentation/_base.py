@@ -21,6 +21,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._core import state as _state
+from .._core.active import ActiveTracerProvider
 from .._core.guard import log_once, report_internal_error
 from .._names import semconv as sc
 from .._setup.providers import VERSION
@@ -35,8 +36,10 @@ logger = logging.getLogger("otel_agentmon.instrumentation")
 
 
 def get_tracer(framework: str, kwargs: Mapping[str, Any]) -> trace.Tracer:
-    """Our tracer for ``framework``: from the ``tracer_provider`` kwarg, else the global provider."""
-    provider = kwargs.get("tracer_provider")
+    """Our tracer for ``framework``: from the ``tracer_provider`` kwarg, else the active monitor's
+    provider looked up at each span start (so an ``agentmon_capture`` fixture sees the spans
+    without being handed to ``instrument()``), else the global one."""
+    provider = kwargs.get("tracer_provider") or ActiveTracerProvider()
     return trace.get_tracer(SCOPE_PREFIX + framework, VERSION, provider, schema_url=sc.SCHEMA_URL)
 
 

@@ -10,7 +10,7 @@ token usage, ``execute_tool {tool}``), nested through the OTel context. Rather t
 second tree, ``instrument()`` turns that instrumentation on for every agent
 (``Agent.instrument_all``) with these settings:
 
-* spans go to our tracer provider (the ``tracer_provider`` kwarg or the global one) under the
+* spans go to our tracer provider (the ``tracer_provider`` kwarg, else the active monitor's) under the
   scope ``otel_agentmon.instrumentation.pydantic_ai``, so our span processor derives the GenAI
   agent metrics, tasks and health from them like from any instrumentation's spans;
 * PydanticAI's own metrics are off (a no-op meter provider): ours are derived from the spans,
@@ -38,6 +38,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.util.types import Attributes
 
+from .._core.active import ActiveTracerProvider
 from ._base import SCOPE_PREFIX, FrameworkInstrumentor, content_on_spans
 
 __all__ = ["PydanticAIInstrumentor"]
@@ -73,7 +74,7 @@ class PydanticAIInstrumentor(FrameworkInstrumentor):
         if current is not False:
             self.stand_down("PydanticAI's native instrumentation (Agent.instrument_all)")
             return
-        provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
+        provider = kwargs.get("tracer_provider") or ActiveTracerProvider()
         self._settings = InstrumentationSettings(
             tracer_provider=_ScopedTracerProvider(provider), meter_provider=NoOpMeterProvider(),
             include_content=content_on_spans(), include_binary_content=False)

@@ -96,12 +96,15 @@ def _alert_gauge(store: Store, point: Point, key: tuple[str, str], now: float) -
     if (source, rule, agent_name) in store.alerts_by_event:
         return  # its log records say when it fires and resolves, in order
     current = store.alerts.get((source, rule, agent_name))
+    # When the process read the gauge, not when it arrived: metrics and logs are exported apart, and
+    # a gauge dated on arrival can land after the log record of its own episode's resolution.
+    at = point.time_ns / 1e9 if 0 < point.time_ns / 1e9 <= now else now
     if point.value >= 1 and current is None:
         store.set_alert(Alert(rule, agent_name, str(point.attrs.get(sc.AGENTMON_ALERT_SEVERITY, "warning")),
-                              "firing", None, None, "", source, now, now))
+                              "firing", None, None, "", source, at, at))
     elif point.value < 1 and current is not None:
         store.set_alert(Alert(rule, agent_name, current.severity, "resolved", None, current.threshold,
-                              current.summary, source, now, now))
+                              current.summary, source, max(at, current.since), max(at, current.since)))
 
 
 def _source(key: tuple[str, str]) -> str:

@@ -271,7 +271,9 @@ class Server:
         for alert in alerts:
             if alert.state == "resolved":  # its firing too, or the report would count it 0 times
                 yield alert_record(dataclasses.replace(alert, state="firing", at=alert.since)).to_json()
-            yield alert_record(alert).to_json()
+                yield alert_record(alert).to_json()
+            else:  # still firing: since it started, as a recording has it (not its last refresh)
+                yield alert_record(dataclasses.replace(alert, at=alert.since)).to_json()
         for (name, service, instance), points in series.items():
             for t, value in points:
                 yield metric_sample(name, (service, instance), t, value).to_json()

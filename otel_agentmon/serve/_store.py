@@ -349,8 +349,8 @@ class Store:
                 self.counts["alerts_dropped"] += 1
                 return
             old = self.alerts.get(key)
-            if old is not None:
-                alert.since = old.since
+            if old is not None:  # the earliest word on it (a gauge can arrive before the log record)
+                alert.since = min(old.since, alert.since)
             self.alerts[key] = alert
         else:
             old = self.alerts.pop(key, None)

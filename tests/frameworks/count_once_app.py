@@ -267,6 +267,10 @@ SETUPS: dict[str, Setup] = {
     "langgraph:openllmetry-early": (lambda: instrument(LANGCHAIN_PEERS["openllmetry"]), run_langgraph),
     "agent_framework:native": (lambda: None, run_agent_framework),
     "autogen:native": (lambda: None, run_autogen),
+    "agent_framework:ours": (
+        lambda: instrument("otel_agentmon.instrumentation.agent_framework:AgentFrameworkInstrumentor"),
+        run_agent_framework),
+    "autogen:ours": (lambda: instrument("otel_agentmon.instrumentation.autogen:AutoGenInstrumentor"), run_autogen),
     "pydantic_ai:ours": (lambda: instrument("otel_agentmon.instrumentation.pydantic_ai:PydanticAIInstrumentor"),
                          run_pydantic_ai),
     "pydantic_ai:native": (native_pydantic_ai, run_pydantic_ai),

@@ -3,6 +3,7 @@ one trace per run, agent -> tool/LLM parent links, the GenAI agent metrics, no m
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,7 +24,17 @@ CASES = {
     "openai_agents": ("openai-agents-example", "chat", "invoke_workflow weather-run", False),
     "pydantic_ai": ("pydantic-ai-example", "chat scripted", "invoke_agent weather", True),
     "smolagents": ("smolagents-example", "chat scripted", "invoke_agent weather", True),
+    "autogen": ("autogen-example", "chat", "invoke_agent weather", True),
+    "agent_framework": ("agent-framework-example", "chat scripted", "invoke_agent weather", True),
+    "llama_index": ("llama-index-example", "chat scripted", "invoke_agent weather", True),
+    "crewai": ("crewai-example", "chat scripted", "invoke_workflow weather-crew", True),
 }
+# CrewAI is not in the dev extra (1 GB; it pins openai < 3): .ci/run runs its example in a venv of
+# its own with AGENTMON_REQUIRE_CREWAI=1, where a missing CrewAI fails instead of skipping.
+_NO_CREWAI = importlib.util.find_spec("crewai") is None and os.environ.get("AGENTMON_REQUIRE_CREWAI") != "1"
+EXAMPLES = [pytest.param(name, marks=pytest.mark.skipif(
+    name == "crewai" and _NO_CREWAI, reason="crewai is not installed (.ci/run tests it in a venv of its own)"))
+    for name in CASES]
 
 
 @pytest.fixture
@@ -34,7 +45,7 @@ def receiver() -> Iterator[OTLPReceiver]:
 
 @pytest.mark.subprocess
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("example", CASES)
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_example_delivers_one_agent_trace_and_the_genai_metrics(receiver: OTLPReceiver, example: str) -> None:
     service, chat_name, root_name, tokens = CASES[example]
     proc = run_example(f"frameworks/{example}.py", {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
@@ -84,7 +95,7 @@ def test_example_delivers_one_agent_trace_and_the_genai_metrics(receiver: OTLPRe
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("example", CASES)
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_example_runs_from_its_own_directory_without_shadowing_the_framework(example: str) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
     env = {**clean, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}

@@ -54,6 +54,7 @@ OBJECTS: dict[str, set[object]] = {
     "alert_rules": {str, os.PathLike[str], Collection[AlertRule]},
     "notifiers": {Collection[Notifier], Notifier},
     "resource_attributes": {Mapping[str, str | bool | int | float]},
+    "spool_dir": {str, os.PathLike[str]},
 }
 
 
