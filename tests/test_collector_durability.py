@@ -5,7 +5,7 @@ The real Collector runs ``collector-config/local.yaml`` (its Jaeger exporter's s
 ``file_storage``) while Jaeger is down, so everything the Collector accepts sits in its queue.  A
 sender thread streams OTLP/HTTP requests at it and records exactly which requests were answered
 200; the Collector is SIGKILLed while that stream runs, restarted on the same queue directory
-(Jaeger still down), then Jaeger is started on the address the Collector exports to.  Every span
+(Jaeger still down), then Jaeger is started where the restarted Collector exports.  Every span
 of every accepted request must then be found in Jaeger.
 
 The same for agent.yaml (through a gateway to Jaeger), and for gateway.yaml's spans that tail
@@ -150,13 +150,16 @@ def gateway_downstream(stack: Stack) -> Downstream:
     return Downstream({"AGENTMON_GATEWAYS": f"[127.0.0.1:{gateway_grpc}]"}, start)
 
 
-def kill_restart_and_find(stack: Stack, config: str, queue_dir: Path, service: str, downstream: Downstream,
+def kill_restart_and_find(stack: Stack, config: str, queue_dir: Path, service: str,
+                          downstream_of: Callable[[Stack], Downstream],
                           wait_for_all: bool) -> tuple[set[str], set[str]]:
     """The scenario; (span IDs the Collector accepted, those of them found in Jaeger afterwards).
 
+    The Collector first exports to a downstream that never starts; the restarted one to a fresh
+    one (its ports chosen just before it starts, so no other process can take them meanwhile).
     "Found" is read once a span sent after the restart has reached Jaeger; with ``wait_for_all``,
     then until every accepted span is there (at most 120 s more)."""
-    col_env = {**downstream.collector_env, "AGENTMON_COLLECTOR_QUEUE_DIR": str(queue_dir)}
+    col_env = {**downstream_of(stack).collector_env, "AGENTMON_COLLECTOR_QUEUE_DIR": str(queue_dir)}
 
     first: Collector = stack.collector("otelcol-before-kill", config, env=col_env)
     sender = Sender(first.otlp_http, service)
@@ -175,6 +178,8 @@ def kill_restart_and_find(stack: Stack, config: str, queue_dir: Path, service: s
     accepted = set().union(*sender.accepted)
     assert len(accepted) == len(sender.accepted) * SPANS_PER_REQUEST >= ACCEPTED_BEFORE_KILL * SPANS_PER_REQUEST
 
+    downstream = downstream_of(stack)
+    col_env.update(downstream.collector_env)
     second = stack.collector("otelcol-after-restart", config, env=col_env)  # downstream still down
     marker_body, marker_ids = Sender(second.otlp_http, service).request()
     req = urllib.request.Request(f"{second.otlp_http}/v1/traces", data=marker_body, method="POST",
@@ -207,7 +212,7 @@ def test_sigkilled_collector_loses_no_accepted_span(binaries: Binaries, tmp_path
     queue_dir = tmp_path / "queue"  # created by the Collector
     with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
         accepted, found = kill_restart_and_find(stack, "local.yaml", queue_dir, "durability-disk",
-                                                jaeger_downstream(stack), wait_for_all=True)
+                                                jaeger_downstream, wait_for_all=True)
         missing = accepted - found
         assert not missing, f"{len(missing)} of {len(accepted)} accepted spans never reached Jaeger"
         # The queue holds span content: private to the Collector's user (README, "Durable queues").
@@ -226,7 +231,7 @@ def test_control_in_memory_queue_loses_accepted_spans(binaries: Binaries, tmp_pa
     config.write_text("".join(lines))
     with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
         accepted, found = kill_restart_and_find(stack, str(config), tmp_path / "queue", "durability-memory",
-                                                 jaeger_downstream(stack), wait_for_all=False)
+                                                 jaeger_downstream, wait_for_all=False)
         assert accepted and not found, f"{len(found)} of {len(accepted)} accepted spans survived an in-memory queue"
 
 
@@ -236,7 +241,7 @@ def test_sigkilled_agent_tier_collector_loses_no_accepted_span(binaries: Binarie
     so what sat in the per-gateway sub-exporters' memory when the agent died is sent again."""
     with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
         accepted, found = kill_restart_and_find(stack, "agent.yaml", tmp_path / "queue", "durability-agent",
-                                                gateway_downstream(stack), wait_for_all=True)
+                                                gateway_downstream, wait_for_all=True)
         missing = accepted - found
         assert not missing, f"{len(missing)} of {len(accepted)} accepted spans never reached Jaeger"
 
@@ -261,8 +266,7 @@ def test_sigkilled_gateway_loses_no_sampled_span_queued_for_jaeger(binaries: Bin
     """gateway.yaml: once tail sampling has decided, the spans wait for Jaeger on disk and survive a
     SIGKILL.  (Spans still awaiting their decision are in memory: README, "what it does not cover".)"""
     with Stack(tmp_path, binaries) as stack, stack.logs_on_failure():
-        downstream = jaeger_downstream(stack)
-        env = {**downstream.collector_env, "AGENTMON_COLLECTOR_QUEUE_DIR": str(tmp_path / "queue"),
+        env = {**jaeger_downstream(stack).collector_env, "AGENTMON_COLLECTOR_QUEUE_DIR": str(tmp_path / "queue"),
                "AGENTMON_SAMPLE_PERCENT": "100", "AGENTMON_DECISION_WAIT": "1s"}
         first = stack.collector("gateway-before-kill", "gateway.yaml", env=env)
         sender = Sender(first.otlp_http, "durability-gateway")
@@ -281,7 +285,8 @@ def test_sigkilled_gateway_loses_no_sampled_span_queued_for_jaeger(binaries: Bin
         wait_until(lambda: queued_for_jaeger() >= len(accepted), 120, "every span decided and queued for Jaeger")
         sigkill(stack, first.service)
 
-        stack.collector("gateway-after-restart", "gateway.yaml", env=env)
+        downstream = jaeger_downstream(stack)
+        stack.collector("gateway-after-restart", "gateway.yaml", env={**env, **downstream.collector_env})
         jaeger = downstream.start()
         found: set[str] = set()
 
