@@ -245,6 +245,57 @@ def test_lint_catches_each_violation() -> None:
 
 
 
+DURABLE_CONFIGS = ("local.yaml", "agent.yaml", "gateway.yaml")
+QUEUE_DIR_REF = re.compile(r"^\$\{env:AGENTMON_COLLECTOR_QUEUE_DIR:-/var/lib/otelcol/[\w.-]+\}$")
+
+
+def durable_queues(cfg: Config) -> list[str]:
+    """Network exporters queue on file_storage (a private, env-configured directory), and no batch
+    processor answers the client before the data reaches that queue (issue 15; README "Durable queues")."""
+    bad = []
+    extensions = cfg.get("extensions") or {}
+    enabled = set(cfg.get("service", {}).get("extensions") or [])
+    for cid, c in (cfg.get("exporters") or {}).items():
+        if _type(cid) not in NETWORK_EXPORTERS or "remote" in _type(cid):
+            continue
+        storage = ((c or {}).get("sending_queue") or {}).get("storage")
+        if not storage or _type(str(storage)) != "file_storage":
+            bad.append(f"exporters.{cid}.sending_queue: no file_storage `storage`")
+            continue
+        if "balancing" in _type(cid):  # its sub-exporters' queues are in memory: deliver before letting go
+            bad += [f"exporters.{cid}.protocol.{proto}.sending_queue: wait_for_result is not true"
+                    for proto, pc in ((c or {}).get("protocol") or {}).items()
+                    if ((pc or {}).get("sending_queue") or {}).get("wait_for_result") is not True]
+        ext = extensions.get(storage) or {}
+        if storage not in enabled:
+            bad.append(f"{storage} is not in service.extensions")
+        if not QUEUE_DIR_REF.match(str(ext.get("directory", ""))):
+            bad.append(f"extensions.{storage}.directory: {ext.get('directory')!r} is not AGENTMON_COLLECTOR_QUEUE_DIR")
+        if ext.get("create_directory") is not True or str(ext.get("directory_permissions")) != "0700":
+            bad.append(f"extensions.{storage}: not created private (create_directory, directory_permissions 0700)")
+    for name, p in (cfg.get("service", {}).get("pipelines") or {}).items():
+        bad += [f"pipeline {name}: {proc} answers before the queue has the data"
+                for proc in (p or {}).get("processors") or [] if _type(proc) == "batch"]
+    return bad
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("name", DURABLE_CONFIGS)
+def test_config_queues_on_disk(name: str) -> None:
+    assert durable_queues(yaml.safe_load((CONFIG_DIR / name).read_text())) == []
+
+
+@pytest.mark.timeout(10)
+def test_durable_queue_lint_catches_memory_queues_and_batch() -> None:
+    text = "\n".join(durable_queues(yaml.safe_load(BAD_CONFIG)))
+    text += "\n" + "\n".join(durable_queues({"exporters": {"load_balancing": {
+        "sending_queue": {"storage": "file_storage/q"}, "protocol": {"otlp": {"sending_queue": {"enabled": True}}}}}}))
+    for expected in ("exporters.otlp_grpc/x.sending_queue: no file_storage", "exporters.load_balancing.sending_queue",
+                     "pipeline traces: batch answers before", "file_storage/q is not in service.extensions",
+                     "load_balancing.protocol.otlp.sending_queue: wait_for_result is not true"):
+        assert expected in text, f"{expected!r} not reported:\n{text}"
+
+
 @pytest.mark.timeout(180)
 def test_validate_subcommand_accepts_every_config(binaries: Binaries) -> None:
     env = clean_env({"OTELCOL": str(binaries.otelcol), "JAEGER": str(binaries.jaeger)})

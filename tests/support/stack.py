@@ -396,6 +396,7 @@ class Stack:
             "AGENTMON_GATEWAY_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http}",
             "AGENTMON_PROMETHEUS_ENDPOINT": f"127.0.0.1:{prom}", "AGENTMON_HEALTH_ENDPOINT": f"127.0.0.1:{health}",
             "AGENTMON_TELEMETRY_HOST": "127.0.0.1", "AGENTMON_TELEMETRY_PORT": str(tel),
+            "AGENTMON_COLLECTOR_QUEUE_DIR": str(self.workdir / f"{name}-queue"),  # persistent queues: own dir
         }
         if jaeger is not None:
             variables["AGENTMON_JAEGER_OTLP_ENDPOINT"] = jaeger.otlp_grpc
