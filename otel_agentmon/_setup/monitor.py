@@ -28,6 +28,8 @@ from .._metrics.instruments import Instruments
 from .._names import semconv as sc
 from .._spans import sanitize as _sanitize
 from .._spans.sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
+from .llm_clients import LLMClientInstrumentation
+from .llm_clients import start as start_llm_clients
 from .providers import (
     VERSION,
     Pipelines,
@@ -92,6 +94,12 @@ class Monitor:
             self._system = start_system_metrics(settings, mp)
         except Exception:  # noqa: BLE001 - missing psutil permissions must not stop the agent
             report_internal_error("system metrics")
+        self._llm_clients: LLMClientInstrumentation | None = None
+        if not settings.disabled:
+            span_provider = tp or trace.get_tracer_provider()
+            self._llm_clients = start_llm_clients(
+                settings.llm_clients, settings.capture_content, tracer_provider=span_provider, meter_provider=mp,
+                logger_provider=lp, native_ok=trace.get_tracer_provider() is span_provider)
         self._dispatcher, self._health, self._health_server = build_health(settings, rules, self._deriver, meter,
                                                                           lambda: self.event_logger)
         self._resource = resource
@@ -287,6 +295,8 @@ class Monitor:
         # Every step gets a share of what is left of one deadline, whatever the load: a process
         # whose other threads keep emitting (and taking the GIL) still returns on time.
         try:
+            if self._llm_clients is not None:
+                self._llm_clients.shutdown()
             self._deriver.stop(time.monotonic() + left(0.15))
             if self._health is not None:
                 self._health.stop(left(0.05))

@@ -26,6 +26,7 @@ from otel_agentmon import AlertRule, HealthPolicy, Notifier
 from otel_agentmon._setup.option_values import (
     OBJECT_ACCEPTS,
     Choice,
+    LLMClient,
     parse_bool,
     parse_endpoint,
     parse_headers,
@@ -54,6 +55,7 @@ OBJECTS: dict[str, set[object]] = {
     "alert_rules": {str, os.PathLike[str], Collection[AlertRule]},
     "notifiers": {Collection[Notifier], Notifier},
     "resource_attributes": {Mapping[str, str | bool | int | float]},
+    "llm_clients": {typing.Literal["auto", "none"], Collection[LLMClient]},
 }
 
 
