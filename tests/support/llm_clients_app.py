@@ -25,7 +25,7 @@ def main() -> None:
         with inference_scope():  # a framework spans these two itself: the client layer stands down
             oa.chat.completions.create(model=st.OPENAI_MODEL, messages=st.USER)
             an.messages.create(model=st.ANTHROPIC_MODEL, max_tokens=64, messages=st.USER)
-    print(sorted(monitor._llm_clients.how.items()) if monitor._llm_clients else None)  # noqa: SLF001
+    print(sorted(monitor._llm_clients.how.items()) if monitor._llm_clients else None)
     monitor.shutdown()
     print("done")
 
