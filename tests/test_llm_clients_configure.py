@@ -22,7 +22,7 @@ from otel_agentmon import distro
 from otel_agentmon._names import semconv as sc
 from tests.support import llm_stubs as st
 from tests.support.receiver import OTLPReceiver
-from tests.test_examples import ROOT
+from tests.test_examples import ROOT, run_example
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(120)]
 NATIVE_ANTHROPIC = "com.anthropic.sdk.python"
@@ -121,3 +121,33 @@ def test_under_opentelemetry_instrument_the_llm_client_entry_points_are_left_to_
                                           value=f"{__name__}:_Recorder")
     distro.AgentmonDistro().load_instrumentor(other, skip_dep_check=True)
     assert _Recorder.calls == ["instrumented"]
+
+
+CLIENT_EXAMPLES = {  # example: (service, model-call span name, its scope)
+    "openai_client": ("openai-client-example", f"chat {st.OPENAI_MODEL}", OFFICIAL_OPENAI),
+    "anthropic_client": ("anthropic-client-example", "anthropic.messages.create", NATIVE_ANTHROPIC),
+}
+
+
+@pytest.mark.parametrize("example", CLIENT_EXAMPLES)
+def test_the_llm_client_example_delivers_an_agent_trace_and_the_agent_metrics(example: str) -> None:
+    service, chat_name, scope = CLIENT_EXAMPLES[example]
+    with OTLPReceiver() as rx:
+        proc = run_example(f"frameworks/{example}.py", {"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint})
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert "answer: It is sunny in Paris." in proc.stdout
+        assert rx.wait_for(lambda: sc.M_INVOKE_AGENT_DURATION in rx.metric_names(), timeout=5)
+        spans = rx.spans()
+        tokens = tokens_by_scope(rx)
+    (agent,) = [s for s in spans if not s.parent_span_id]
+    assert agent.name == "invoke_agent weather" and agent.resource["service.name"] == service
+    children = [s for s in spans if s.parent_span_id == agent.span_id]
+    assert sorted((s.name, s.scope_name) for s in children) == sorted(
+        [(chat_name, scope), (chat_name, scope), ("execute_tool get_weather", "otel_agentmon")])
+    assert len(spans) == 4 and {s.trace_id for s in spans} == {agent.trace_id}
+    assert f"spans: {len(spans)} started, {len(spans)} exported" in proc.stdout
+    assert all(s.kind == 3 for s in children if s.name == chat_name)  # CLIENT
+    for s in spans:  # no message content by default
+        assert not any("Paris" in str(v) or "sunny" in str(v) for v in s.attributes.values()), s.name
+    assert sum(v for (_, kind), v in tokens.items() if kind == "input") == 30, tokens
+    assert sum(v for (_, kind), v in tokens.items() if kind == "output") == 12, tokens
