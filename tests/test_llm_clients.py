@@ -321,3 +321,18 @@ def test_a_client_without_its_instrumentation_is_one_warning_saying_what_to_inst
             close()
     hints = [r.getMessage() for r in caplog.records if "pip install 'otel_agentmon[openai]'" in r.getMessage()]
     assert len(hints) == 1, hints
+
+
+def test_our_derived_token_metric_next_to_the_instrumentations_own_gives_no_view_conflict_warning(
+        cap: Capture, caplog: pytest.LogCaptureFixture) -> None:
+    """Two instruments named gen_ai.client.token.usage in different meters are two metrics (the scope
+    is part of the identity); the SDK's warning that ignores the scope is not shown."""
+    with caplog.at_level(logging.WARNING):
+        with am.agent("weather"):
+            _openai_chat()  # recorded by the official instrumentation's meter
+            with am.llm("framework-model", provider="framework") as llm:  # derived by us
+                llm.record_usage(input_tokens=3, output_tokens=2)
+        tokens = tokens_over_all_scopes(cap)
+    assert tokens[("otel_agentmon", "input")] == 3 and tokens[("opentelemetry.instrumentation.genai.openai",
+                                                              "input")] == st.OPENAI_CHAT[0]
+    assert not [r for r in caplog.records if "conflicting metrics identities" in r.getMessage()]

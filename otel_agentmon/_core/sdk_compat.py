@@ -22,6 +22,11 @@ Read, never relied on (each shim falls back to public behaviour when the detail 
 - ``MeterProvider._meters`` / ``._meter_lock`` and ``Meter._instrument_id_instrument``
   (:func:`existing_meters`, :func:`instrument_names`): the instruments already created before
   we started watching, so each measurement is counted once.
+- ``View._meter_name`` (:func:`quiet_cross_scope_view_conflicts`): the SDK warns that two views
+  "will cause conflicting metrics identities" when two instruments of the same name exist in
+  different meters, although a metric's identity includes its instrumentation scope (our derived
+  ``gen_ai.client.token.usage`` next to an official GenAI instrumentation's own): that one
+  warning is dropped when exactly one of the two views is restricted to our meter.
 
 Not counted as private here: the logs signal. ``opentelemetry._logs``,
 ``opentelemetry.sdk._logs`` and ``opentelemetry.exporter.otlp.proto.*._log_exporter`` are the
@@ -33,6 +38,7 @@ SDK's own documentation does. Logger *names* of private SDK modules (the noisy-l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +55,7 @@ except ImportError:  # pragma: no cover - only if a future SDK drops it; the loa
             raise NotImplementedError
 
 __all__ = ["ConfiguratorBase", "existing_meters", "exporter_preferences", "fast_attributes",
-           "instrument_names"]
+           "instrument_names", "quiet_cross_scope_view_conflicts"]
 
 
 def fast_attributes(attrs: Mapping[str, object] | None) -> Mapping[str, object] | None:
@@ -84,3 +90,31 @@ def instrument_names(meter: object) -> list[str] | None:
     if not isinstance(instruments, dict):
         return None
     return [str(getattr(i, "name", "")) for i in list(instruments.values())]
+
+
+_VIEW_CONFLICT_LOGGER = "opentelemetry.sdk.metrics._internal.metric_reader_storage"
+
+
+class _CrossScopeViewConflict(logging.Filter):
+    """Drops the SDK's view-conflict warning for two instruments in different meters, one ours."""
+
+    def __init__(self, own_meter: str) -> None:
+        super().__init__()
+        self.own_meter = own_meter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            args = record.args if isinstance(record.args, tuple) else ()
+            if "conflicting metrics identities" not in str(record.msg) or len(args) < 2:
+                return True
+            ours = [getattr(view, "_meter_name", None) == self.own_meter for view in args[:2]]
+            return ours.count(True) != 1
+        except Exception:  # noqa: BLE001 - a filter must never break logging
+            return True
+
+
+def quiet_cross_scope_view_conflicts(own_meter: str) -> None:
+    """Install :class:`_CrossScopeViewConflict` on the SDK's metric storage logger (once)."""
+    logger = logging.getLogger(_VIEW_CONFLICT_LOGGER)
+    if not any(isinstance(f, _CrossScopeViewConflict) for f in logger.filters):
+        logger.addFilter(_CrossScopeViewConflict(own_meter))

@@ -38,7 +38,8 @@ import wrapt
 
 from .._core.guard import log_once, report_internal_error
 from .._names.semconv import ENV_CAPTURE_CONTENT, ContentMode
-from .llm_standdown import NativeAnthropicStandDown, StandDown
+from .._spans.inference_scope import register_probe
+from .llm_standdown import NativeAnthropicStandDown, StandDown, agents_sdk_model_call_spanned
 from .option_values import LLM_CLIENT_NAMES, LLMClients
 
 _ANTHROPIC_ENABLED: Final = "ANTHROPIC_OPEN_TELEMETRY"
@@ -132,6 +133,9 @@ class LLMClientInstrumentation:
             if _active is not None or not self.clients:
                 return  # another monitor's instrumentation is running: it stays in charge
             _active = self
+            if "openai" in self.clients and "agents" not in _hooked:
+                _hooked.add("agents")  # the OpenAI Agents SDK under a peer instrumentation: see the probe
+                wrapt.register_post_import_hook(lambda _m: register_probe(agents_sdk_model_call_spanned), "agents")
             for name in self.clients:
                 if name not in _hooked:
                     _hooked.add(name)

@@ -158,3 +158,22 @@ class NativeAnthropicStandDown:
         if self._cls is not None and self._original is not None:
             setattr(self._cls, _ANTHROPIC_TRACER, self._original)
         self._cls = self._original = None
+
+
+#: OpenAI Agents SDK trace processors (by module) known to span each model call with its tokens
+#: from the SDK's generation/response span, without making it the current OTel span. Ours
+#: registers its own probe; the official GenAI one and OpenLLMetry's make no such span.
+_AGENTS_MODEL_SPANNERS: Final = ("openinference.",)
+
+
+def agents_sdk_model_call_spanned() -> bool:
+    """Inference probe: the Agents SDK's current span is a model call that a registered peer trace
+    processor (OpenInference) turns into an inference span, so the LLM client under it stands down."""
+    from agents.tracing import get_current_span, get_trace_provider
+
+    data = getattr(get_current_span(), "span_data", None)
+    if type(data).__name__ not in ("GenerationSpanData", "ResponseSpanData"):
+        return False
+    multi = getattr(get_trace_provider(), "_multi_processor", None)  # the SDK keeps no public list
+    processors = getattr(multi, "_processors", ())
+    return any(type(p).__module__.startswith(_AGENTS_MODEL_SPANNERS) for p in processors or ())

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from .._core import state as _state
 from .._core.deadline import BoundedCall
 from .._core.guard import after_fork_in_child, report_internal_error
+from .._core.sdk_compat import quiet_cross_scope_view_conflicts
 from .._export.exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from .._export.processor import AgentmonSpanProcessor
 from .._export.stats import Stats
@@ -26,6 +27,7 @@ from .._health.wiring import health_and_alerts_after_fork
 from .._metrics.derive import AgentSummary, Deriver
 from .._metrics.instruments import Instruments
 from .._names import semconv as sc
+from .._names.dialects import CORE_SCOPE
 from .._spans import sanitize as _sanitize
 from .._spans.sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
 from .llm_clients import LLMClientInstrumentation
@@ -77,6 +79,7 @@ class Monitor:
         resource = resource_after_shutdown(settings, build_resource(settings))
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
+        quiet_cross_scope_view_conflicts(CORE_SCOPE)  # our derived metrics next to an instrumentation's own
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
             warn_if_plaintext_remote(settings.endpoint)
         tp = tracer_provider(settings, resource, self._pipes, id_generator)

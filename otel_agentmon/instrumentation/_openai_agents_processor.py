@@ -205,10 +205,11 @@ class AgentmonTracingProcessor(TracingProcessor):
 
     def inside_model_call(self) -> bool:
         """The inference probe (``_spans/inference_scope``): the SDK's current span is a model call
-        we span, so the LLM-client layer under it stands down."""
+        we span, or one of a trace left to a peer instrumentation (which spans it), so the
+        LLM-client layer under it stands down."""
         current = get_current_span()
         return (current is not None and isinstance(current.span_data, (GenerationSpanData, ResponseSpanData))
-                and self.table.get(current.span_id) is not None)
+                and (self.table.get(current.span_id) is not None or current.trace_id in self._skipped))
 
     def shutdown(self) -> None:
         pass
