@@ -336,3 +336,23 @@ def test_our_derived_token_metric_next_to_the_instrumentations_own_gives_no_view
     assert tokens[("otel_agentmon", "input")] == 3 and tokens[("opentelemetry.instrumentation.genai.openai",
                                                               "input")] == st.OPENAI_CHAT[0]
     assert not [r for r in caplog.records if "conflicting metrics identities" in r.getMessage()]
+
+
+def test_a_client_version_outside_the_instrumentations_range_is_left_alone_with_one_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+
+    monkeypatch.setattr(GoogleGenAiSdkInstrumentor, "instrumentation_dependencies",
+                        lambda self: ("google-genai >= 99",))  # as google-genai 3.x meets the 1.3b0 range
+    with caplog.at_level(logging.WARNING, logger="otel_agentmon"):
+        found, close = capture()
+        try:
+            assert found.monitor._llm_clients is not None
+            assert found.monitor._llm_clients.how["google-genai"] == "version not supported"
+            _gemini()
+            _openai_chat()
+            assert [span_attrs(s)[sc.GEN_AI_PROVIDER_NAME] for s in inference_spans(found)] == ["openai"]
+        finally:
+            close()
+    warned = [r.getMessage() for r in caplog.records if "opentelemetry-instrumentation-google-genai" in r.getMessage()]
+    assert len(warned) == 1 and "google-genai >= 99" in warned[0], warned
