@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,25 @@ def test_the_llm_client_example_delivers_an_agent_trace_and_the_agent_metrics(ex
         assert not any("Paris" in str(v) or "sunny" in str(v) for v in s.attributes.values()), s.name
     assert sum(v for (_, kind), v in tokens.items() if kind == "input") == 30, tokens
     assert sum(v for (_, kind), v in tokens.items() if kind == "output") == 12, tokens
+
+
+@pytest.mark.parametrize("distro_env", [{"OTEL_PYTHON_DISTRO": "agentmon"}, {}], ids=["our-distro", "stock-distro"])
+def test_under_opentelemetry_instrument_each_call_is_still_one_span(distro_env: dict[str, str]) -> None:
+    """Zero-code: with our configurator, under our distro or the stock one (which loads the official
+    instrumentation's entry point itself, importing the client from inside its instrument()), each
+    model call is one span: never instrumented twice."""
+    bindir = Path(sys.executable).parent
+    with OTLPReceiver() as rx:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTMON_"))}
+        env = {**clean, **distro_env, "OTEL_PYTHON_CONFIGURATOR": "agentmon",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+               "PYTHONPATH": str(ROOT),
+               "PATH": f"{bindir}{os.pathsep}{clean.get('PATH', '')}"}
+        proc = subprocess.run(["opentelemetry-instrument", sys.executable, "examples/frameworks/openai_client.py"],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=100, check=False)
+        assert proc.returncode == 0 and "answer: It is sunny in Paris." in proc.stdout, proc.stderr
+        assert "internal error" not in proc.stderr, proc.stderr
+        spans = rx.spans()
+    assert sorted((s.name, s.scope_name) for s in spans) == sorted([
+        ("invoke_agent weather", "otel_agentmon"), ("execute_tool get_weather", "otel_agentmon"),
+        (f"chat {st.OPENAI_MODEL}", OFFICIAL_OPENAI), (f"chat {st.OPENAI_MODEL}", OFFICIAL_OPENAI)])

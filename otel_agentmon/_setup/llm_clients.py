@@ -164,6 +164,8 @@ class LLMClientInstrumentation:
                 self._env_set.append(_ANTHROPIC_CONTENT)
             return "native"
         module_name, _, cls_name = spec.instrumentor.partition(":")
+        if _being_set_up(module_name, cls_name):
+            return "already instrumented"  # the client was imported by its instrumentation, being set up now
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -223,6 +225,24 @@ def _has(path: str) -> bool:
     except (ImportError, AttributeError):
         return False
     return True
+
+
+def _being_set_up(module_name: str, cls_name: str) -> bool:
+    """The official instrumentation is being imported or instrumented right now, further up this
+    thread's stack (``opentelemetry-instrument``'s stock distro loading its entry point imports the
+    client from there): instrumenting it from the import hook too would wrap every method twice."""
+    import sys
+
+    module = sys.modules.get(module_name)
+    if module is not None and not hasattr(module, cls_name):
+        return True  # partially imported
+    frame = sys._getframe(1)  # noqa: SLF001 - the one way to see an enclosing instrument() call
+    while frame is not None:
+        owner = frame.f_locals.get("self") if frame.f_code.co_name in ("instrument", "_instrument") else None
+        if owner is not None and type(owner).__module__.startswith(module_name):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _imported(module: str) -> bool:
