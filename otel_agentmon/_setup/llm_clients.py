@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any, Final
 
 import wrapt
@@ -236,7 +236,7 @@ def _being_set_up(module_name: str, cls_name: str) -> bool:
     module = sys.modules.get(module_name)
     if module is not None and not hasattr(module, cls_name):
         return True  # partially imported
-    frame = sys._getframe(1)  # noqa: SLF001 - the one way to see an enclosing instrument() call
+    frame: FrameType | None = sys._getframe(1)  # noqa: SLF001 - the one way to see an enclosing instrument() call
     while frame is not None:
         owner = frame.f_locals.get("self") if frame.f_code.co_name in ("instrument", "_instrument") else None
         if owner is not None and type(owner).__module__.startswith(module_name):
