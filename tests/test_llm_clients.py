@@ -356,3 +356,21 @@ def test_a_client_version_outside_the_instrumentations_range_is_left_alone_with_
             close()
     warned = [r.getMessage() for r in caplog.records if "opentelemetry-instrumentation-google-genai" in r.getMessage()]
     assert len(warned) == 1 and "google-genai >= 99" in warned[0], warned
+
+
+def test_no_event_record_per_call_by_default_whatever_an_instrumentation_sets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """google-genai's instrumentation sets OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT=true process-wide;
+    with content off no client emits a gen_ai.client.inference.operation.details record per call."""
+    import os
+
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", raising=False)
+    found, close = capture()
+    try:
+        assert "OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT" not in os.environ
+        _gemini()
+        _openai_chat()
+        assert len(inference_spans(found)) == 2
+        assert [r for r in found.logs() if r.log_record.event_name == sc.EVENT_INFERENCE_DETAILS] == []
+    finally:
+        close()

@@ -44,6 +44,7 @@ from .option_values import LLM_CLIENT_NAMES, LLMClients
 
 _ANTHROPIC_ENABLED: Final = "ANTHROPIC_OPEN_TELEMETRY"
 _ANTHROPIC_CONTENT: Final = "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE"
+_EMIT_EVENT: Final = "OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +187,14 @@ class LLMClientInstrumentation:
             return "version not supported"
         classes = [_resolve(c) for c in spec.classes if _has(c)]
         before = {cls: dict(vars(cls)) for cls in classes}
+        emit_before = os.environ.get(_EMIT_EVENT)
         with _content_env(self._content):
             instrumentor.instrument(skip_dep_check=True, **self._providers)
+        if emit_before is None:
+            # google-genai's instrumentation sets it to "true" for the whole process: every client's
+            # every call would emit an event record; the default (events only with an EVENT content
+            # mode, as capture_content says) is kept unless the user set the variable.
+            os.environ.pop(_EMIT_EVENT, None)
         if not instrumentor.is_instrumented_by_opentelemetry:
             return "failed"
         stand_down = StandDown()
