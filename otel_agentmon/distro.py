@@ -20,7 +20,8 @@ official one instead.
 No instrumentor is instrumented twice: one that is already active (say, the application or our
 configurator started it) is skipped, and when our configurator has run, the stock
 ``system_metrics`` entry point is left to it (``configure()`` instruments system metrics as its
-``system_metrics`` option says: the default set, all, or none).
+``system_metrics`` option says: the default set, all, or none). The same goes for the official GenAI
+LLM-client instrumentations: ``configure()`` instruments them as its ``llm_clients`` option says.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 
 from ._core.guard import log_once
 from ._core.sdk_compat import ConfiguratorBase
+from ._setup.llm_clients import SPECS
 from .instrumentation._official import ours_stands_in
 
 NAME: Final = "agentmon"
 _OWN_PREFIX: Final = "agentmon_"  # our opentelemetry_instrumentor entry-point names
 #: Entry points whose instrumentor configure() owns once our configurator has run.
 _CONFIGURED_BY_US: Final = frozenset({"system_metrics"})
+#: ... and the instrumentors (entry-point values) of the LLM clients configure() instruments.
+_LLM_CLIENTS_BY_US: Final = frozenset(spec.instrumentor for spec in SPECS.values())
 _deferred: list[tuple[Any, dict[str, Any]]] = []
 _configured = False  # our configurator ran configure() (it runs before the instrumentors)
 _log = logging.getLogger("otel_agentmon")
@@ -55,7 +59,7 @@ class AgentmonDistro(BaseDistro):  # type: ignore[misc]  # BaseDistro comes from
         if name.startswith(_OWN_PREFIX):
             _deferred.append((entry_point, kwargs))  # instrumented by post_instrument()
             return
-        if _configured and name in _CONFIGURED_BY_US:
+        if _configured and (name in _CONFIGURED_BY_US or getattr(entry_point, "value", None) in _LLM_CLIENTS_BY_US):
             _log.debug("%s: left to otel_agentmon.configure()", name)
             return
         disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")

@@ -26,6 +26,11 @@ Read, never relied on (each shim falls back to public behaviour when the detail 
   (:func:`otlp_http_client`, :func:`send_once`): one attempt to send an already encoded request
   with the exporter's own endpoint, headers, compression and TLS, for the disk spool. Without
   them the spool is off (one warning) and exports behave as before.
+- ``View._meter_name`` (:func:`quiet_cross_scope_view_conflicts`): the SDK warns that two views
+  "will cause conflicting metrics identities" when two instruments of the same name exist in
+  different meters, although a metric's identity includes its instrumentation scope (our derived
+  ``gen_ai.client.token.usage`` next to an official GenAI instrumentation's own): that one
+  warning is dropped when exactly one of the two views is restricted to our meter.
 
 Not counted as private here: the logs signal. ``opentelemetry._logs``,
 ``opentelemetry.sdk._logs`` and ``opentelemetry.exporter.otlp.proto.*._log_exporter`` are the
@@ -37,6 +42,7 @@ SDK's own documentation does. Logger *names* of private SDK modules (the noisy-l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,7 +60,7 @@ except ImportError:  # pragma: no cover - only if a future SDK drops it; the loa
 
 __all__ = ["ConfiguratorBase", "existing_meters", "exporter_preferences", "fast_attributes",
            "instrument_names", "otlp_http_client", "send_once", "client_timeout",
-           "client_endpoint"]
+           "client_endpoint", "quiet_cross_scope_view_conflicts"]
 
 
 def fast_attributes(attrs: Mapping[str, object] | None) -> Mapping[str, object] | None:
@@ -115,3 +121,31 @@ def client_timeout(client: Any, default: float) -> float:
 def client_endpoint(client: Any) -> str:
     """The URL the exporter sends to (checked to be a str by :func:`otlp_http_client`)."""
     return str(client._endpoint)  # noqa: SLF001 - see the module doc
+
+
+_VIEW_CONFLICT_LOGGER = "opentelemetry.sdk.metrics._internal.metric_reader_storage"
+
+
+class _CrossScopeViewConflict(logging.Filter):
+    """Drops the SDK's view-conflict warning for two instruments in different meters, one ours."""
+
+    def __init__(self, own_meter: str) -> None:
+        super().__init__()
+        self.own_meter = own_meter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            args = record.args if isinstance(record.args, tuple) else ()
+            if "conflicting metrics identities" not in str(record.msg) or len(args) < 2:
+                return True
+            ours = [getattr(view, "_meter_name", None) == self.own_meter for view in args[:2]]
+            return ours.count(True) != 1
+        except Exception:  # noqa: BLE001 - a filter must never break logging
+            return True
+
+
+def quiet_cross_scope_view_conflicts(own_meter: str) -> None:
+    """Install :class:`_CrossScopeViewConflict` on the SDK's metric storage logger (once)."""
+    logger = logging.getLogger(_VIEW_CONFLICT_LOGGER)
+    if not any(isinstance(f, _CrossScopeViewConflict) for f in logger.filters):
+        logger.addFilter(_CrossScopeViewConflict(own_meter))

@@ -50,6 +50,10 @@ KNOWN_SELF_RECORDING: Final[Mapping[str, frozenset[str]]] = {
     "opentelemetry.instrumentation.langchain": _CLIENT,  # OpenLLMetry
     "opentelemetry.instrumentation.openai_agents": _CLIENT,  # OpenLLMetry
     "opentelemetry.instrumentation.openai_v2": _CLIENT,  # the official OpenAI instrumentation
+    # the official GenAI LLM-client instrumentations configure() uses (opentelemetry-util-genai's meter)
+    "opentelemetry.instrumentation.genai.openai": _CLIENT,
+    "opentelemetry.instrumentation.genai.anthropic": _CLIENT,
+    "opentelemetry.instrumentation.google_genai": _CLIENT,
     "pydantic-ai": frozenset({sc.M_CLIENT_TOKEN_USAGE}),  # PydanticAI's native instrumentation
     # the official GenAI instrumentations of frameworks (opentelemetry-util-genai creates all five)
     **dict.fromkeys((f"opentelemetry.instrumentation.genai.{fw}" for fw in ("langchain", "openai_agents",

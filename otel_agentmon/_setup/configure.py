@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 from .._alerts.engine import AlertRule
 from .._alerts.notify import Notifier
@@ -28,6 +28,7 @@ from . import monitor as _monitor
 from .dashboard import dashboard_target
 from .first_run import hint_if_nothing_listens
 from .monitor import Monitor, _install
+from .option_values import LLMClient
 from .settings import ExporterName, Protocol, SystemMetricsSet, resolve
 
 _P = ParamSpec("_P")
@@ -68,6 +69,7 @@ def _options(
     shutdown_timeout: float | None = None,
     system_metrics: SystemMetricsSet | None = None,
     capture_content: ContentMode | None = None,
+    llm_clients: Literal["auto", "none"] | Collection[LLMClient] | None = None,
     attribute_value_length_limit: int | None = None,
     metric_cardinality_limit: int | None = None,
     health: bool | None = None,

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from .._core import state as _state
 from .._core.deadline import BoundedCall
 from .._core.guard import after_fork_in_child, report_internal_error
+from .._core.sdk_compat import quiet_cross_scope_view_conflicts
 from .._export.durable import open_spool, spool_stats
 from .._export.exporters import quiet_exporter_logs, warn_if_plaintext_remote
 from .._export.processor import AgentmonSpanProcessor
@@ -27,8 +28,11 @@ from .._health.wiring import health_and_alerts_after_fork
 from .._metrics.derive import AgentSummary, Deriver
 from .._metrics.instruments import Instruments
 from .._names import semconv as sc
+from .._names.dialects import CORE_SCOPE
 from .._spans import sanitize as _sanitize
 from .._spans.sanitize import clean_name, name_arg, optional_name_arg, seconds_arg, warn_arg
+from .llm_clients import LLMClientInstrumentation
+from .llm_clients import start as start_llm_clients
 from .providers import (
     VERSION,
     Pipelines,
@@ -76,6 +80,7 @@ class Monitor:
         resource = resource_after_shutdown(settings, build_resource(settings))
         _sanitize.set_max_length(settings.attribute_value_length_limit)
         quiet_exporter_logs()
+        quiet_cross_scope_view_conflicts(CORE_SCOPE)  # our derived metrics next to an instrumentation's own
         if "otlp" in (settings.traces_exporter, settings.metrics_exporter, settings.logs_exporter):
             warn_if_plaintext_remote(settings.endpoint)
         self._pipes.spool = open_spool(settings, str(resource.attributes.get(sc.SERVICE_NAME, settings.service_name)))
@@ -94,6 +99,12 @@ class Monitor:
             self._system = start_system_metrics(settings, mp)
         except Exception:  # noqa: BLE001 - missing psutil permissions must not stop the agent
             report_internal_error("system metrics")
+        self._llm_clients: LLMClientInstrumentation | None = None
+        if not settings.disabled:
+            span_provider = tp or trace.get_tracer_provider()
+            self._llm_clients = start_llm_clients(
+                settings.llm_clients, settings.capture_content, tracer_provider=span_provider, meter_provider=mp,
+                logger_provider=lp, native_ok=trace.get_tracer_provider() is span_provider)
         self._dispatcher, self._health, self._health_server = build_health(settings, rules, self._deriver, meter,
                                                                           lambda: self.event_logger)
         self._resource = resource
@@ -293,6 +304,8 @@ class Monitor:
         # Every step gets a share of what is left of one deadline, whatever the load: a process
         # whose other threads keep emitting (and taking the GIL) still returns on time.
         try:
+            if self._llm_clients is not None:
+                self._llm_clients.shutdown()
             self._deriver.stop(time.monotonic() + left(0.15))
             if self._health is not None:
                 self._health.stop(left(0.05))

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Final, cast
+from typing import Final, Literal, TypeAlias, cast, get_args
 
 from .._core.guard import log_once
 
@@ -93,6 +93,32 @@ def parse_headers(raw: str) -> dict[str, str]:
     return out
 
 
+#: The LLM client libraries ``configure(llm_clients=...)`` can instrument (also their extras' names).
+LLMClient: TypeAlias = Literal["openai", "anthropic", "google-genai"]
+LLM_CLIENT_NAMES: Final[tuple[str, ...]] = get_args(LLMClient)
+#: ``llm_clients``' resolved value: every installed client, none, or the ones named.
+LLMClients: TypeAlias = Literal["auto", "none"] | tuple[LLMClient, ...]
+
+
+def parse_llm_clients(raw: str) -> LLMClients:
+    """``auto``, ``none`` or a comma-separated list of client names (``AGENTMON_LLM_CLIENTS``)."""
+    value = raw.strip().lower()
+    if value in ("auto", "none"):
+        return cast(LLMClients, value)
+    return _llm_client_names(value.split(","))
+
+
+def _llm_client_names(names: object) -> tuple[LLMClient, ...]:
+    out: list[LLMClient] = []
+    for name in cast("list[object]", names):
+        if not isinstance(name, str) or name.strip().lower() not in LLM_CLIENT_NAMES:
+            raise ValueError("expected auto, none or names of " + ", ".join(LLM_CLIENT_NAMES))
+        clean = cast(LLMClient, name.strip().lower())
+        if clean not in out:
+            out.append(clean)
+    return tuple(out)
+
+
 _ACCEPTS: Final[dict[Callable[[str], object], str]] = {
     parse_bool: "True or False",
     parse_positive_int: "a positive integer",
@@ -110,6 +136,7 @@ OBJECT_ACCEPTS: Final = {
     "notifiers": "a list of notifiers (objects with a notify(event) method)",
     "resource_attributes": "a mapping of attribute names to values",
     "spool_dir": "a directory path (str or os.PathLike)",
+    "llm_clients": "'auto', 'none', or a list of " + ", ".join(LLM_CLIENT_NAMES),
 }
 
 
@@ -196,10 +223,19 @@ def _spool_dir(value: object) -> object:
     raise ValueError("wrong type")
 
 
+def _llm_clients(value: object) -> object:
+    if isinstance(value, str):
+        return parse_llm_clients(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return _llm_client_names(sorted(cast("set[str]", value)) if isinstance(value, (set, frozenset)) else value)
+    raise ValueError("wrong type")
+
+
 _OBJECT_READERS: Final[dict[str, Callable[[object], object]]] = {
     "spool_dir": _spool_dir,
     "health_policy": _health_policy,
     "alert_rules": _alert_rules,
     "notifiers": _notifiers,
     "resource_attributes": _resource_attributes,
+    "llm_clients": _llm_clients,
 }

@@ -25,12 +25,15 @@ from .._core.guard import log_once
 from .._names.semconv import ENV_CAPTURE_CONTENT, ContentMode
 from .._spans.sanitize import clean_str, safe_repr
 from .option_values import (
+    LLM_CLIENT_NAMES,
     Choice,
+    LLMClients,
     accepts,
     from_argument,
     parse_bool,
     parse_endpoint,
     parse_headers,
+    parse_llm_clients,
     parse_port,
     parse_positive_float,
     parse_positive_int,
@@ -153,6 +156,10 @@ class Settings:
         ENV_CAPTURE_CONTENT,
         _parse_choice("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT", upper=True), "NO_CONTENT",
         "message content capture; off by default"))
+    llm_clients: LLMClients = dataclasses.field(metadata=_option(
+        "AGENTMON_LLM_CLIENTS", parse_llm_clients, "auto",
+        "LLM client libraries to instrument when the application imports them: `auto` (every supported one: "
+        + ", ".join(LLM_CLIENT_NAMES) + "), `none`, or a comma-separated list"))
     attribute_value_length_limit: int = dataclasses.field(metadata=_option(
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", _parse_positive_int, 8192,
         "longest attribute string kept (longer ones are truncated)"))

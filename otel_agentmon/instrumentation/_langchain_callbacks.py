@@ -7,6 +7,7 @@ LangChain, which would otherwise log it on every callback or, with ``raise_error
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,9 @@ _CONTROL_FLOW = ("GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentComm
 _AGENT_CHAINS = ("AgentExecutor",)  # langchain's classic agent loop
 _GRAPH_STEP = "graph:step:"  # LangGraph tags each node run of a graph with its step
 _MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name")
+#: The model run we spanned last in this context (callbacks run inline, in the model call's
+#: context); the inference probe reads it. Never reset: a run that ended is no longer in the table.
+_MODEL_RUN: ContextVar[UUID | None] = ContextVar("otel_agentmon_langchain_model_run", default=None)
 
 
 def _is_control_flow(error: BaseException) -> bool:
@@ -194,7 +198,15 @@ class AgentmonCallbackHandler(BaseCallbackHandler):
         provider = (metadata or {}).get("ls_provider")
         if isinstance(provider, str) and provider:
             attrs[sc.GEN_AI_PROVIDER_NAME] = provider
-        return self.table.start(run_id, parent_run_id, f"{operation} {model}", SpanKind.CLIENT, attrs).span
+        span = self.table.start(run_id, parent_run_id, f"{operation} {model}", SpanKind.CLIENT, attrs).span
+        _MODEL_RUN.set(run_id)
+        return span
+
+    def inside_model_call(self) -> bool:
+        """The inference probe (``_spans/inference_scope``): this context is inside a model run we
+        span (a chat model calling its LLM client), so the client layer stands down."""
+        run = _MODEL_RUN.get()
+        return run is not None and self.table.get(run) is not None
 
     @guarded(None)
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *,

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from agents.tracing import Span, Trace, TracingProcessor
+from agents.tracing import Span, Trace, TracingProcessor, get_current_span
 from agents.tracing.span_data import (
     AgentSpanData,
     FunctionSpanData,
@@ -213,6 +213,14 @@ class AgentmonTracingProcessor(TracingProcessor):
                          response_model=model if isinstance(model, str) else None,
                          response_id=response_id if isinstance(response_id, str) else None, span=span)
         record_llm_messages(input=data.input, output=getattr(response, "output", None), span=span)
+
+    def inside_model_call(self) -> bool:
+        """The inference probe (``_spans/inference_scope``): the SDK's current span is a model call
+        we span, or one of a trace left to a peer instrumentation (which spans it), so the
+        LLM-client layer under it stands down."""
+        current = get_current_span()
+        return (current is not None and isinstance(current.span_data, (GenerationSpanData, ResponseSpanData))
+                and (self.table.get(current.span_id) is not None or current.trace_id in self._skipped))
 
     def shutdown(self) -> None:
         pass

@@ -35,6 +35,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from .._spans.inference_scope import register_probe, unregister_probe
 from ._base import FrameworkInstrumentor
 
 __all__ = ["LangGraphInstrumentor", "langchain_peer"]
@@ -73,10 +74,13 @@ class LangGraphInstrumentor(FrameworkInstrumentor):
         hook: ContextVar[Any] = ContextVar("otel_agentmon_langchain_handler", default=handler)
         register_configure_hook(hook, True)
         self._hook, self._handler = hook, handler
+        register_probe(handler.inside_model_call)  # the LLM client under a chat model stands down
 
     def _remove(self) -> None:
         from langchain_core.tracers import context as lc_context
 
         hooks = lc_context._configure_hooks  # noqa: SLF001 - langchain-core has no unregister
         hooks[:] = [h for h in hooks if h[0] is not self._hook]
+        if self._handler is not None:
+            unregister_probe(self._handler.inside_model_call)
         self._hook, self._handler = None, None

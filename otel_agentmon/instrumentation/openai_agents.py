@@ -39,6 +39,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from .._spans.inference_scope import register_probe, unregister_probe
 from ._base import FrameworkInstrumentor
 
 __all__ = ["OpenAIAgentsInstrumentor", "registered_processors"]
@@ -81,6 +82,7 @@ class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
         self._processor = AgentmonTracingProcessor(tracer, _peer, self.stand_down)
         self._undo = watch_set_error(self._processor)
         add_trace_processor(self._processor)
+        register_probe(self._processor.inside_model_call)  # the LLM client under a model call stands down
 
     def _remove(self) -> None:
         from agents import set_trace_processors
@@ -89,6 +91,8 @@ class OpenAIAgentsInstrumentor(FrameworkInstrumentor):
         undo, self._undo = self._undo, None
         if undo is not None:
             undo()
+        if processor is not None:
+            unregister_probe(processor.inside_model_call)
         current = registered_processors()
         if current is not None and any(p is processor for p in current):
             set_trace_processors([p for p in current if p is not processor])

@@ -26,6 +26,7 @@ from otel_agentmon import AlertRule, HealthPolicy, Notifier
 from otel_agentmon._setup.option_values import (
     OBJECT_ACCEPTS,
     Choice,
+    LLMClient,
     parse_bool,
     parse_endpoint,
     parse_headers,
@@ -55,6 +56,7 @@ OBJECTS: dict[str, set[object]] = {
     "notifiers": {Collection[Notifier], Notifier},
     "resource_attributes": {Mapping[str, str | bool | int | float]},
     "spool_dir": {str, os.PathLike[str]},
+    "llm_clients": {typing.Literal["auto", "none"], Collection[LLMClient]},
 }
 
 
