@@ -40,6 +40,12 @@ _LINK = re.compile(r"\[(`[0-9a-f]+`)\]\(http://[^)]+/traces/[0-9a-f]{32}\)")
 
 @pytest.mark.subprocess
 @pytest.mark.timeout(180)
+def _firing(url: str) -> list[str]:
+    with urllib.request.urlopen(f"{url}/api/state", timeout=10) as response:
+        state = json.loads(response.read())
+    return [f"{a.get('rule')}:{a.get('agent')}" for a in state["alerts"]["firing"]]
+
+
 def test_serve_and_its_recording_of_one_run_report_the_same_findings(tmp_path: Path) -> None:
     recording, from_url, from_file = tmp_path / "serve.jsonl", tmp_path / "url.md", tmp_path / "file.md"
     rules = load_rules(EXAMPLE.with_name("alert_rules.yaml"))
@@ -50,6 +56,9 @@ def test_serve_and_its_recording_of_one_run_report_the_same_findings(tmp_path: P
         assert proc.returncode == 0, proc.stderr
         started = int(re.search(r"done: (\d+) spans", proc.stdout).group(1))  # type: ignore[union-attr]
         assert wait_for(lambda: server.stats()["spans"] >= started, timeout=30), (server.stats(), started)
+        # The run ended cleanly: once serve has taken in its last export (agents stopped), none of
+        # its alerts is still firing; a report taken before that is a snapshot of an earlier moment.
+        assert wait_for(lambda: not _firing(server.url), timeout=30), _firing(server.url)
         assert cli.main(["report", "--from", server.url, "--markdown", str(from_url), "--html",
                          str(tmp_path / "url.html")]) == 0
     assert cli.main(["report", "--from", str(recording), "--markdown", str(from_file)]) == 0

@@ -139,8 +139,18 @@ def test_openllmetry_on_openai_agents_reports_no_usage_and_none_is_made_up(recei
     assert tokens_by_scope(receiver, "input") == {} and tokens_by_scope(receiver, "output") == {}
 
 
-@pytest.mark.parametrize("setup", ["langgraph:official", "langgraph:ours+official", "openai_agents:official",
-                                   "smolagents:official"])
+def test_official_openai_agents_leaves_model_calls_to_the_openai_client_layer_configure_turns_on(
+        receiver: OTLPReceiver) -> None:
+    """The official Agents SDK instrumentation makes no model-call span; the OpenAI client under the
+    scripted model is instrumented by configure() itself (the official OpenAI instrumentation), so
+    each call's tokens are counted once, in that scope."""
+    run(receiver, "openai_agents:official")
+    client_scope = "opentelemetry.instrumentation.genai.openai"
+    assert tokens_by_scope(receiver, "input") == {client_scope: INPUT_TOKENS}
+    assert tokens_by_scope(receiver, "output") == {client_scope: OUTPUT_TOKENS}
+
+
+@pytest.mark.parametrize("setup", ["langgraph:official", "langgraph:ours+official", "smolagents:official"])
 def test_official_instrumentations_that_see_no_model_call_report_no_usage(receiver: OTLPReceiver, setup: str) -> None:
     """The official instrumentation alone (or, for LangGraph, with ours, which then stands down). On
     these scripted models it sees no model call: the LangChain one skips a chat model without a model name
