@@ -127,6 +127,8 @@ def test_under_opentelemetry_instrument_the_llm_client_entry_points_are_left_to_
 CLIENT_EXAMPLES = {  # example: (service, model-call span name, its scope)
     "openai_client": ("openai-client-example", f"chat {st.OPENAI_MODEL}", OFFICIAL_OPENAI),
     "anthropic_client": ("anthropic-client-example", "anthropic.messages.create", NATIVE_ANTHROPIC),
+    "google_genai_client": ("google-genai-client-example", "generate_content gemini-2.5-flash",
+                            "opentelemetry.instrumentation.google_genai"),
 }
 
 
