@@ -190,10 +190,17 @@ def test_the_demo_picks_another_port_when_the_default_is_taken() -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/", timeout=2)
 
 
+# A shell runs background jobs with SIGINT ignored and children inherit that (a CI runner may start
+# the suite so; Python then never raises KeyboardInterrupt): run the demo with the SIGINT handling a
+# terminal user's Ctrl-C meets.
+_WITH_CTRL_C = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def test_the_demo_stops_cleanly_on_ctrl_c() -> None:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "swarm.py"), "--live", "--port", "0",
-                             "--tasks", "20"], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", _WITH_CTRL_C, str(ROOT / "examples" / "swarm.py"), "--live",
+                             "--port", "0", "--tasks", "20"], env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
         match = re.match(r"agentmon dashboard: (http://127\.0\.0\.1:\d+)/", proc.stdout.readline())
